@@ -1,0 +1,285 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
+)
+
+// ScopeName is the instrumentation scope of the spans and metrics the runner
+// records.
+const ScopeName = "github.com/deploykit/deploy"
+
+// Release describes what is being released: service, version, environment,
+// commit, description, links and labels. Service and Version are required;
+// Environment defaults to "production".
+type Release = state.Release
+
+// Status is the state of a release: running, or one of the final statuses.
+type Status = state.Status
+
+// Statuses of a release.
+const (
+	Running        = state.Running
+	Succeeded      = state.Succeeded
+	RolledBack     = state.RolledBack
+	Failed         = state.Failed
+	Blocked        = state.Blocked
+	Aborted        = state.Aborted
+	RollbackFailed = state.RollbackFailed
+)
+
+// Phase is one of the four activities of a deployment, or the rollback.
+type Phase string
+
+// Phases, in order. PhaseRollback interrupts deploy or verify when the
+// release hurts users; PhaseComplete is the workflow state once done.
+const (
+	PhasePreflight   Phase = "preflight"
+	PhaseDeploy      Phase = "deploy"
+	PhaseVerify      Phase = "verify"
+	PhaseCommunicate Phase = "communicate"
+	PhaseRollback    Phase = "rollback"
+	PhaseComplete    Phase = "complete"
+)
+
+// Deployment is the read-only view of a release in progress that the runner
+// hands to gates and strategies. It is valid for the duration of the call
+// only: do not keep it, and do not modify its maps.
+type Deployment struct {
+	// ID identifies the release; it is the key of its state record.
+	ID      string
+	Release Release
+	// Stage is the stage being deployed ("staging", "production").
+	Stage Stage
+	// Step is the index of the step being applied within the stage's plan.
+	Step int
+	// Exposure is the share of users on the new version now, in [0, 1].
+	Exposure float64
+	// Baseline is the preflight observation of every monitor.
+	Baseline monitor.Observation
+	// Started is when the release was created.
+	Started time.Time
+}
+
+// Stage is one environment the release passes through in order, such as
+// staging before production. Each stage runs the strategy's plan for that stage.
+type Stage struct {
+	// Name is shown in progress and in the report.
+	Name string
+	// Environment is passed to monitors; empty means the release's environment.
+	Environment string
+}
+
+// Gate is a pre-deployment check. Check returns nil to pass, an error to
+// block (its message is the reason), or an error made by [RetryAt] to ask to
+// be checked again later. Gates are called one at a time, in order.
+//
+// A gate may implement Name() string to name itself in reports and spans, and
+// [Checklister] to tick checklist items when it passes.
+type Gate interface {
+	Check(ctx context.Context, d *Deployment) error
+}
+
+// GateFunc adapts a function to a [Gate].
+type GateFunc func(ctx context.Context, d *Deployment) error
+
+// Check calls f(ctx, d).
+func (f GateFunc) Check(ctx context.Context, d *Deployment) error { return f(ctx, d) }
+
+// Monitor measures the health of a release; it is [monitor.Source]. An error
+// means "could not measure", never "unhealthy". Monitors are observed
+// concurrently with each other (one goroutine each per interval, all joined
+// before the verdict), never concurrently with themselves.
+//
+// A monitor may implement Name() string and [Checklister].
+type Monitor = monitor.Source
+
+// MonitorFunc adapts a function to a [Monitor]; it is [monitor.Func].
+type MonitorFunc = monitor.Func
+
+// Strategy is how a release reaches users: a plan of steps and a way back.
+//
+// Plan must be deterministic for the same deployment and stage: Resume
+// continues by step index, so the steps after a restart must be the same
+// steps. Step names are unique within a plan. Rollback returns every user to
+// the previous version; it is called under a context that outlives the
+// cancellation of Run, and must be idempotent.
+//
+// A strategy may implement Name() string and RollbackPath() bool; a
+// strategy whose RollbackPath reports false has no way back, which the
+// runner refuses for production unless waived ([NoRollbackPlan]).
+type Strategy interface {
+	Plan(d *Deployment) ([]Step, error)
+	Rollback(ctx context.Context, d *Deployment) error
+}
+
+// Step is one move of a strategy: apply, then bake while monitors watch.
+type Step struct {
+	// Name is unique within the plan ("deploy", "5%", "switch").
+	Name string
+	// Exposure is the share of users or traffic on the new version once the
+	// step is applied, in [0, 1].
+	Exposure float64
+	// Bake is how long monitors watch before the next step. 0 promotes as
+	// soon as the step is applied, without observing.
+	Bake time.Duration
+	// Approval makes the runner wait for the approval gate (WithApproval)
+	// before applying the step.
+	Approval bool
+	// Apply makes the step happen. It must be idempotent: after a crash the
+	// runner may apply a step again that was applied but not yet recorded.
+	Apply func(ctx context.Context, d *Deployment) error
+}
+
+// Notifier tells people what happens. Notify is called from the runner's
+// outbox with retries and backoff; an error means "not delivered, try again".
+// Notifications never block or fail a release. One notifier receives its
+// events one at a time, in order.
+type Notifier interface {
+	Notify(ctx context.Context, e Event) error
+}
+
+// NotifierFunc adapts a function to a [Notifier].
+type NotifierFunc func(ctx context.Context, e Event) error
+
+// Notify calls f(ctx, e).
+func (f NotifierFunc) Notify(ctx context.Context, e Event) error { return f(ctx, e) }
+
+// Checklister is implemented by gates and monitors that provide evidence for
+// items of the deployment checklist. The runner ticks the items when the gate
+// passes or the monitor's observation is healthy.
+type Checklister interface {
+	ChecklistItems() []Item
+}
+
+// Sentinel errors. Errors returned by Run, Resume, Rollback and Reconcile
+// wrap one of them, usually inside a *PhaseError.
+var (
+	// ErrBlocked: a gate or a pitfall guard refused the release, or a gate
+	// asked to wait past the gate deadline. Nothing was deployed.
+	ErrBlocked = errors.New("deploy: blocked")
+	// ErrUnhealthy: the release hurt users (a trigger fired, or verification
+	// failed) and was rolled back.
+	ErrUnhealthy = errors.New("deploy: unhealthy")
+	// ErrAborted: the context was cancelled or a step failed; the release was
+	// rolled back.
+	ErrAborted = errors.New("deploy: aborted")
+	// ErrLocked: another runner holds the release, or another release of the
+	// same service and environment is active.
+	ErrLocked = errors.New("deploy: locked")
+	// ErrRollbackFailed: the rollback failed or did not restore health. A
+	// person must act; an urgent event was sent.
+	ErrRollbackFailed = errors.New("deploy: rollback failed")
+	// ErrInvalid: bad input (a release, a plan, an option), refused before
+	// any side effect.
+	ErrInvalid = errors.New("deploy: invalid")
+)
+
+// PhaseError is an error in a phase, and step if any.
+type PhaseError struct {
+	Phase Phase
+	Stage string
+	Step  string
+	Err   error
+}
+
+func (e *PhaseError) Error() string {
+	where := string(e.Phase)
+	if e.Step != "" {
+		where += " step " + e.Stage + "/" + e.Step
+	}
+	return where + ": " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *PhaseError) Unwrap() error { return e.Err }
+
+// retryError asks for a gate to be checked again at a time.
+type retryError struct {
+	at     time.Time
+	reason string
+}
+
+func (e *retryError) Error() string {
+	return fmt.Sprintf("%s (retry at %s)", e.reason, e.at.Format(time.RFC3339))
+}
+
+// RetryAt returns an error for Gate.Check that asks the runner to check the
+// gate again at t, for a reason such as "window closed until Monday 09:00" or
+// "approval pending". The runner waits up to its gate deadline, then blocks.
+func RetryAt(t time.Time, reason string) error { return &retryError{at: t, reason: reason} }
+
+// IsRetry reports whether err asks to be retried, and when.
+func IsRetry(err error) (time.Time, bool) {
+	var r *retryError
+	if errors.As(err, &r) {
+		return r.at, true
+	}
+	return time.Time{}, false
+}
+
+// Pitfall names one of the four common deployment pitfalls the runner guards
+// against. See [WithWaiver].
+type Pitfall string
+
+// The pitfalls of the deployment checklist.
+const (
+	FridayDeploy   Pitfall = "friday-deploy"    // deploying before weekends or holidays
+	NoMonitoring   Pitfall = "no-monitoring"    // deploying without watching for issues
+	NoRollbackPlan Pitfall = "no-rollback-plan" // unable to revert quickly
+	SilentDeploy   Pitfall = "silent-deploy"    // not telling stakeholders
+)
+
+// EventKind says what an Event reports.
+type EventKind string
+
+// Event kinds.
+const (
+	EventStarted     EventKind = "started"
+	EventGate        EventKind = "gate"
+	EventPhase       EventKind = "phase"
+	EventStep        EventKind = "step"
+	EventObservation EventKind = "observation"
+	EventRollback    EventKind = "rollback"
+	EventFinished    EventKind = "finished"
+)
+
+// Reading is one trigger's judgement in an observation event.
+type Reading struct {
+	Trigger string `json:"trigger"`
+	Metric  string `json:"metric"`
+	Outcome string `json:"outcome"` // pass, inconclusive, fail
+	Reason  string `json:"reason"`
+}
+
+// Event is something notifiers hear about. It travels as a struct so that
+// fields can be added without breaking notifiers.
+type Event struct {
+	Kind         EventKind `json:"kind"`
+	At           time.Time `json:"at"`
+	DeploymentID string    `json:"deploymentId"`
+	Release      Release   `json:"release"`
+	Phase        Phase     `json:"phase"`
+	Stage        string    `json:"stage,omitempty"`
+	Step         string    `json:"step,omitempty"`
+	Exposure     float64   `json:"exposure"`
+	// Status is the release's status; final on EventFinished.
+	Status Status `json:"status"`
+	// Verdict is the rollback policy's verdict on an observation.
+	Verdict string `json:"verdict,omitempty"`
+	// Readings are the triggers' judgements behind Verdict.
+	Readings []Reading `json:"readings,omitempty"`
+	// Message is a one-line summary for people.
+	Message string `json:"message"`
+	// Urgent events need a person now (a failed rollback).
+	Urgent bool `json:"urgent,omitempty"`
+	// Report is the Markdown summary report, on EventFinished.
+	Report string `json:"report,omitempty"`
+	// Links are the release's links plus any the runner adds.
+	Links map[string]string `json:"links,omitempty"`
+}

@@ -1,0 +1,431 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deploykit/deploy/state"
+)
+
+// loop is the in-memory side of one Run, Resume or Reconcile: the spans that
+// stay open across reconcile calls, the lease token, and the outbox dispatcher.
+type loop struct {
+	r        *Runner
+	tr       trace.Tracer
+	ctx      context.Context
+	runSpan  trace.Span
+	attrsSet bool
+
+	phase     string
+	phaseSpan trace.Span
+	phaseCtx  context.Context
+
+	stepKey  string
+	stepSpn  trace.Span
+	stepCtx  context.Context
+	token    int64
+	aborted  bool
+	disp     *dispatcher
+	finished bool
+}
+
+func (r *Runner) tracerProvider() trace.TracerProvider {
+	if r.cfg.tp != nil {
+		return r.cfg.tp
+	}
+	return otel.GetTracerProvider()
+}
+
+func (r *Runner) meterProvider() metric.MeterProvider {
+	if r.cfg.mp != nil {
+		return r.cfg.mp
+	}
+	return otel.GetMeterProvider()
+}
+
+func (r *Runner) newLoop(ctx context.Context, d *dispatcher) *loop {
+	tr := r.tracerProvider().Tracer(ScopeName)
+	lp := &loop{r: r, tr: tr, disp: d}
+	lp.ctx, lp.runSpan = tr.Start(ctx, "deploy.run")
+	lp.phaseCtx = lp.ctx
+	if d != nil {
+		d.start(lp)
+	}
+	return lp
+}
+
+func (lp *loop) tracer() trace.Tracer { return lp.tr }
+
+// start opens the phase span matching rec's phase.
+func (lp *loop) start(rec *state.Record) {
+	if !lp.attrsSet {
+		lp.attrsSet = true
+		lp.runSpan.SetAttributes(
+			attribute.String("service.name", rec.Release.Service),
+			attribute.String("service.version", rec.Release.Version),
+			attribute.String("deployment.environment.name", rec.Release.Environment),
+			attribute.String("deployment.id", rec.ID),
+			attribute.String("deploy.strategy", rec.Strategy),
+		)
+	}
+	if rec.Phase == lp.phase {
+		return
+	}
+	lp.endStep(nil)
+	if lp.phaseSpan != nil {
+		lp.phaseSpan.End()
+	}
+	lp.phase = rec.Phase
+	lp.phaseCtx, lp.phaseSpan = lp.tr.Start(lp.ctx, "deploy.phase", trace.WithAttributes(attribute.String("deploy.phase", rec.Phase)))
+}
+
+// stepSpan returns the context of the current step's span, opening it if needed.
+func (lp *loop) stepSpan(rec *state.Record, s Step) context.Context {
+	key := strconv.Itoa(rec.Stage) + "/" + s.Name
+	if key == lp.stepKey && lp.stepSpn != nil {
+		return lp.stepCtx
+	}
+	lp.endStep(nil)
+	lp.stepKey = key
+	lp.stepCtx, lp.stepSpn = lp.tr.Start(lp.phaseCtx, "deploy.step", trace.WithAttributes(
+		attribute.String("deploy.step", s.Name),
+		attribute.Int("deploy.step.index", rec.Step),
+		attribute.String("deploy.stage", lp.r.stageName(rec)),
+		attribute.Float64("deploy.exposure", s.Exposure),
+		attribute.Int64("deploy.bake_ms", s.Bake.Milliseconds()),
+	))
+	return lp.stepCtx
+}
+
+func (lp *loop) stepError(err error) {
+	if lp.stepSpn != nil {
+		lp.stepSpn.RecordError(err)
+		lp.stepSpn.SetStatus(codes.Error, err.Error())
+	}
+}
+
+func (lp *loop) endStep(err error) {
+	if lp.stepSpn == nil {
+		return
+	}
+	if err != nil {
+		lp.stepSpn.SetStatus(codes.Error, err.Error())
+	}
+	lp.stepSpn.End()
+	lp.stepSpn, lp.stepKey = nil, ""
+}
+
+// fail records err on the run span.
+func (lp *loop) fail(err error) {
+	if err == nil {
+		return
+	}
+	lp.runSpan.RecordError(err)
+	lp.runSpan.SetStatus(codes.Error, err.Error())
+}
+
+func (lp *loop) end() {
+	if lp.disp != nil {
+		lp.disp.stop()
+	}
+	lp.endStep(nil)
+	if lp.phaseSpan != nil {
+		lp.phaseSpan.End()
+	}
+	lp.runSpan.End()
+}
+
+// kick hands the record's undelivered messages to the dispatcher.
+func (lp *loop) kick(rec *state.Record) {
+	if lp.disp != nil {
+		lp.disp.enqueue(rec.Outbox)
+	}
+}
+
+// finish waits for the outbox, saves delivery results and returns the final report.
+func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
+	ctx := context.WithoutCancel(lp.ctx)
+	if lp.disp != nil {
+		lp.disp.drain(r.cfg.notifyTimeout)
+		lp.disp.stop()
+	}
+	for range 3 {
+		rec, err := r.cfg.store.Load(ctx, id)
+		if err != nil {
+			break
+		}
+		if lp.disp != nil && !lp.disp.apply(rec) {
+			rep = r.report(rec)
+			break
+		}
+		if err := r.cfg.store.Update(ctx, rec); err == nil || !errors.Is(err, state.ErrConflict) {
+			rep = r.report(rec)
+			break
+		}
+	}
+	lp.runSpan.SetAttributes(attribute.String("deploy.status", string(rep.Status)))
+	if m, err := r.meterProvider().Meter(ScopeName).Int64Counter("deploy.releases",
+		metric.WithDescription("Releases finished, by final status."), metric.WithUnit("{release}")); err == nil {
+		m.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rep.Release.Service), attribute.String("deploy.status", string(rep.Status))))
+	}
+	return rep
+}
+
+// flushSync delivers due messages once each, for Reconcile without Run.
+func (r *Runner) flushSync(lp *loop, id string) {
+	ctx := context.WithoutCancel(lp.ctx)
+	rec, err := r.cfg.store.Load(ctx, id)
+	if err != nil || len(rec.Outbox) == 0 {
+		return
+	}
+	now := time.Now()
+	blocked := map[int]bool{}
+	var keep []state.Message
+	for _, m := range rec.Outbox {
+		if blocked[m.Notifier] || m.NextAt.After(now) {
+			blocked[m.Notifier] = true
+			keep = append(keep, m)
+			continue
+		}
+		if err := r.deliver(ctx, lp, m); err != nil {
+			m.Attempts++
+			m.LastError = err.Error()
+			if m.Attempts >= maxAttempts {
+				rec.Delivered++
+				r.note(rec, now, "note", "notify", fmt.Sprintf("gave up on event %d for notifier %d: %v", m.ID, m.Notifier, err))
+				continue
+			}
+			m.NextAt = now.Add(backoff(m.Attempts))
+			blocked[m.Notifier] = true
+			keep = append(keep, m)
+			continue
+		}
+		rec.Delivered++
+	}
+	rec.Outbox = keep
+	r.cfg.store.Update(ctx, rec)
+}
+
+func marshalEvent(e Event) ([]byte, error) { return json.Marshal(e) }
+
+// deliver sends one message to its notifier, with a span and a timeout.
+func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
+	if m.Notifier < 0 || m.Notifier >= len(r.cfg.notifiers) {
+		return fmt.Errorf("notifier %d is not configured", m.Notifier)
+	}
+	var ev Event
+	if err := json.Unmarshal(m.Event, &ev); err != nil {
+		return fmt.Errorf("decoding event %d: %w", m.ID, err)
+	}
+	n := r.cfg.notifiers[m.Notifier]
+	ctx, cancel := context.WithTimeout(ctx, notifyAttemptTimeout)
+	defer cancel()
+	ctx, span := lp.tr.Start(ctx, "deploy.notify", trace.WithAttributes(
+		attribute.String("deploy.notifier", nameOf(n)), attribute.String("deploy.event", string(ev.Kind)),
+		attribute.Int("deploy.attempt", m.Attempts+1)))
+	defer span.End()
+	err := n.Notify(ctx, ev)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+const (
+	maxAttempts          = 8
+	notifyAttemptTimeout = 10 * time.Second
+)
+
+// backoff returns the wait after the n-th failed attempt: 1 s, 2 s, 4 s …
+// capped at one minute.
+func backoff(n int) time.Duration {
+	d := time.Second << min(n-1, 6)
+	return min(d, time.Minute)
+}
+
+// dispatcher delivers the outbox asynchronously: one worker per notifier so
+// that a slow notifier delays nobody else, in order within a notifier, with
+// retries and backoff. Results are folded into the record at the next save.
+type dispatcher struct {
+	r       *Runner
+	lp      *loop
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queues  [][]state.Message
+	seen    map[int]bool
+	results map[int]state.Message // latest state of attempted messages
+	busy    int
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+func newDispatcher(r *Runner) *dispatcher {
+	if len(r.cfg.notifiers) == 0 {
+		return nil
+	}
+	return &dispatcher{r: r}
+}
+
+func (d *dispatcher) start(lp *loop) {
+	d.lp = lp
+	d.cond = sync.NewCond(&d.mu)
+	d.queues = make([][]state.Message, len(d.r.cfg.notifiers))
+	d.seen = map[int]bool{}
+	d.results = map[int]state.Message{}
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(lp.ctx))
+	for i := range d.queues {
+		d.wg.Go(func() { d.work(i) })
+	}
+}
+
+func (d *dispatcher) enqueue(msgs []state.Message) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range msgs {
+		if d.seen[m.ID] || m.Notifier < 0 || m.Notifier >= len(d.queues) {
+			continue
+		}
+		d.seen[m.ID] = true
+		d.queues[m.Notifier] = append(d.queues[m.Notifier], m)
+	}
+	d.cond.Broadcast()
+}
+
+func (d *dispatcher) work(i int) {
+	for {
+		d.mu.Lock()
+		for len(d.queues[i]) == 0 && !d.stopped {
+			d.cond.Wait()
+		}
+		if d.stopped {
+			d.mu.Unlock()
+			return
+		}
+		m := d.queues[i][0]
+		d.busy++
+		d.mu.Unlock()
+
+		if wait := time.Until(m.NextAt); wait > 0 {
+			if !d.sleep(wait) {
+				d.done(i, m, false)
+				return
+			}
+		}
+		err := d.r.deliver(d.ctx, d.lp, m)
+		m.Attempts++
+		final := err == nil
+		if err != nil {
+			m.LastError = err.Error()
+			if m.Attempts >= maxAttempts {
+				final = true
+			} else {
+				m.NextAt = time.Now().Add(backoff(m.Attempts))
+			}
+		} else {
+			m.Delivered = true
+		}
+		d.done(i, m, final)
+	}
+}
+
+func (d *dispatcher) sleep(wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-d.ctx.Done():
+		return false
+	}
+}
+
+// done records an attempt; a final message leaves its queue.
+func (d *dispatcher) done(i int, m state.Message, final bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy--
+	d.results[m.ID] = m
+	if final {
+		d.queues[i] = d.queues[i][1:]
+	} else if len(d.queues[i]) > 0 {
+		d.queues[i][0] = m
+	}
+	d.cond.Broadcast()
+}
+
+// drain waits until every queue is empty, or timeout passes.
+func (d *dispatcher) drain(timeout time.Duration) {
+	if d == nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		d.mu.Lock()
+		empty := d.busy == 0
+		for _, q := range d.queues {
+			empty = empty && len(q) == 0
+		}
+		d.mu.Unlock()
+		if empty || !time.Now().Before(deadline) {
+			return
+		}
+		t := time.NewTimer(min(50*time.Millisecond, time.Until(deadline)))
+		<-t.C
+	}
+}
+
+func (d *dispatcher) stop() {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	d.stopped = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+}
+
+// apply folds delivery results into rec; it reports whether rec changed.
+func (d *dispatcher) apply(rec *state.Record) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	changed := false
+	keep := rec.Outbox[:0]
+	for _, m := range rec.Outbox {
+		res, ok := d.results[m.ID]
+		if !ok {
+			keep = append(keep, m)
+			continue
+		}
+		changed = true
+		if res.Delivered || res.Attempts >= maxAttempts {
+			rec.Delivered++
+			continue
+		}
+		keep = append(keep, res)
+	}
+	rec.Outbox = keep
+	return changed
+}

@@ -1,0 +1,212 @@
+package deploy
+
+import (
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/rollback"
+	"github.com/deploykit/deploy/state"
+)
+
+// Option configures a Runner. Nil options, and options given nil values,
+// are ignored.
+type Option func(*config)
+
+type config struct {
+	gates           []Gate
+	monitors        []Monitor
+	notifiers       []Notifier
+	policy          rollback.Policy
+	stages          []Stage
+	schedule        monitor.Schedule
+	scheduleSet     bool
+	store           state.Store
+	tp              trace.TracerProvider
+	mp              metric.MeterProvider
+	logger          *slog.Logger
+	waivers         map[Pitfall]string
+	interval        time.Duration
+	gateDeadline    time.Duration
+	approval        Gate
+	rollbackTimeout time.Duration
+	baselineWindow  time.Duration
+	notifyTimeout   time.Duration
+	location        *time.Location
+	storeDir        string
+}
+
+// WithGates adds pre-deployment gates, checked in order.
+func WithGates(g ...Gate) Option {
+	return func(c *config) {
+		for _, x := range g {
+			if x != nil {
+				c.gates = append(c.gates, x)
+			}
+		}
+	}
+}
+
+// WithMonitors adds monitors, observed at the baseline, during each step's
+// bake, in verification and after a rollback.
+func WithMonitors(m ...Monitor) Option {
+	return func(c *config) {
+		for _, x := range m {
+			if x != nil {
+				c.monitors = append(c.monitors, x)
+			}
+		}
+	}
+}
+
+// WithNotifiers adds notifiers. Each receives every event, in order.
+func WithNotifiers(n ...Notifier) Option {
+	return func(c *config) {
+		for _, x := range n {
+			if x != nil {
+				c.notifiers = append(c.notifiers, x)
+			}
+		}
+	}
+}
+
+// WithRollbackPolicy sets the triggers and limits that judge observations.
+// The default policy rolls back on a critical check failing, on an error rate
+// up by more than 50 % (above a 1 % floor) and on p95 latency up by more than
+// 200 ms.
+func WithRollbackPolicy(p rollback.Policy) Option {
+	return func(c *config) { c.policy = p }
+}
+
+// DefaultPolicy returns the policy used when WithRollbackPolicy is not given.
+func DefaultPolicy() rollback.Policy {
+	return rollback.Policy{
+		Triggers: []rollback.Trigger{
+			rollback.CriticalChecks{},
+			rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.01},
+			rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond},
+		},
+		InconclusiveLimit: 3,
+	}
+}
+
+// WithStages runs the strategy's plan once per stage, in order, such as
+// staging before production. The default is one stage named after the
+// release's environment.
+func WithStages(s ...Stage) Option {
+	return func(c *config) {
+		if len(s) > 0 {
+			c.stages = append([]Stage(nil), s...)
+		}
+	}
+}
+
+// WithSchedule sets the post-deployment watch. The default is
+// monitor.DefaultSchedule: every 30 s for the first hour, every 5 min until
+// 24 h. An empty schedule skips the watch after the post-deployment checks.
+func WithSchedule(s monitor.Schedule) Option {
+	return func(c *config) { c.schedule, c.scheduleSet = s, true }
+}
+
+// WithStore sets where release records are kept. The default is a
+// state.File store in ".deploy", created at the first Run.
+func WithStore(s state.Store) Option {
+	return func(c *config) {
+		if s != nil {
+			c.store = s
+		}
+	}
+}
+
+// WithTracerProvider sets the tracer provider. The default is the global
+// provider, looked up when the runner runs.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) {
+		if tp != nil {
+			c.tp = tp
+		}
+	}
+}
+
+// WithMeterProvider sets the meter provider. The default is the global
+// provider, looked up when the runner runs.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) {
+		if mp != nil {
+			c.mp = mp
+		}
+	}
+}
+
+// WithLogger sets the logger for the runner's own diagnostics. The default
+// discards. For progress for people, use notify.Log or notify.Console.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithWaiver waives a pitfall guard with a written reason, which appears in
+// the report. An empty reason is refused by NewRunner.
+func WithWaiver(p Pitfall, reason string) Option {
+	return func(c *config) {
+		if c.waivers == nil {
+			c.waivers = make(map[Pitfall]string)
+		}
+		c.waivers[p] = reason
+	}
+}
+
+// WithInterval sets how often monitors are observed while a step bakes.
+// The default is one minute.
+func WithInterval(d time.Duration) Option {
+	return func(c *config) { c.interval = d }
+}
+
+// WithGateDeadline sets how long the runner waits for gates that ask to be
+// retried (RetryAt) before it blocks the release. The default is one hour.
+func WithGateDeadline(d time.Duration) Option {
+	return func(c *config) { c.gateDeadline = d }
+}
+
+// WithApproval sets the gate consulted before a step with Approval set.
+func WithApproval(g Gate) Option {
+	return func(c *config) {
+		if g != nil {
+			c.approval = g
+		}
+	}
+}
+
+// WithRollbackTimeout bounds Strategy.Rollback. The default is 5 minutes.
+func WithRollbackTimeout(d time.Duration) Option {
+	return func(c *config) { c.rollbackTimeout = d }
+}
+
+// WithBaselineWindow sets how far back the preflight baseline observation
+// looks (Target.Since). The default is 10 minutes.
+func WithBaselineWindow(d time.Duration) Option {
+	return func(c *config) { c.baselineWindow = d }
+}
+
+// WithNotifyTimeout bounds how long Run waits, once the release is over,
+// for the outbox to be delivered. Undelivered events stay in the state and
+// are retried by Resume. The default is 30 seconds.
+func WithNotifyTimeout(d time.Duration) Option {
+	return func(c *config) { c.notifyTimeout = d }
+}
+
+// WithLocation sets the service's time zone for the built-in deploy window
+// (used when no gate declares itself a window). The default is time.Local.
+func WithLocation(l *time.Location) Option {
+	return func(c *config) {
+		if l != nil {
+			c.location = l
+		}
+	}
+}

@@ -1,0 +1,301 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deploykit/deploy/state"
+)
+
+// Report is the outcome of a release: what happened, with evidence. It is
+// built from the release's state record, so a report of a finished release
+// can be rebuilt at any time with Runner.Report.
+type Report struct {
+	ID       string
+	Release  Release
+	Strategy string
+	Status   Status
+	// Phase is where the release is, or ended.
+	Phase    Phase
+	Started  time.Time
+	Finished time.Time
+	// Exposure is the share of users on the new version at the end.
+	Exposure  float64
+	Gates     []state.Gate
+	Baseline  map[string]state.Measurement
+	Last      map[string]state.Measurement
+	Windows   []state.Window
+	Timeline  []state.Entry
+	Checklist []ChecklistLine
+	// Trigger is what made the release roll back or stop, if anything.
+	Trigger       *state.Trigger
+	RollbackSteps []state.Entry
+	// Conditions are the rollback policy's trigger conditions.
+	Conditions []string
+	Waivers    []state.Waiver
+	FollowUps  []string
+	Lessons    []string
+	// Error is the error that ended the release, if any.
+	Error string
+	// Pending counts notifications not delivered yet.
+	Pending int
+}
+
+// Duration is how long the release took (so far).
+func (rep *Report) Duration() time.Duration {
+	end := rep.Finished
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(rep.Started)
+}
+
+// Report rebuilds the report of release id from its state record.
+func (r *Runner) Report(ctx context.Context, id string) (*Report, error) {
+	store, err := r.store()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := store.Load(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	return r.report(rec), nil
+}
+
+func (r *Runner) report(rec *state.Record) *Report {
+	rep := &Report{
+		ID: rec.ID, Release: rec.Release, Strategy: rec.Strategy, Status: rec.Status, Phase: Phase(rec.Phase),
+		Started: rec.Created, Finished: rec.Finished, Exposure: rec.Exposure,
+		Gates: rec.Gates, Baseline: rec.Baseline, Last: rec.Last, Windows: rec.Windows, Timeline: rec.Timeline,
+		Trigger: rec.Trigger, RollbackSteps: rec.RollbackSteps, Waivers: rec.Waivers, Error: rec.Error,
+		Conditions: r.cfg.policy.Conditions(), Pending: len(rec.Outbox),
+	}
+	for _, sec := range Checklist() {
+		for _, it := range sec.Items {
+			t := rec.Checklist[string(it)]
+			rep.Checklist = append(rep.Checklist, ChecklistLine{Section: sec.Title, Item: it, Done: t.Done, Evidence: t.Evidence})
+		}
+	}
+	rep.FollowUps, rep.Lessons = followUps(rec)
+	return rep
+}
+
+// followUps derives follow-up items and lessons from what happened.
+func followUps(rec *state.Record) (follow, lessons []string) {
+	for _, w := range rec.Waivers {
+		follow = append(follow, fmt.Sprintf("Revisit waived pitfall %s (reason given: %s)", w.Pitfall, w.Reason))
+		lessons = append(lessons, fmt.Sprintf("Released with pitfall %s waived: %s", w.Pitfall, w.Reason))
+	}
+	paused := 0
+	for _, e := range rec.Timeline {
+		if e.Kind == "verdict" && strings.HasPrefix(e.Detail, "paused: ") {
+			paused++
+		}
+	}
+	if paused > 0 || rec.Counters.Inconclusive > 0 {
+		follow = append(follow, fmt.Sprintf("Check metric coverage: %d inconclusive observation(s) (no data or too few samples)", rec.Counters.Inconclusive))
+		lessons = append(lessons, "Some observations were inconclusive; the release paused rather than promote on missing data")
+	}
+	if rec.Counters.ConsecutiveErrors > 0 {
+		follow = append(follow, "Fix the metric source that failed to measure")
+	}
+	switch rec.Status {
+	case RolledBack, Aborted, Failed:
+		if rec.Trigger != nil && rec.Trigger.Kind != "blocked" {
+			follow = append(follow, "Document what went wrong: "+rec.Trigger.Reason, "Investigate root cause", "Plan fix before re-attempting")
+			if !rec.RollbackStart.IsZero() {
+				lessons = append(lessons, fmt.Sprintf("The rollback triggered on its own and restored the previous version in %v", rec.Finished.Sub(rec.Trigger.At).Round(time.Second)))
+			}
+		}
+	case RollbackFailed:
+		follow = append(follow, "URGENT: restore the previous version by hand: "+rec.Error, "Investigate why the rollback failed", "Investigate root cause")
+		lessons = append(lessons, "The automatic rollback did not restore health")
+	case Blocked:
+		if rec.Trigger != nil {
+			follow = append(follow, "Resolve the blocking check and re-run: "+rec.Trigger.Reason)
+		}
+		lessons = append(lessons, "The pre-deployment checks stopped the release before anything was deployed")
+	case Succeeded:
+		lessons = append(lessons, fmt.Sprintf("What went well: every step stayed within its thresholds over %d observations", rec.Observed))
+		if len(rec.Baseline) == 0 {
+			lessons = append(lessons, "What could improve: no baseline metrics were measured before the deploy")
+		}
+	}
+	return follow, lessons
+}
+
+// Headline is a one-line summary of the outcome.
+func (rep *Report) Headline() string {
+	s := fmt.Sprintf("%s %s to %s: %s", rep.Release.Service, rep.Release.Version, rep.Release.Environment, rep.Status)
+	if rep.Trigger != nil && rep.Status != Succeeded {
+		s += " — " + rep.Trigger.Reason
+	}
+	if rep.Error != "" && rep.Status == RollbackFailed {
+		s += " — " + rep.Error
+	}
+	return s
+}
+
+// Markdown writes the summary report in the format of the checklist
+// document: Completed, What Was Delivered, Key Artifacts, Deployment
+// Details, the checklist with ticks, the timeline, the rollback trigger if
+// any, Follow-up Items and Lessons Learned.
+func (rep *Report) Markdown() string {
+	var b strings.Builder
+	title := rep.Release.Description
+	if title == "" {
+		title = rep.Release.Service + " " + rep.Release.Version
+	}
+	if rep.Status == Succeeded {
+		fmt.Fprintf(&b, "## Completed: %s\n\n", title)
+	} else {
+		fmt.Fprintf(&b, "## %s: %s\n\n", capitalize(string(rep.Status)), title)
+	}
+	b.WriteString("### What Was Delivered\n")
+	switch rep.Status {
+	case Succeeded:
+		fmt.Fprintf(&b, "- %s %s released to %s at %s exposure\n", rep.Release.Service, rep.Release.Version, rep.Release.Environment, percent(rep.Exposure))
+	default:
+		fmt.Fprintf(&b, "- Nothing: %s %s was %s\n", rep.Release.Service, rep.Release.Version, rep.Status)
+	}
+	if rep.Release.Description != "" {
+		fmt.Fprintf(&b, "- %s\n", rep.Release.Description)
+	}
+	b.WriteString("\n### Key Artifacts\n")
+	if len(rep.Release.Links) == 0 {
+		b.WriteString("- (none given)\n")
+	}
+	for _, k := range slices.Sorted(maps.Keys(rep.Release.Links)) {
+		fmt.Fprintf(&b, "- %s: %s\n", capitalize(k), rep.Release.Links[k])
+	}
+	b.WriteString("\n### Deployment Details\n")
+	fmt.Fprintf(&b, "- Deployed: %s\n", rep.Started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- Environment: %s\n", rep.Release.Environment)
+	vc := rep.Release.Version
+	if rep.Release.Commit != "" {
+		vc += " / " + rep.Release.Commit
+	}
+	fmt.Fprintf(&b, "- Version/Commit: %s\n", vc)
+	if rep.Release.PreviousVersion != "" {
+		fmt.Fprintf(&b, "- Previous version: %s\n", rep.Release.PreviousVersion)
+	}
+	fmt.Fprintf(&b, "- Strategy: %s\n", rep.Strategy)
+	fmt.Fprintf(&b, "- Duration: %v\n", rep.Duration().Round(time.Second))
+	fmt.Fprintf(&b, "- Status: %s\n", rep.Status)
+	for _, w := range rep.Waivers {
+		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", w.Pitfall, w.Reason)
+	}
+	section := ""
+	for _, l := range rep.Checklist {
+		if l.Section != section {
+			section = l.Section
+			fmt.Fprintf(&b, "\n### %s\n", section)
+		}
+		mark := " "
+		if l.Done {
+			mark = "x"
+		}
+		fmt.Fprintf(&b, "- [%s] %s", mark, l.Item)
+		if l.Evidence != "" {
+			fmt.Fprintf(&b, " — %s", l.Evidence)
+		}
+		b.WriteString("\n")
+	}
+	if len(rep.Windows) > 0 {
+		b.WriteString("\n### Monitoring\n")
+		for _, w := range rep.Windows {
+			end := w.End
+			if end.IsZero() {
+				end = rep.Finished
+			}
+			fmt.Fprintf(&b, "- %s: %v, %d observations every %v\n", capitalize(w.Name), end.Sub(w.Start).Round(time.Second), w.Observations, w.Interval)
+		}
+	}
+	b.WriteString("\n### Timeline\n")
+	b.WriteString("| Time | Phase | Event | Exposure | Detail |\n|---|---|---|---|---|\n")
+	for _, e := range rep.Timeline {
+		if e.Kind == "observation" && e.Name != "baseline" {
+			continue
+		}
+		name := e.Kind
+		if e.Name != "" {
+			name += " " + e.Name
+		}
+		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), e.Phase, name, percent(e.Exposure), strings.ReplaceAll(e.Detail, "|", "\\|"))
+	}
+	if rep.Trigger != nil && rep.Trigger.Kind != "blocked" {
+		b.WriteString("\n### Rollback\n")
+		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", rep.Trigger.Reason, rep.Trigger.Kind)
+		if rep.Trigger.Metric != "" {
+			fmt.Fprintf(&b, "- Metric: %s, observed %s, baseline %s, threshold %s, %d samples\n", rep.Trigger.Metric,
+				fnum(rep.Trigger.Observed), fnum(rep.Trigger.Baseline), fnum(rep.Trigger.Threshold), rep.Trigger.Samples)
+		}
+		if rep.Trigger.Step != "" {
+			fmt.Fprintf(&b, "- At step: %s/%s\n", rep.Trigger.Stage, rep.Trigger.Step)
+		}
+		for i, s := range rep.RollbackSteps {
+			fmt.Fprintf(&b, "%d. %s %s: %s\n", i+1, s.Kind, s.Name, s.Detail)
+		}
+	} else if rep.Trigger != nil {
+		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", rep.Trigger.Reason)
+	}
+	b.WriteString("\n### Follow-up Items\n")
+	if len(rep.FollowUps) == 0 {
+		b.WriteString("- [ ] None\n")
+	}
+	for _, f := range rep.FollowUps {
+		fmt.Fprintf(&b, "- [ ] %s\n", f)
+	}
+	b.WriteString("\n### Lessons Learned\n")
+	for _, l := range rep.Lessons {
+		fmt.Fprintf(&b, "- %s\n", l)
+	}
+	return b.String()
+}
+
+func fnum(p *float64) string {
+	if p == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4g", *p)
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// WorkflowPhases are the phases of the delivery workflow this library's
+// deploy phase belongs to, in order.
+var WorkflowPhases = []string{"understand", "research", "scope", "design", "decompose", "implement", "validate", "deploy"}
+
+// WorkflowState is the workflow-state document the surrounding delivery
+// workflow reads.
+type WorkflowState struct {
+	CurrentPhase    string     `json:"currentPhase"`
+	CompletedPhases []string   `json:"completedPhases"`
+	CompletedAt     *time.Time `json:"completedAt,omitempty"`
+	// Status is this release's status, for tools that want more than the phase.
+	Status Status `json:"status"`
+}
+
+// WorkflowState returns the workflow state as JSON: on success currentPhase
+// is "complete", "deploy" is among completedPhases and completedAt is the
+// ISO time the release finished; otherwise currentPhase is "deploy".
+func (rep *Report) WorkflowState() []byte {
+	ws := WorkflowState{CurrentPhase: "deploy", CompletedPhases: WorkflowPhases[:len(WorkflowPhases)-1], Status: rep.Status}
+	if rep.Status == Succeeded {
+		t := rep.Finished.UTC()
+		ws.CurrentPhase, ws.CompletedPhases, ws.CompletedAt = "complete", WorkflowPhases, &t
+	}
+	b, _ := json.MarshalIndent(ws, "", "  ")
+	return b
+}

@@ -1,0 +1,449 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
+)
+
+// Runner carries releases through preflight, deploy, verify and communicate,
+// rolling back on its own when a release hurts users. A Runner is safe for
+// concurrent use; each release it runs is guarded by a lease in its store.
+type Runner struct {
+	strategy Strategy
+	cfg      config
+	holder   string
+
+	storeOnce sync.Once
+	storeErr  error
+}
+
+// NewRunner returns a runner for strategy s. It validates the options: a nil
+// strategy, a bad policy or schedule, a waiver with no reason, or a negative
+// duration are refused with an error wrapping ErrInvalid.
+func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
+	if s == nil || (reflect.ValueOf(s).Kind() == reflect.Pointer && reflect.ValueOf(s).IsNil()) {
+		return nil, fmt.Errorf("%w: strategy is nil", ErrInvalid)
+	}
+	c := config{
+		policy:          DefaultPolicy(),
+		schedule:        monitor.DefaultSchedule(),
+		interval:        time.Minute,
+		gateDeadline:    time.Hour,
+		rollbackTimeout: 5 * time.Minute,
+		baselineWindow:  10 * time.Minute,
+		notifyTimeout:   30 * time.Second,
+		storeDir:        ".deploy",
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	for p, reason := range c.waivers {
+		switch p {
+		case FridayDeploy, NoMonitoring, NoRollbackPlan, SilentDeploy:
+		default:
+			return nil, fmt.Errorf("%w: WithWaiver pitfall %q is unknown", ErrInvalid, p)
+		}
+		if strings.TrimSpace(reason) == "" {
+			return nil, fmt.Errorf("%w: WithWaiver(%s) needs a written reason", ErrInvalid, p)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
+		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout,
+	} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, name, d)
+		}
+	}
+	if err := c.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := c.schedule.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	seen := map[string]bool{}
+	for i, st := range c.stages {
+		if st.Name == "" {
+			return nil, fmt.Errorf("%w: WithStages stage %d has an empty Name", ErrInvalid, i)
+		}
+		if seen[st.Name] {
+			return nil, fmt.Errorf("%w: WithStages stage name %q is repeated", ErrInvalid, st.Name)
+		}
+		seen[st.Name] = true
+	}
+	return &Runner{strategy: s, cfg: c, holder: "runner-" + randomHex(6)}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (r *Runner) store() (state.Store, error) {
+	r.storeOnce.Do(func() {
+		if r.cfg.store == nil {
+			r.cfg.store, r.storeErr = state.NewFile(r.cfg.storeDir)
+		}
+	})
+	return r.cfg.store, r.storeErr
+}
+
+// normalize fills defaults and validates a release.
+func normalize(rel Release) (Release, error) {
+	rel.Service = strings.TrimSpace(rel.Service)
+	rel.Version = strings.TrimSpace(rel.Version)
+	if rel.Service == "" {
+		return rel, fmt.Errorf("%w: Release.Service is empty", ErrInvalid)
+	}
+	if rel.Version == "" {
+		return rel, fmt.Errorf("%w: Release.Version is empty", ErrInvalid)
+	}
+	if strings.ContainsAny(rel.Service, "/\\ \t\n") {
+		return rel, fmt.Errorf("%w: Release.Service %q has a slash or white space", ErrInvalid, rel.Service)
+	}
+	if rel.Environment == "" {
+		rel.Environment = "production"
+	}
+	return rel, nil
+}
+
+func isProduction(env string) bool {
+	e := strings.ToLower(env)
+	return e == "production" || e == "prod" || strings.HasPrefix(e, "prod-") || strings.HasPrefix(e, "production-")
+}
+
+func (r *Runner) stages(rel Release) []Stage {
+	if len(r.cfg.stages) == 0 {
+		return []Stage{{Name: rel.Environment, Environment: rel.Environment}}
+	}
+	out := make([]Stage, len(r.cfg.stages))
+	for i, s := range r.cfg.stages {
+		if s.Environment == "" {
+			s.Environment = rel.Environment
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// plans returns the strategy's validated plan for every stage.
+func (r *Runner) plans(d *Deployment) ([][]Step, error) {
+	stages := r.stages(d.Release)
+	out := make([][]Step, len(stages))
+	for i, st := range stages {
+		d.Stage = st
+		steps, err := r.strategy.Plan(d)
+		if err != nil {
+			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
+		}
+		if err := validateSteps(st.Name, steps); err != nil {
+			return nil, err
+		}
+		if r.cfg.approval == nil {
+			for j, s := range steps {
+				if s.Approval {
+					return nil, fmt.Errorf("%w: stage %q step %d (%q) needs Approval but no WithApproval gate is set", ErrInvalid, st.Name, j, s.Name)
+				}
+			}
+		}
+		out[i] = steps
+	}
+	return out, nil
+}
+
+func validateSteps(stage string, steps []Step) error {
+	if len(steps) == 0 {
+		return fmt.Errorf("%w: stage %q: the plan has no steps", ErrInvalid, stage)
+	}
+	names := make(map[string]bool, len(steps))
+	for i, s := range steps {
+		where := fmt.Sprintf("stage %q step %d (%q)", stage, i, s.Name)
+		switch {
+		case s.Name == "":
+			return fmt.Errorf("%w: stage %q step %d: Name is empty", ErrInvalid, stage, i)
+		case names[s.Name]:
+			return fmt.Errorf("%w: %s: Name is repeated", ErrInvalid, where)
+		case math.IsNaN(s.Exposure) || s.Exposure < 0 || s.Exposure > 1:
+			return fmt.Errorf("%w: %s: Exposure %v is outside [0, 1]", ErrInvalid, where, s.Exposure)
+		case s.Bake < 0:
+			return fmt.Errorf("%w: %s: Bake %v is negative", ErrInvalid, where, s.Bake)
+		case s.Apply == nil:
+			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where)
+		}
+		names[s.Name] = true
+	}
+	return nil
+}
+
+// guard checks the pitfall guards for a release; waived pitfalls are returned.
+func (r *Runner) guard(rel Release) ([]state.Waiver, error) {
+	var waivers []state.Waiver
+	check := func(p Pitfall, bad bool, what string) error {
+		if !bad {
+			return nil
+		}
+		if reason, ok := r.cfg.waivers[p]; ok {
+			waivers = append(waivers, state.Waiver{Pitfall: string(p), Reason: reason})
+			return nil
+		}
+		return fmt.Errorf("%w: pitfall %s: production release of %s with %s; fix it or waive it with WithWaiver(deploy.%s, reason)",
+			ErrBlocked, p, rel.Service, what, pitfallConst(p))
+	}
+	prod := isProduction(rel.Environment)
+	if err := check(NoRollbackPlan, prod && !hasRollbackPath(r.strategy), "no rollback path"); err != nil {
+		return nil, err
+	}
+	if err := check(NoMonitoring, prod && len(r.cfg.monitors) == 0, "no monitor"); err != nil {
+		return nil, err
+	}
+	if err := check(SilentDeploy, prod && len(r.cfg.notifiers) == 0, "no notifier"); err != nil {
+		return nil, err
+	}
+	// A Friday deploy is judged by the window gate at preflight; a waiver
+	// turns the built-in window off.
+	if reason, ok := r.cfg.waivers[FridayDeploy]; ok && prod {
+		waivers = append(waivers, state.Waiver{Pitfall: string(FridayDeploy), Reason: reason})
+	}
+	return waivers, nil
+}
+
+func pitfallConst(p Pitfall) string {
+	switch p {
+	case FridayDeploy:
+		return "FridayDeploy"
+	case NoMonitoring:
+		return "NoMonitoring"
+	case NoRollbackPlan:
+		return "NoRollbackPlan"
+	}
+	return "SilentDeploy"
+}
+
+func hasRollbackPath(s Strategy) bool {
+	if rp, ok := s.(interface{ RollbackPath() bool }); ok {
+		return rp.RollbackPath()
+	}
+	return true
+}
+
+func nameOf(x any) string {
+	if n, ok := x.(interface{ Name() string }); ok {
+		if s := n.Name(); s != "" {
+			return s
+		}
+	}
+	t := fmt.Sprintf("%T", x)
+	return strings.TrimPrefix(t, "*")
+}
+
+// Run carries rel through a whole release and returns its report. It
+// validates the release and the plan, and checks the pitfall guards, before
+// any side effect. It returns when the release has succeeded, rolled back,
+// been blocked or aborted; the report is returned with the error.
+//
+// Cancelling ctx during the deploy or verify phase rolls the release back
+// (under a context that outlives ctx) and ends with ErrAborted.
+func (r *Runner) Run(ctx context.Context, rel Release) (*Report, error) {
+	rec, err := r.create(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	return r.loop(ctx, rec.ID)
+}
+
+// Start validates rel and creates its record without running it, returning
+// the record's id for Reconcile or Resume.
+func (r *Runner) Start(ctx context.Context, rel Release) (string, error) {
+	rec, err := r.create(ctx, rel)
+	if err != nil {
+		return "", err
+	}
+	return rec.ID, nil
+}
+
+func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error) {
+	rel, err := normalize(rel)
+	if err != nil {
+		return nil, err
+	}
+	waivers, err := r.guard(rel)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	d := &Deployment{Release: rel, Started: now}
+	if _, err := r.plans(d); err != nil {
+		return nil, err
+	}
+	store, err := r.store()
+	if err != nil {
+		return nil, err
+	}
+	rec := &state.Record{
+		ID:       fmt.Sprintf("%s-%s-%s-%s", rel.Service, rel.Environment, now.UTC().Format("20060102T150405"), randomHex(3)),
+		Release:  rel,
+		Strategy: nameOf(r.strategy),
+		Phase:    string(PhasePreflight),
+		Status:   Running,
+		Waivers:  waivers,
+		Holder:   r.holder,
+		Token:    1,
+		Created:  now,
+		Updated:  now,
+		Deadline: now.Add(r.cfg.gateDeadline),
+	}
+	rec.ID = strings.Map(func(c rune) rune {
+		if c == '/' || c == '\\' || c == ' ' {
+			return '_'
+		}
+		return c
+	}, rec.ID)
+	for _, w := range waivers {
+		rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: string(PhasePreflight), Kind: "waiver", Name: w.Pitfall, Detail: w.Reason})
+	}
+	r.emit(rec, Event{Kind: EventStarted, Message: fmt.Sprintf("release of %s %s to %s started (%s)", rel.Service, rel.Version, rel.Environment, rec.Strategy)})
+	if err := store.Create(ctx, rec); err != nil {
+		if errors.Is(err, state.ErrActive) {
+			return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+		}
+		return nil, fmt.Errorf("deploy: creating the release record: %w", err)
+	}
+	return rec, nil
+}
+
+// Resume continues the release id after a stop or a crash: from the last
+// completed step (steps are idempotent), or it finishes a rollback that was
+// under way. On a release that is already over it delivers any undelivered
+// notifications and returns the report.
+func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
+	return r.loop(ctx, id)
+}
+
+// Rollback rolls the release id back now, for reason, whoever holds it: a
+// person's decision takes over the lease, and the runner that held it stops
+// with ErrLocked at its next write. It returns when the rollback is verified
+// and the release is over.
+func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, error) {
+	if strings.TrimSpace(reason) == "" {
+		return nil, fmt.Errorf("%w: Rollback reason is empty", ErrInvalid)
+	}
+	store, err := r.store()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := store.Load(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	if rec.Status.Final() {
+		return r.report(rec), fmt.Errorf("%w: release %s is already %s", ErrInvalid, id, rec.Status)
+	}
+	now := time.Now()
+	rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
+	r.startRollback(rec, now, &state.Trigger{Kind: "manual", Reason: reason}, "")
+	if err := store.Update(ctx, rec); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+	}
+	return r.loop(ctx, id)
+}
+
+// Reconcile does whatever is due now for the release id (a gate re-check, an
+// observation, the next step, a rollback, a notification), saves, and
+// returns when the next action is due. A short-lived process — a CI job, a
+// cron entry — can drive a day-long release by calling Reconcile when next
+// comes. rep is the report; once rep.Status is final there is nothing left
+// to do. Notifications are delivered before Reconcile returns, one attempt
+// each.
+func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep *Report, err error) {
+	lp := r.newLoop(ctx, nil)
+	defer lp.end()
+	next, rep, err = r.reconcile(lp.ctx, id, lp)
+	if rep != nil {
+		r.flushSync(lp, id)
+		if rec, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
+			rep = r.report(rec)
+		}
+	}
+	return next, rep, err
+}
+
+// loop reconciles until the release is over, sleeping until each next action.
+func (r *Runner) loop(ctx context.Context, id string) (rep *Report, err error) {
+	if _, err := r.store(); err != nil {
+		return nil, err
+	}
+	lp := r.newLoop(ctx, newDispatcher(r))
+	defer lp.end()
+	run := lp.ctx
+	for {
+		next, rep, err := r.reconcile(run, id, lp)
+		if err != nil && (rep == nil || !rep.Status.Final()) {
+			lp.fail(err)
+			return rep, err
+		}
+		if rep != nil && rep.Status.Final() {
+			rep = r.finish(lp, id, rep)
+			lp.fail(err)
+			return rep, err
+		}
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-run.Done():
+				t.Stop()
+			}
+		}
+		if run.Err() != nil && !lp.aborted {
+			lp.aborted = true
+			cause := context.Cause(run)
+			run = context.WithoutCancel(run)
+			if err := r.abort(run, id, cause); err != nil {
+				lp.fail(err)
+				return nil, err
+			}
+		}
+	}
+}
+
+// abort turns a cancelled run into a rollback (or, before anything was
+// deployed, a plain abort).
+func (r *Runner) abort(ctx context.Context, id string, cause error) error {
+	rec, err := r.cfg.store.Load(ctx, id)
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	if rec.Status.Final() || rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate) {
+		return nil
+	}
+	now := time.Now()
+	tr := &state.Trigger{Kind: "cancelled", Reason: "run cancelled: " + cause.Error()}
+	if deployed(rec) {
+		r.startRollback(rec, now, tr, Aborted)
+	} else {
+		tr.At = now
+		rec.Trigger = tr
+		r.toCommunicate(rec, now, Aborted, tr.Reason)
+	}
+	return r.save(ctx, rec)
+}
+
+func deployed(rec *state.Record) bool { return rec.Stage > 0 || rec.Step > 0 || rec.Applied }

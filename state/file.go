@@ -1,0 +1,190 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// File is a Store that keeps one JSON file per release in a directory, the
+// default store. Each write goes to a temporary file in the same directory,
+// is synced, closed and renamed over the old one, then the directory is
+// synced, so a crash leaves either the old or the new record, never half of
+// one. Files are created with mode 0600.
+//
+// File is safe for concurrent use within one process. Several processes
+// sharing a directory are serialised per record by the compare-and-swap on
+// Rev only within a process; use state/postgres for fleets of runners.
+type File struct {
+	dir string
+	mu  sync.Mutex
+}
+
+var _ Store = (*File)(nil)
+
+// NewFile returns a store in dir, creating it (mode 0700) if needed.
+func NewFile(dir string) (*File, error) {
+	if dir == "" {
+		return nil, errors.New("state: NewFile dir is empty")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return &File{dir: dir}, nil
+}
+
+// Dir returns the store's directory.
+func (f *File) Dir() string { return f.dir }
+
+func (f *File) path(id string) (string, error) {
+	if id == "" || strings.ContainsAny(id, `/\`) || id == "." || id == ".." || strings.HasPrefix(id, ".") {
+		return "", fmt.Errorf("state: record id %q is not a valid file name", id)
+	}
+	return filepath.Join(f.dir, id+".json"), nil
+}
+
+func (f *File) read(id string) (*Record, error) {
+	p, err := f.path(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
+	}
+	if r.ID != id {
+		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, r.ID)
+	}
+	return &r, nil
+}
+
+func (f *File) write(r *Record) error {
+	p, err := f.path(r.ID)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
+	}
+	tmp, err := os.CreateTemp(f.dir, "."+r.ID+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: writing %s: %w", r.ID, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: syncing %s: %w", r.ID, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if d, err := os.Open(f.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Create implements Store.
+func (f *File) Create(ctx context.Context, r *Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.path(r.ID); err != nil {
+		return err
+	}
+	if _, err := f.read(r.ID); err == nil || !errors.Is(err, ErrNotFound) {
+		if err == nil {
+			return fmt.Errorf("%w: %s", ErrExists, r.ID)
+		}
+		return err
+	}
+	all, err := f.list()
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if conflicts(o, r) {
+			return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
+		}
+	}
+	r.Rev = 1
+	if err := f.write(r); err != nil {
+		r.Rev = 0
+		return err
+	}
+	return nil
+}
+
+// list reads every record; corrupt files are skipped so that one bad file
+// does not block every release.
+func (f *File) list() ([]*Record, error) {
+	ents, err := os.ReadDir(f.dir)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var out []*Record
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		r, err := f.read(strings.TrimSuffix(n, ".json"))
+		if err != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Load implements Store. A file that does not decode gives ErrCorrupt with
+// the file's path.
+func (f *File) Load(ctx context.Context, id string) (*Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.read(id)
+}
+
+// Update implements Store.
+func (f *File) Update(ctx context.Context, r *Record) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, err := f.read(r.ID)
+	if err != nil {
+		return err
+	}
+	if err := checkUpdate(old, r); err != nil {
+		return err
+	}
+	r.Rev++
+	if err := f.write(r); err != nil {
+		r.Rev--
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+// Package state keeps the persisted truth of a release: one [Record] per
+// deployment, saved at every transition so that a crashed runner can resume.
+//
+// # Stores
+//
+// A [Store] creates, loads and updates records with compare-and-swap on
+// [Record.Rev], and keeps one active release per service and environment.
+// [Memory] is for tests; [File] (one JSON file per release, written
+// atomically with fsync, mode 0600) is the default.
+//
+// # Leases and fencing
+//
+// A runner that drives a record holds a lease on it: [Record.Holder],
+// [Record.Token] and [Record.LeaseUntil]. Taking over a record raises the
+// token; an update carrying a lower token than the stored one is refused with
+// [ErrFenced], so a runner that lost its lease cannot overwrite the new
+// holder's work even if it reloads.
+//
+// This package imports nothing else of the project.
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Errors returned by stores.
+var (
+	// ErrNotFound: no record with that id.
+	ErrNotFound = errors.New("state: record not found")
+	// ErrExists: Create with an id that already exists.
+	ErrExists = errors.New("state: record already exists")
+	// ErrConflict: Update with a stale Rev.
+	ErrConflict = errors.New("state: record changed since it was loaded")
+	// ErrFenced: Update with a fencing token lower than the stored one.
+	ErrFenced = errors.New("state: fencing token is stale")
+	// ErrActive: Create while another release of the same service and
+	// environment is still active.
+	ErrActive = errors.New("state: another release of this service and environment is active")
+	// ErrCorrupt: a stored record cannot be decoded.
+	ErrCorrupt = errors.New("state: record is corrupt")
+)
+
+// Release describes what is being released. deploy.Release is this type.
+type Release struct {
+	// Service is the name of the service being released. Required.
+	Service string `json:"service"`
+	// Version is the version being released. Required.
+	Version string `json:"version"`
+	// Environment is where it is released ("production" by default).
+	Environment string `json:"environment"`
+	// PreviousVersion is the version running now, the rollback target.
+	PreviousVersion string `json:"previousVersion,omitempty"`
+	// Commit is the source revision.
+	Commit string `json:"commit,omitempty"`
+	// Description says what is delivered, for the report.
+	Description string `json:"description,omitempty"`
+	// Links name artifacts shown in the report: design doc, ticket, PR.
+	Links map[string]string `json:"links,omitempty"`
+	// Labels are free-form key/values passed to monitors and notifiers.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Status of a record.
+type Status string
+
+// Statuses. Every status but Running is final.
+const (
+	Running        Status = "running"
+	Succeeded      Status = "succeeded"
+	RolledBack     Status = "rolled back"
+	Failed         Status = "failed"
+	Blocked        Status = "blocked"
+	Aborted        Status = "aborted"
+	RollbackFailed Status = "rollback failed"
+)
+
+// Final reports whether s ends a release.
+func (s Status) Final() bool { return s != Running && s != "" }
+
+// Measurement is a metric value with its sample count, as persisted.
+type Measurement struct {
+	Value   float64 `json:"value"`
+	Samples int     `json:"samples"`
+}
+
+// Entry is one line of a release's timeline.
+type Entry struct {
+	At       time.Time `json:"at"`
+	Phase    string    `json:"phase"`
+	Kind     string    `json:"kind"` // phase, gate, step, observation, verdict, rollback, waiver, window, note
+	Name     string    `json:"name,omitempty"`
+	Stage    string    `json:"stage,omitempty"`
+	Exposure float64   `json:"exposure"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// Tick is the state of one checklist item.
+type Tick struct {
+	Done     bool      `json:"done"`
+	Evidence string    `json:"evidence,omitempty"`
+	At       time.Time `json:"at,omitzero"`
+}
+
+// Gate is the last result of one gate.
+type Gate struct {
+	Name    string    `json:"name"`
+	Passed  bool      `json:"passed"`
+	Reason  string    `json:"reason,omitempty"`
+	RetryAt time.Time `json:"retryAt,omitzero"`
+	At      time.Time `json:"at"`
+}
+
+// Trigger is what made a release roll back.
+type Trigger struct {
+	Kind      string    `json:"kind"` // breach, verification, deadline, manual, error, cancelled
+	Metric    string    `json:"metric,omitempty"`
+	Observed  *float64  `json:"observed,omitempty"`
+	Baseline  *float64  `json:"baseline,omitempty"`
+	Threshold *float64  `json:"threshold,omitempty"`
+	Samples   int       `json:"samples,omitempty"`
+	Reason    string    `json:"reason"`
+	Stage     string    `json:"stage,omitempty"`
+	Step      string    `json:"step,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Window records how one watch window ran.
+type Window struct {
+	Name         string        `json:"name"`
+	Interval     time.Duration `json:"interval"`
+	Start        time.Time     `json:"start"`
+	End          time.Time     `json:"end,omitzero"`
+	Observations int           `json:"observations"`
+}
+
+// Message is one notification waiting in, or delivered from, the outbox.
+type Message struct {
+	ID        int             `json:"id"`
+	Notifier  int             `json:"notifier"` // index of the notifier
+	Event     json.RawMessage `json:"event"`
+	Attempts  int             `json:"attempts"`
+	NextAt    time.Time       `json:"nextAt,omitzero"`
+	Delivered bool            `json:"delivered"`
+	LastError string          `json:"lastError,omitempty"`
+}
+
+// Waiver is a pitfall guard waived with a written reason.
+type Waiver struct {
+	Pitfall string `json:"pitfall"`
+	Reason  string `json:"reason"`
+}
+
+// Record is the persisted truth of one release.
+type Record struct {
+	ID string `json:"id"`
+	// Rev is the store's version of the record, raised by every Update.
+	Rev     int64   `json:"rev"`
+	Release Release `json:"release"`
+	// Strategy names the strategy type.
+	Strategy string `json:"strategy"`
+	Phase    string `json:"phase"`
+	Status   Status `json:"status"`
+
+	// Stage and Step index the step to apply next, or being baked when
+	// Applied is true.
+	Stage     int       `json:"stage"`
+	Step      int       `json:"step"`
+	Applied   bool      `json:"applied"`
+	StepStart time.Time `json:"stepStart,omitzero"`
+	// BakeStart is when the step's clean bake started (reset by a Wait verdict).
+	BakeStart time.Time `json:"bakeStart,omitzero"`
+	Exposure  float64   `json:"exposure"`
+
+	Gates     []Gate                 `json:"gates,omitempty"`
+	Baseline  map[string]Measurement `json:"baseline,omitempty"`
+	Last      map[string]Measurement `json:"last,omitempty"`
+	Counters  Counters               `json:"counters"`
+	Observed  int                    `json:"observed"`
+	Windows   []Window               `json:"windows,omitempty"`
+	Timeline  []Entry                `json:"timeline,omitempty"`
+	Checklist map[string]Tick        `json:"checklist,omitempty"`
+	Waivers   []Waiver               `json:"waivers,omitempty"`
+	Outbox    []Message              `json:"outbox,omitempty"`
+
+	// Rollback state.
+	RollbackReason string    `json:"rollbackReason,omitempty"`
+	Trigger        *Trigger  `json:"trigger,omitempty"`
+	RollbackStart  time.Time `json:"rollbackStart,omitzero"`
+	RollbackSteps  []Entry   `json:"rollbackSteps,omitempty"`
+	// Outcome is the final status the release is heading for once the
+	// communicate phase has run; Status turns to it at the very end.
+	Outcome Status `json:"outcome,omitempty"`
+	// Delivered counts outbox messages delivered and removed from Outbox.
+	Delivered int `json:"delivered,omitempty"`
+	// Error is the error that ended the release, if any.
+	Error string `json:"error,omitempty"`
+
+	// Lease.
+	Holder     string    `json:"holder,omitempty"`
+	Token      int64     `json:"token"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// Counters mirror rollback.Counters: the policy's memory across observations.
+type Counters struct {
+	Failures          int `json:"failures"`
+	Inconclusive      int `json:"inconclusive"`
+	ConsecutiveErrors int `json:"consecutiveErrors"`
+}
+
+// Clone returns a deep copy of r, so that a store never shares memory with
+// its callers. Event payloads in the outbox are treated as immutable and shared.
+func (r *Record) Clone() *Record {
+	c := *r
+	c.Release.Links = maps.Clone(r.Release.Links)
+	c.Release.Labels = maps.Clone(r.Release.Labels)
+	c.Gates = slices.Clone(r.Gates)
+	c.Baseline = maps.Clone(r.Baseline)
+	c.Last = maps.Clone(r.Last)
+	c.Windows = slices.Clone(r.Windows)
+	c.Timeline = slices.Clone(r.Timeline)
+	c.Checklist = maps.Clone(r.Checklist)
+	c.Waivers = slices.Clone(r.Waivers)
+	c.Outbox = slices.Clone(r.Outbox)
+	c.RollbackSteps = slices.Clone(r.RollbackSteps)
+	if r.Trigger != nil {
+		t := *r.Trigger
+		c.Trigger = &t
+	}
+	return &c
+}
+
+// Store persists records. All methods are safe for concurrent use.
+type Store interface {
+	// Create stores a new record with Rev 1. It fails with ErrExists when the
+	// id is taken and ErrActive when another record of the same service and
+	// environment is not final.
+	Create(ctx context.Context, r *Record) error
+	// Load returns a copy of the record, or ErrNotFound.
+	Load(ctx context.Context, id string) (*Record, error)
+	// Update replaces the record when r.Rev equals the stored Rev and r.Token
+	// is not lower than the stored Token, then raises r.Rev. Otherwise it
+	// fails with ErrConflict or ErrFenced and stores nothing.
+	Update(ctx context.Context, r *Record) error
+}
