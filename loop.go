@@ -372,20 +372,31 @@ func (d *dispatcher) drain(timeout time.Duration) {
 	if d == nil {
 		return
 	}
-	deadline := time.Now().Add(timeout)
-	for {
+	timedOut := false
+	t := time.AfterFunc(timeout, func() {
 		d.mu.Lock()
-		empty := d.busy == 0
-		for _, q := range d.queues {
-			empty = empty && len(q) == 0
-		}
+		timedOut = true
+		d.cond.Broadcast()
 		d.mu.Unlock()
-		if empty || !time.Now().Before(deadline) {
-			return
-		}
-		t := time.NewTimer(min(50*time.Millisecond, time.Until(deadline)))
-		<-t.C
+	})
+	defer t.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for !timedOut && !d.idle() {
+		d.cond.Wait()
 	}
+}
+
+func (d *dispatcher) idle() bool {
+	if d.busy > 0 {
+		return false
+	}
+	for _, q := range d.queues {
+		if len(q) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *dispatcher) stop() {

@@ -576,6 +576,9 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 
 // judge observes and asks the policy for a verdict, recording both.
 func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase string, since time.Time) (rollback.Decision, monitor.Observation) {
+	if len(r.cfg.monitors) == 0 {
+		return rollback.Decision{Verdict: rollback.Continue, Reason: "not observed: no monitors"}, monitor.Observation{}
+	}
 	obs, err := r.observe(ctx, rec, lp, phase, since)
 	if err != nil && len(obs.Metrics) > 0 {
 		// Some monitors measured: judge what was measured and report the rest.

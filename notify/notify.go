@@ -1,0 +1,146 @@
+// Package notify tells people what a release is doing; each notifier
+// implements deploy.Notifier.
+//
+//   - [Log]: structured events on a *slog.Logger.
+//   - [Console]: concise progress lines with timestamps for a terminal.
+//
+// The runner delivers events from an outbox kept in the release's state,
+// asynchronously, with retries and backoff, one at a time and in order per
+// notifier, so a notifier never blocks or fails a release. Notify should
+// return an error when the event was not delivered, so that it is retried.
+package notify
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploykit/deploy"
+)
+
+// Log writes each event as one structured record on a *slog.Logger: info
+// for progress, warn for rollbacks, error for urgent events.
+type Log struct {
+	Logger *slog.Logger
+}
+
+var _ deploy.Notifier = Log{}
+
+// Name returns "log".
+func (Log) Name() string { return "log" }
+
+// Notify implements deploy.Notifier.
+func (l Log) Notify(ctx context.Context, e deploy.Event) error {
+	lg := l.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	level := slog.LevelInfo
+	switch {
+	case e.Urgent:
+		level = slog.LevelError
+	case e.Kind == deploy.EventRollback, e.Verdict == "rollback":
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("event", string(e.Kind)),
+		slog.String("deployment.id", e.DeploymentID),
+		slog.String("service.name", e.Release.Service),
+		slog.String("service.version", e.Release.Version),
+		slog.String("deployment.environment.name", e.Release.Environment),
+		slog.String("phase", string(e.Phase)),
+		slog.Float64("exposure", e.Exposure),
+	}
+	if e.Stage != "" {
+		attrs = append(attrs, slog.String("stage", e.Stage))
+	}
+	if e.Step != "" {
+		attrs = append(attrs, slog.String("step", e.Step))
+	}
+	if e.Verdict != "" {
+		attrs = append(attrs, slog.String("verdict", e.Verdict))
+	}
+	if e.Kind == deploy.EventFinished {
+		attrs = append(attrs, slog.String("status", string(e.Status)))
+	}
+	lg.LogAttrs(ctx, level, e.Message, attrs...)
+	return nil
+}
+
+// Console writes concise, human progress lines with timestamps: phase,
+// step, exposure, the key metrics against their thresholds, and the verdict.
+// With Report set, the Markdown report follows the final line.
+type Console struct {
+	W io.Writer
+	// Report prints the Markdown report when the release finishes.
+	Report bool
+	// Location for timestamps; nil means time.Local.
+	Location *time.Location
+
+	mu sync.Mutex
+}
+
+var _ deploy.Notifier = (*Console)(nil)
+
+// Name returns "console".
+func (*Console) Name() string { return "console" }
+
+// Notify implements deploy.Notifier.
+func (c *Console) Notify(ctx context.Context, e deploy.Event) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := io.WriteString(c.W, c.Format(e))
+	return err
+}
+
+// Format returns the lines Notify writes for e.
+func (c *Console) Format(e deploy.Event) string {
+	loc := c.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	ts := e.At.In(loc).Format("15:04:05")
+	var b strings.Builder
+	icon := map[deploy.EventKind]string{
+		deploy.EventStarted: "▶", deploy.EventGate: "□", deploy.EventPhase: "■", deploy.EventStep: "→",
+		deploy.EventObservation: "·", deploy.EventRollback: "↩", deploy.EventFinished: "●",
+	}[e.Kind]
+	if e.Urgent {
+		icon = "!!"
+	}
+	where := string(e.Phase)
+	if e.Step != "" {
+		where += " " + e.Step
+	}
+	fmt.Fprintf(&b, "%s %s %-10s %6s  %s", ts, icon, where, pct(e.Exposure), e.Message)
+	if e.Kind == deploy.EventObservation {
+		b.Reset()
+		verdict := strings.ToUpper(e.Verdict)
+		fmt.Fprintf(&b, "%s %s %-10s %6s  %s", ts, icon, where, pct(e.Exposure), verdict)
+		for _, r := range e.Readings {
+			mark := "ok"
+			switch r.Outcome {
+			case "fail":
+				mark = "FAIL"
+			case "inconclusive":
+				mark = "?"
+			}
+			fmt.Fprintf(&b, "\n           %-4s %s", mark, r.Reason)
+		}
+	}
+	b.WriteString("\n")
+	if e.Kind == deploy.EventFinished && c.Report && e.Report != "" {
+		b.WriteString("\n" + e.Report)
+	}
+	return b.String()
+}
+
+func pct(f float64) string {
+	s := fmt.Sprintf("%.1f", f*100)
+	s = strings.TrimSuffix(s, ".0")
+	return s + "%"
+}

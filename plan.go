@@ -1,0 +1,134 @@
+package deploy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
+)
+
+// PlanDoc is a dry run: what a release would do, without touching anything.
+type PlanDoc struct {
+	Release   Release
+	Strategy  string
+	Stages    []PlanStage
+	Gates     []string
+	Monitors  []string
+	Notifiers []string
+	// Conditions are the rollback policy's trigger conditions.
+	Conditions []string
+	Schedule   monitor.Schedule
+	Interval   time.Duration
+	Waivers    map[Pitfall]string
+	// Problems are the pitfalls and errors Run would refuse the release for.
+	Problems []string
+}
+
+// PlanStage is one stage of a PlanDoc.
+type PlanStage struct {
+	Name        string
+	Environment string
+	Steps       []PlanStep
+}
+
+// PlanStep is one step of a PlanDoc.
+type PlanStep struct {
+	Name     string
+	Exposure float64
+	Bake     time.Duration
+	Approval bool
+}
+
+// Plan returns what Run would do for rel, as data and Markdown, without
+// applying anything or writing state. A release Run would refuse still gets
+// a plan, with the reasons in Problems; the error is for invalid input
+// (an empty service or version, a plan with bad steps).
+func (r *Runner) Plan(rel Release) (*PlanDoc, error) {
+	rel, err := normalize(rel)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deployment{Release: rel, Started: time.Now()}
+	plans, err := r.plans(d)
+	if err != nil {
+		return nil, err
+	}
+	doc := &PlanDoc{Release: rel, Strategy: nameOf(r.strategy), Conditions: r.cfg.policy.Conditions(),
+		Schedule: r.cfg.schedule, Interval: r.cfg.interval, Waivers: r.cfg.waivers}
+	for i, st := range r.stages(rel) {
+		ps := PlanStage{Name: st.Name, Environment: st.Environment}
+		for _, s := range plans[i] {
+			ps.Steps = append(ps.Steps, PlanStep{Name: s.Name, Exposure: s.Exposure, Bake: s.Bake, Approval: s.Approval})
+		}
+		doc.Stages = append(doc.Stages, ps)
+	}
+	rec := &state.Record{Release: rel}
+	for _, g := range r.gates(rec) {
+		doc.Gates = append(doc.Gates, nameOf(g))
+	}
+	for _, m := range r.cfg.monitors {
+		doc.Monitors = append(doc.Monitors, nameOf(m))
+	}
+	for _, n := range r.cfg.notifiers {
+		doc.Notifiers = append(doc.Notifiers, nameOf(n))
+	}
+	if _, err := r.guard(rel); err != nil {
+		doc.Problems = append(doc.Problems, err.Error())
+	}
+	return doc, nil
+}
+
+// Markdown renders the plan, with the rollback procedure in the checklist
+// document's format.
+func (p *PlanDoc) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Deployment plan: %s %s to %s\n\n", p.Release.Service, p.Release.Version, p.Release.Environment)
+	fmt.Fprintf(&b, "- Strategy: %s\n", p.Strategy)
+	fmt.Fprintf(&b, "- Gates: %s\n", listOr(p.Gates))
+	fmt.Fprintf(&b, "- Monitors: %s (every %v while a step bakes)\n", listOr(p.Monitors), p.Interval)
+	fmt.Fprintf(&b, "- Notifiers: %s\n", listOr(p.Notifiers))
+	for pf, reason := range p.Waivers {
+		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", pf, reason)
+	}
+	for _, st := range p.Stages {
+		fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval |\n|---|---|---|---|---|\n", st.Name, st.Environment)
+		for i, s := range st.Steps {
+			appr := ""
+			if s.Approval {
+				appr = "yes"
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %v | %s |\n", i+1, s.Name, percent(s.Exposure), s.Bake, appr)
+		}
+	}
+	b.WriteString("\n### Post-deployment watch\n")
+	if len(p.Schedule.Windows) == 0 {
+		b.WriteString("- post-deployment checks only\n")
+	}
+	for _, w := range p.Schedule.Windows {
+		fmt.Fprintf(&b, "- %s: every %v for %v\n", capitalize(w.Name), w.Interval, w.Duration)
+	}
+	b.WriteString("\n## Rollback Procedure\n\n### Trigger Conditions\n")
+	for _, c := range p.Conditions {
+		fmt.Fprintf(&b, "- %s\n", c)
+	}
+	b.WriteString("\n### Rollback Steps\n")
+	fmt.Fprintf(&b, "1. %s rollback: return every user to the previous version\n", p.Strategy)
+	b.WriteString("2. Verify rollback: observe the monitors and judge against the baseline\n")
+	b.WriteString("\n### Post-Rollback\n- Document what went wrong\n- Investigate root cause\n- Plan fix before re-attempting\n")
+	if len(p.Problems) > 0 {
+		b.WriteString("\n### Problems\n")
+		for _, pr := range p.Problems {
+			fmt.Fprintf(&b, "- %s\n", pr)
+		}
+	}
+	return b.String()
+}
+
+func listOr(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,564 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/rollback"
+	"github.com/deploykit/deploy/state"
+)
+
+var rel = deploy.Release{Service: "checkout", Version: "v2", PreviousVersion: "v1", Commit: "abc123",
+	Description: "Faster checkout", Links: map[string]string{"design": "docs/stories/checkout/design.md", "tasks": "docs/stories/checkout/tasks.md"}}
+
+// harness builds a runner with a memory store, a recorder and a monitor;
+// Friday deploys are waived because synctest's clock starts on a Saturday.
+type harness struct {
+	strategy *deploytest.Strategy
+	monitor  *deploytest.Monitor
+	rec      *deploytest.Recorder
+	store    state.Store
+	runner   *deploy.Runner
+}
+
+func newHarness(t *testing.T, s *deploytest.Strategy, m *deploytest.Monitor, opts ...deploy.Option) *harness {
+	t.Helper()
+	h := &harness{strategy: s, monitor: m, rec: &deploytest.Recorder{}, store: state.NewMemory()}
+	base := []deploy.Option{
+		deploy.WithStore(h.store),
+		deploy.WithNotifiers(h.rec),
+		deploy.WithInterval(time.Minute),
+		deploy.WithWaiver(deploy.FridayDeploy, "test clock starts on a Saturday"),
+		deploy.WithSchedule(monitor.Schedule{Windows: []monitor.Window{{Name: "intensive", Duration: time.Hour, Interval: 30 * time.Second}}}),
+	}
+	if m != nil {
+		base = append(base, deploy.WithMonitors(m))
+	}
+	r, err := deploy.NewRunner(s, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.runner = r
+	return h
+}
+
+func ramp() *deploytest.Strategy {
+	return &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.01, 0.05, 0.25, 0.5, 1)}
+}
+
+func TestRunSucceeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Healthy())
+		start := time.Now()
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if rep.Status != deploy.Succeeded {
+			t.Fatalf("status = %s, want succeeded\n%s", rep.Status, rep.Markdown())
+		}
+		want := []string{"production/1%", "production/5%", "production/25%", "production/50%", "production/100%"}
+		if diff := cmp.Diff(want, h.strategy.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+		// 5 bakes of 10 min, then the 1 h watch.
+		if got, wantD := time.Since(start), 50*time.Minute+time.Hour; got != wantD {
+			t.Errorf("release took %v, want %v", got, wantD)
+		}
+		if rep.Exposure != 1 {
+			t.Errorf("exposure = %v, want 1", rep.Exposure)
+		}
+		// 1 baseline + 10 per step + post-deployment check + 120 in the watch.
+		if got, want := h.monitor.Calls(), 1+50+1+120; got != want {
+			t.Errorf("observations = %d, want %d", got, want)
+		}
+		if diff := cmp.Diff([]state.Window{{Name: "intensive", Interval: 30 * time.Second, Start: start.Add(50 * time.Minute), End: start.Add(110 * time.Minute), Observations: 120}}, rep.Windows); diff != "" {
+			t.Errorf("windows (-want +got):\n%s", diff)
+		}
+		kinds := h.rec.Kinds()
+		if kinds[0] != deploy.EventStarted || kinds[len(kinds)-1] != deploy.EventFinished {
+			t.Errorf("events run from %s to %s, want started to finished", kinds[0], kinds[len(kinds)-1])
+		}
+	})
+}
+
+func TestBreachAtSecondStepRollsBackWithinOneInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.08, P95: 130 * time.Millisecond}))
+		start := time.Now()
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Fatalf("err = %v, want ErrUnhealthy", err)
+		}
+		var pe *deploy.PhaseError
+		if !errors.As(err, &pe) || pe.Phase != deploy.PhaseDeploy || pe.Step != "5%" {
+			t.Errorf("err = %#v, want a PhaseError in deploy step 5%%", err)
+		}
+		if rep.Status != deploy.RolledBack {
+			t.Fatalf("status = %s, want rolled back", rep.Status)
+		}
+		if got := h.strategy.Rollbacks(); got != 1 {
+			t.Errorf("rollbacks = %d, want 1", got)
+		}
+		// Step 1 bakes 10 min; step 2 is applied at +10m and breaches at its first observation.
+		if got, want := rep.Trigger.At.Sub(start), 11*time.Minute; got != want {
+			t.Errorf("trigger at +%v, want +%v (one interval after the step)", got, want)
+		}
+		if rep.Trigger.Metric != monitor.ErrorRate || *rep.Trigger.Observed != 0.08 || *rep.Trigger.Baseline != 0.001 {
+			t.Errorf("trigger = %+v", rep.Trigger)
+		}
+		if !strings.Contains(rep.Trigger.Reason, "error rate 8.0 % vs baseline 0.1 % (+7900 %) > +50 %") {
+			t.Errorf("reason = %q", rep.Trigger.Reason)
+		}
+		if h.strategy.Exposure() != 0 || rep.Exposure != 0 {
+			t.Errorf("exposure after rollback = %v / %v, want 0", h.strategy.Exposure(), rep.Exposure)
+		}
+		if diff := cmp.Diff([]string{"production/1%", "production/5%"}, h.strategy.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+		if len(rep.RollbackSteps) != 2 || !strings.HasPrefix(rep.RollbackSteps[1].Detail, "healthy") {
+			t.Errorf("rollback steps = %+v, want the strategy's rollback then a healthy verification", rep.RollbackSteps)
+		}
+	})
+}
+
+func TestMonitorErrorsFailClosed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		calls := 0
+		m := &deploytest.Monitor{Script: func(tg monitor.Target) (monitor.Observation, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if tg.Phase == "bake" {
+				return monitor.Observation{}, errors.New("prometheus: connection refused")
+			}
+			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+		}}
+		h := newHarness(t, ramp(), m)
+		start := time.Now()
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
+			t.Fatalf("err = %v, status %s; want a rollback", err, rep.Status)
+		}
+		if !strings.Contains(rep.Trigger.Reason, "metric source failed 4 times in a row") {
+			t.Errorf("reason = %q", rep.Trigger.Reason)
+		}
+		if got := rep.Trigger.At.Sub(start); got != 4*time.Minute {
+			t.Errorf("rolled back at +%v, want +4m (4 errors, one a minute)", got)
+		}
+	})
+}
+
+func TestCancelMidBakeRollsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Healthy())
+		ctx, cancel := context.WithCancelCause(t.Context())
+		go func() {
+			time.Sleep(15 * time.Minute) // mid-bake of the second step
+			cancel(errors.New("operator pressed ctrl-c"))
+		}()
+		rep, err := h.runner.Run(ctx, rel)
+		if !errors.Is(err, deploy.ErrAborted) {
+			t.Fatalf("err = %v, want ErrAborted", err)
+		}
+		if rep.Status != deploy.Aborted {
+			t.Errorf("status = %s, want aborted", rep.Status)
+		}
+		if h.strategy.Rollbacks() != 1 || h.strategy.Exposure() != 0 {
+			t.Errorf("rollbacks = %d, exposure %v; want the service rolled back", h.strategy.Rollbacks(), h.strategy.Exposure())
+		}
+		if !strings.Contains(rep.Trigger.Reason, "operator pressed ctrl-c") {
+			t.Errorf("reason = %q, want the cancel cause", rep.Trigger.Reason)
+		}
+	})
+}
+
+func TestResumeAfterStopDoesNotReapply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		s := ramp()
+		open := func() *deploy.Runner {
+			fs, err := state.NewFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := deploy.NewRunner(s, deploy.WithStore(fs), deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
+				deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r1 := open()
+		id, err := r1.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Drive the first runner until two steps are done, then "crash".
+		for len(s.Applied()) < 3 {
+			next, _, err := r1.Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Until(next))
+		}
+		r2 := open()
+		if _, err := r2.Resume(t.Context(), id); !errors.Is(err, deploy.ErrLocked) {
+			t.Fatalf("Resume while the lease is held: err = %v, want ErrLocked", err)
+		}
+		time.Sleep(5 * time.Minute) // the lease expires
+		rep, err := r2.Resume(t.Context(), id)
+		if err != nil {
+			t.Fatalf("Resume: %v", err)
+		}
+		if rep.Status != deploy.Succeeded {
+			t.Fatalf("status = %s", rep.Status)
+		}
+		want := []string{"production/1%", "production/5%", "production/25%", "production/50%", "production/100%"}
+		if diff := cmp.Diff(want, s.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+		// The first runner has lost the release.
+		if _, _, err := r1.Reconcile(t.Context(), id); err != nil {
+			t.Errorf("Reconcile of a finished release: %v", err)
+		}
+	})
+}
+
+func TestRollbackThatFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := ramp()
+		s.RollbackErr = errors.New("kubectl: connection refused")
+		h := newHarness(t, s, deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.2, P95: time.Second}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrRollbackFailed) || !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Fatalf("err = %v, want ErrRollbackFailed joined with ErrUnhealthy", err)
+		}
+		if rep.Status != deploy.RollbackFailed {
+			t.Errorf("status = %s", rep.Status)
+		}
+		urgent := false
+		for _, e := range h.rec.Events() {
+			urgent = urgent || e.Urgent
+		}
+		if !urgent {
+			t.Error("no urgent event was sent")
+		}
+		if !strings.Contains(rep.Markdown(), "URGENT: restore the previous version by hand") {
+			t.Errorf("report lacks the urgent follow-up:\n%s", rep.Markdown())
+		}
+	})
+}
+
+func TestPitfallGuards(t *testing.T) {
+	s := ramp()
+	cases := []struct {
+		name string
+		opts []deploy.Option
+		want string
+	}{
+		{"no monitor", []deploy.Option{deploy.WithNotifiers(&deploytest.Recorder{})}, "pitfall no-monitoring"},
+		{"no notifier", []deploy.Option{deploy.WithMonitors(deploytest.Healthy())}, "pitfall silent-deploy"},
+	}
+	for _, c := range cases {
+		r, err := deploy.NewRunner(s, append(c.opts, deploy.WithStore(state.NewMemory()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrBlocked) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want ErrBlocked naming %q", c.name, err, c.want)
+		}
+	}
+	noRollback := &deploytest.Strategy{Steps: s.Steps, NoRollback: true}
+	r, _ := deploy.NewRunner(noRollback, deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(&deploytest.Recorder{}))
+	if _, err := r.Run(t.Context(), rel); !errors.Is(err, deploy.ErrBlocked) || !strings.Contains(err.Error(), "no-rollback-plan") {
+		t.Errorf("no rollback path: err = %v", err)
+	}
+	if len(noRollback.Applied()) != 0 || len(s.Applied()) != 0 {
+		t.Error("a guarded release applied steps")
+	}
+	if _, err := deploy.NewRunner(s, deploy.WithWaiver(deploy.NoMonitoring, " ")); !errors.Is(err, deploy.ErrInvalid) {
+		t.Errorf("waiver without reason: err = %v", err)
+	}
+	// Staging needs none of it.
+	r, _ = deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithSchedule(monitor.Schedule{}))
+	staging := rel
+	staging.Environment = "staging"
+	synctest.Test(t, func(t *testing.T) {
+		if rep, err := r.Run(t.Context(), staging); err != nil || rep.Status != deploy.Succeeded {
+			t.Errorf("staging release: %v", err)
+		}
+	})
+}
+
+func TestWaiverAppearsInReport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := deploy.NewRunner(ramp(), deploy.WithStore(state.NewMemory()), deploy.WithNotifiers(&deploytest.Recorder{}),
+			deploy.WithWaiver(deploy.NoMonitoring, "metrics pipeline migration; on-call watching dashboards by hand"),
+			deploy.WithWaiver(deploy.FridayDeploy, "hotfix for incident 4711"), deploy.WithSchedule(monitor.Schedule{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := r.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := rep.Markdown()
+		for _, want := range []string{
+			"- Waived pitfall no-monitoring: metrics pipeline migration; on-call watching dashboards by hand",
+			"- Waived pitfall friday-deploy: hotfix for incident 4711",
+			"- [ ] Revisit waived pitfall no-monitoring",
+		} {
+			if !strings.Contains(md, want) {
+				t.Errorf("report lacks %q:\n%s", want, md)
+			}
+		}
+	})
+}
+
+func TestDefaultWindowRefusesWeekend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// synctest's clock starts at 2000-01-01, a Saturday.
+		s := ramp()
+		r, _ := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
+			deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithLocation(time.UTC))
+		rep, err := r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrBlocked) || rep.Status != deploy.Blocked {
+			t.Fatalf("err = %v, want blocked", err)
+		}
+		if !strings.Contains(rep.Trigger.Reason, "no weekend deploys: it is Saturday") {
+			t.Errorf("reason = %q", rep.Trigger.Reason)
+		}
+		if len(s.Applied()) != 0 {
+			t.Error("applied steps on a weekend")
+		}
+	})
+}
+
+func TestGates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A gate that asks to wait 20 minutes, then passes.
+		start := time.Now()
+		approvedAt := start.Add(20 * time.Minute)
+		pending := deploy.GateFunc(func(ctx context.Context, d *deploy.Deployment) error {
+			if time.Now().Before(approvedAt) {
+				return deploy.RetryAt(approvedAt, "approval pending")
+			}
+			return nil
+		})
+		h := newHarness(t, ramp(), deploytest.Healthy(), deploy.WithGates(pending))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first := rep.Timeline[0]; first.Kind != "waiver" {
+			t.Errorf("first timeline entry %+v", first)
+		}
+		var applied time.Time
+		for _, e := range rep.Timeline {
+			if e.Kind == "step" && strings.HasPrefix(e.Detail, "applied") {
+				applied = e.At
+				break
+			}
+		}
+		if applied.Sub(start) != 20*time.Minute {
+			t.Errorf("first step applied at +%v, want +20m", applied.Sub(start))
+		}
+
+		// A gate that blocks.
+		h = newHarness(t, ramp(), deploytest.Healthy(), deploy.WithGates(deploy.GateFunc(func(context.Context, *deploy.Deployment) error {
+			return errors.New("CI pipeline 812 is red")
+		})))
+		rep, err = h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrBlocked) || !strings.Contains(err.Error(), "CI pipeline 812 is red") {
+			t.Errorf("err = %v, want ErrBlocked with the gate's reason", err)
+		}
+		if len(h.strategy.Applied()) != 0 {
+			t.Error("a blocked release applied steps")
+		}
+
+		// A gate that would wait past the deadline.
+		h = newHarness(t, ramp(), deploytest.Healthy(), deploy.WithGateDeadline(time.Hour), deploy.WithGates(deploy.GateFunc(func(context.Context, *deploy.Deployment) error {
+			return deploy.RetryAt(time.Now().Add(48*time.Hour), "window closed until Monday 09:00")
+		})))
+		rep, err = h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrBlocked) || !strings.Contains(rep.Trigger.Reason, "window closed until Monday 09:00") {
+			t.Errorf("err = %v, want ErrBlocked past the deadline", err)
+		}
+	})
+}
+
+func TestBadInputIsRefusedBeforeAnySideEffect(t *testing.T) {
+	good := deploytest.Ramp(time.Minute, 0.5, 1)
+	cases := []struct {
+		name  string
+		steps []deploytest.StepSpec
+		rel   deploy.Release
+		want  string
+	}{
+		{"exposure", []deploytest.StepSpec{{Name: "a", Exposure: 1.5}}, rel, `step 0 ("a"): Exposure 1.5 is outside [0, 1]`},
+		{"bake", []deploytest.StepSpec{{Name: "a", Exposure: 1, Bake: -time.Second}}, rel, `step 0 ("a"): Bake -1s is negative`},
+		{"dup", []deploytest.StepSpec{{Name: "a", Exposure: 0.5}, {Name: "a", Exposure: 1}}, rel, `step 1 ("a"): Name is repeated`},
+		{"service", good, deploy.Release{Version: "v2"}, "Release.Service is empty"},
+		{"version", good, deploy.Release{Service: "checkout"}, "Release.Version is empty"},
+	}
+	for _, c := range cases {
+		store := state.NewMemory()
+		s := &deploytest.Strategy{Steps: c.steps}
+		r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(&deploytest.Recorder{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Run(t.Context(), c.rel)
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want ErrInvalid naming %q", c.name, err, c.want)
+		}
+		if _, err := r.Plan(c.rel); err == nil {
+			t.Errorf("%s: Plan accepted bad input", c.name)
+		}
+		if len(s.Applied()) != 0 {
+			t.Errorf("%s: steps applied", c.name)
+		}
+	}
+	if _, err := deploy.NewRunner(nil); !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "strategy is nil") {
+		t.Errorf("nil strategy: %v", err)
+	}
+	var nilStrategy *deploytest.Strategy
+	if _, err := deploy.NewRunner(nilStrategy); !errors.Is(err, deploy.ErrInvalid) {
+		t.Errorf("typed nil strategy: %v", err)
+	}
+	if _, err := deploy.NewRunner(ramp(), deploy.WithRollbackPolicy(rollback.Policy{FailureLimit: -1})); err == nil || !strings.Contains(err.Error(), "FailureLimit -1") {
+		t.Errorf("bad policy: %v", err)
+	}
+	if _, err := deploy.NewRunner(ramp(), deploy.WithInterval(0)); err == nil || !strings.Contains(err.Error(), "WithInterval") {
+		t.Errorf("zero interval: %v", err)
+	}
+}
+
+func TestNotifierOutageLosesNoEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Healthy())
+		h.rec.FailNext(5)
+		start := time.Now()
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("Run: %v", err)
+		}
+		if got, want := time.Since(start), 110*time.Minute; got != want {
+			t.Errorf("release took %v, want %v: a notifier outage must not delay it", got, want)
+		}
+		kinds := h.rec.Kinds()
+		if kinds[0] != deploy.EventStarted || kinds[len(kinds)-1] != deploy.EventFinished {
+			t.Errorf("events %v..%v", kinds[0], kinds[len(kinds)-1])
+		}
+		if rep.Pending != 0 {
+			t.Errorf("%d events still pending", rep.Pending)
+		}
+	})
+}
+
+func TestManualRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Healthy())
+		id, err := h.runner.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.runner.Resume(t.Context(), id)
+			done <- err
+		}()
+		time.Sleep(25 * time.Minute)
+		other, _ := deploy.NewRunner(h.strategy, deploy.WithStore(h.store), deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(&deploytest.Recorder{}))
+		rep, err := other.Rollback(t.Context(), id, "product asked to hold the launch")
+		if !errors.Is(err, deploy.ErrAborted) || rep.Status != deploy.RolledBack {
+			t.Fatalf("Rollback: status %s, err %v", rep.Status, err)
+		}
+		if err := <-done; !errors.Is(err, deploy.ErrLocked) {
+			t.Errorf("the first runner: err = %v, want ErrLocked", err)
+		}
+		if h.strategy.Rollbacks() != 1 || h.strategy.Exposure() != 0 {
+			t.Errorf("rollbacks %d exposure %v", h.strategy.Rollbacks(), h.strategy.Exposure())
+		}
+		if rep.Trigger.Kind != "manual" || rep.Trigger.Reason != "product asked to hold the launch" {
+			t.Errorf("trigger %+v", rep.Trigger)
+		}
+	})
+}
+
+func TestStagingFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(5*time.Minute, 0.5, 1)}
+		h := newHarness(t, s, deploytest.Healthy(), deploy.WithStages(deploy.Stage{Name: "staging", Environment: "staging"}, deploy.Stage{Name: "production"}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"staging/50%", "staging/100%", "production/50%", "production/100%"}
+		if diff := cmp.Diff(want, s.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+		envs := map[string]bool{}
+		for _, tg := range h.monitor.Targets() {
+			envs[tg.Environment] = true
+		}
+		if !envs["staging"] || !envs["production"] {
+			t.Errorf("monitors saw environments %v", envs)
+		}
+		done := map[deploy.Item]bool{}
+		for _, l := range rep.Checklist {
+			done[l.Item] = l.Done
+		}
+		for _, it := range []deploy.Item{deploy.ItemStagingFirst, deploy.ItemStagingVerified, deploy.ItemProduction, deploy.ItemMonitorDeploy, deploy.ItemRollbackPlan, deploy.ItemStakeholders, deploy.ItemWorkflowComplete} {
+			if !done[it] {
+				t.Errorf("checklist item %q not ticked", it)
+			}
+		}
+		for _, it := range []deploy.Item{deploy.ItemTestsPassing, deploy.ItemCodeReviewed, deploy.ItemMigrationsTested} {
+			if done[it] {
+				t.Errorf("checklist item %q ticked with no evidence", it)
+			}
+		}
+	})
+}
+
+func TestInconclusivePausesThenRollsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &deploytest.Monitor{Script: func(tg monitor.Target) (monitor.Observation, error) {
+			if tg.Phase == "bake" && tg.Exposure >= 0.25 {
+				var o monitor.Observation
+				o.Set(monitor.ErrorRate, monitor.NoData())
+				o.Set(monitor.LatencyP95, monitor.NoData())
+				return o, nil
+			}
+			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+		}}
+		p := deploy.DefaultPolicy()
+		p.InconclusiveLimit = 3
+		h := newHarness(t, ramp(), m, deploy.WithRollbackPolicy(p))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Fatalf("err = %v", err)
+		}
+		if diff := cmp.Diff([]string{"production/1%", "production/5%", "production/25%"}, h.strategy.Applied()); diff != "" {
+			t.Errorf("an inconclusive step was promoted (-want +got):\n%s", diff)
+		}
+		if !strings.Contains(rep.Trigger.Reason, "inconclusive 4 times (limit 3)") {
+			t.Errorf("reason %q", rep.Trigger.Reason)
+		}
+	})
+}
