@@ -373,7 +373,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 
 	// Baking: observe and judge.
 	dec, obs := r.judge(sctx, rec, lp, "bake", rec.BakeStart)
-	r.tick(rec, now, ItemMonitorDeploy, fmt.Sprintf("%d observations during the deploy", rec.Observed))
+	r.tick(rec, now, ItemMonitorDeploy, fmt.Sprintf("%d monitor(s) observed every %v while each step baked", len(r.cfg.monitors), r.cfg.interval))
 	switch dec.Verdict {
 	case rollback.Rollback:
 		return now, r.breach(rec, lp, now, triggerFrom(dec, "breach"))

@@ -240,7 +240,11 @@ func (rep *Report) Markdown() string {
 			fmt.Fprintf(&b, "- At step: %s/%s\n", rep.Trigger.Stage, rep.Trigger.Step)
 		}
 		for i, s := range rep.RollbackSteps {
-			fmt.Fprintf(&b, "%d. %s %s: %s\n", i+1, s.Kind, s.Name, s.Detail)
+			what := s.Kind
+			if s.Name != "" {
+				what += " " + s.Name
+			}
+			fmt.Fprintf(&b, "%d. +%v %s: %s\n", i+1, s.At.Sub(rep.Started).Round(time.Second), what, s.Detail)
 		}
 	} else if rep.Trigger != nil {
 		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", rep.Trigger.Reason)

@@ -1,0 +1,95 @@
+package deploy_test
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestReportSucceeded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(5*time.Minute, 0.1, 1)}
+		h := newHarness(t, s, deploytest.Healthy(), deploy.WithSchedule(monitor.Schedule{Windows: []monitor.Window{{Name: "intensive", Duration: 10 * time.Minute, Interval: 5 * time.Minute}}}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "report-succeeded.md", rep.Markdown())
+
+		var ws map[string]any
+		if err := json.Unmarshal(rep.WorkflowState(), &ws); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{
+			"currentPhase":    "complete",
+			"completedPhases": []any{"understand", "research", "scope", "design", "decompose", "implement", "validate", "deploy"},
+			"completedAt":     "2000-01-01T00:20:00Z",
+			"status":          "succeeded",
+		}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("workflow state (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestReportRolledBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(5*time.Minute, 0.1, 1)}
+		h := newHarness(t, s, deploytest.Regression(1, deploytest.Health{ErrorRate: 0.001, P95: 900 * time.Millisecond}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		golden(t, "report-rolled-back.md", rep.Markdown())
+		var ws deploy.WorkflowState
+		if err := json.Unmarshal(rep.WorkflowState(), &ws); err != nil {
+			t.Fatal(err)
+		}
+		want := deploy.WorkflowState{CurrentPhase: "deploy", CompletedPhases: deploy.WorkflowPhases[:7], Status: deploy.RolledBack}
+		if diff := cmp.Diff(want, ws); diff != "" {
+			t.Errorf("workflow state (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestPlanIsADryRun(t *testing.T) {
+	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Hour, 0.01, 0.05, 0.25, 0.5, 1)}
+	h := newHarness(t, s, deploytest.Healthy())
+	doc, err := h.runner.Plan(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "plan.md", doc.Markdown())
+	if len(s.Applied()) != 0 || h.monitor.Calls() != 0 || len(h.rec.Events()) != 0 {
+		t.Error("Plan had side effects")
+	}
+}
