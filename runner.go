@@ -349,18 +349,33 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
-	rec, err := store.Load(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("deploy: %w", err)
-	}
-	if rec.Status.Final() {
-		return r.report(rec), fmt.Errorf("%w: release %s is already %s", ErrInvalid, id, rec.Status)
-	}
-	now := time.Now()
-	rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
-	r.startRollback(rec, now, &state.Trigger{Kind: "manual", Reason: reason}, "")
-	if err := store.Update(ctx, rec); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+	// Another runner may save between our load and update: retry on conflict.
+	for attempt := 0; ; attempt++ {
+		rec, err := store.Load(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("deploy: %w", err)
+		}
+		if rec.Status.Final() {
+			return r.report(rec), fmt.Errorf("%w: release %s is already %s", ErrInvalid, id, rec.Status)
+		}
+		if rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate) {
+			break // already rolling back or finishing: just drive it to the end
+		}
+		now := time.Now()
+		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
+		if deployed(rec) {
+			r.startRollback(rec, now, &state.Trigger{Kind: "manual", Reason: reason}, "")
+		} else {
+			rec.Trigger = &state.Trigger{Kind: "manual", Reason: reason, At: now}
+			r.toCommunicate(rec, now, Aborted, reason)
+		}
+		err = store.Update(ctx, rec)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, state.ErrConflict) || attempt >= 10 {
+			return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+		}
 	}
 	return r.loop(ctx, id)
 }

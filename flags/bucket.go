@@ -22,21 +22,34 @@ const Buckets = 10000
 // the targeting key, with no separator, scaled to the total weight as
 // (hash × Buckets) >> 32.
 //
-// Bucket does not allocate when the two keys together fit in 256 bytes.
+// Bucket does not allocate when the two keys together fit in 1 KiB.
 func Bucket(flagKey, targetingKey string) uint32 {
 	return uint32((uint64(hash32(flagKey, targetingKey)) * Buckets) >> 32)
 }
 
 // hash32 is murmur3.StringSum32(flagKey + targetingKey) without building the
-// string on the heap for keys of ordinary length.
+// string on the heap. The keys are copied into a buffer on the stack: a small
+// one for keys of ordinary length (Go zeroes it on every call, so its size shows
+// in the cost), a larger one otherwise.
 func hash32(flagKey, targetingKey string) uint32 {
-	var buf [256]byte
-	if len(flagKey)+len(targetingKey) <= len(buf) {
-		n := copy(buf[:], flagKey)
-		n += copy(buf[n:], targetingKey)
-		return murmur3.Sum32(buf[:n])
+	if len(flagKey)+len(targetingKey) > 128 {
+		return hash32Long(flagKey, targetingKey)
 	}
-	return murmur3.StringSum32(flagKey + targetingKey)
+	var buf [128]byte
+	n := copy(buf[:], flagKey)
+	n += copy(buf[n:], targetingKey)
+	return murmur3.Sum32(buf[:n])
+}
+
+//go:noinline
+func hash32Long(flagKey, targetingKey string) uint32 {
+	var buf [1024]byte
+	if len(flagKey)+len(targetingKey) > len(buf) {
+		return murmur3.StringSum32(flagKey + targetingKey)
+	}
+	n := copy(buf[:], flagKey)
+	n += copy(buf[n:], targetingKey)
+	return murmur3.Sum32(buf[:n])
 }
 
 // weight returns the number of buckets that get the on variant at share, which
