@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -31,13 +30,28 @@ type loop struct {
 	phaseSpan trace.Span
 	phaseCtx  context.Context
 
-	stepKey  string
-	stepSpn  trace.Span
-	stepCtx  context.Context
-	token    int64
-	aborted  bool
-	disp     *dispatcher
-	finished bool
+	stepKey stepKey
+	stepSpn trace.Span
+	stepCtx context.Context
+	token   int64
+	aborted bool
+	disp    *dispatcher
+	plan    [][]Step
+}
+
+type stepKey struct{ stage, step int }
+
+// plans returns the validated plans of every stage, computed once per loop:
+// Plan is deterministic for the same release.
+func (lp *loop) plans(d *Deployment) ([][]Step, error) {
+	if lp.plan == nil {
+		p, err := lp.r.plans(d)
+		if err != nil {
+			return nil, err
+		}
+		lp.plan = p
+	}
+	return lp.plan, nil
 }
 
 func (r *Runner) tracerProvider() trace.TracerProvider {
@@ -92,19 +106,22 @@ func (lp *loop) start(rec *state.Record) {
 
 // stepSpan returns the context of the current step's span, opening it if needed.
 func (lp *loop) stepSpan(rec *state.Record, s Step) context.Context {
-	key := strconv.Itoa(rec.Stage) + "/" + s.Name
+	key := stepKey{rec.Stage, rec.Step}
 	if key == lp.stepKey && lp.stepSpn != nil {
 		return lp.stepCtx
 	}
 	lp.endStep(nil)
 	lp.stepKey = key
-	lp.stepCtx, lp.stepSpn = lp.tr.Start(lp.phaseCtx, "deploy.step", trace.WithAttributes(
-		attribute.String("deploy.step", s.Name),
-		attribute.Int("deploy.step.index", rec.Step),
-		attribute.String("deploy.stage", lp.r.stageName(rec)),
-		attribute.Float64("deploy.exposure", s.Exposure),
-		attribute.Int64("deploy.bake_ms", s.Bake.Milliseconds()),
-	))
+	lp.stepCtx, lp.stepSpn = lp.tr.Start(lp.phaseCtx, "deploy.step")
+	if lp.stepSpn.IsRecording() {
+		lp.stepSpn.SetAttributes(
+			attribute.String("deploy.step", s.Name),
+			attribute.Int("deploy.step.index", rec.Step),
+			attribute.String("deploy.stage", lp.r.stageName(rec)),
+			attribute.Float64("deploy.exposure", s.Exposure),
+			attribute.Int64("deploy.bake_ms", s.Bake.Milliseconds()),
+		)
+	}
 	return lp.stepCtx
 }
 
@@ -123,7 +140,7 @@ func (lp *loop) endStep(err error) {
 		lp.stepSpn.SetStatus(codes.Error, err.Error())
 	}
 	lp.stepSpn.End()
-	lp.stepSpn, lp.stepKey = nil, ""
+	lp.stepSpn, lp.stepKey = nil, stepKey{}
 }
 
 // fail records err on the run span.
@@ -182,12 +199,13 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 	return rep
 }
 
-// flushSync delivers due messages once each, for Reconcile without Run.
-func (r *Runner) flushSync(lp *loop, id string) {
+// flushSync delivers due messages once each, for Reconcile without Run. It
+// reports whether the record changed.
+func (r *Runner) flushSync(lp *loop, id string) bool {
 	ctx := context.WithoutCancel(lp.ctx)
 	rec, err := r.cfg.store.Load(ctx, id)
 	if err != nil || len(rec.Outbox) == 0 {
-		return
+		return false
 	}
 	now := time.Now()
 	blocked := map[int]bool{}
@@ -214,7 +232,7 @@ func (r *Runner) flushSync(lp *loop, id string) {
 		rec.Delivered++
 	}
 	rec.Outbox = keep
-	r.cfg.store.Update(ctx, rec)
+	return r.cfg.store.Update(ctx, rec) == nil
 }
 
 func marshalEvent(e Event) ([]byte, error) { return json.Marshal(e) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,26 +21,26 @@ import (
 
 // reconcile loads the record, does what is due now, saves and says when the
 // next action is due.
-func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time, *Report, error) {
+func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time, *state.Record, error) {
 	store := r.cfg.store
 	rec, err := store.Load(ctx, id)
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("deploy: %w", err)
 	}
 	if rec.Status.Final() {
-		return time.Time{}, r.report(rec), finalError(rec)
+		return time.Time{}, rec, finalError(rec)
 	}
 	now := time.Now()
 	if rec.Holder != r.holder {
 		if now.Before(rec.LeaseUntil) {
-			return time.Time{}, r.report(rec), fmt.Errorf("%w: release %s is held by %s until %s", ErrLocked, id, rec.Holder, rec.LeaseUntil.Format(time.RFC3339))
+			return time.Time{}, rec, fmt.Errorf("%w: release %s is held by %s until %s", ErrLocked, id, rec.Holder, rec.LeaseUntil.Format(time.RFC3339))
 		}
 		rec.Holder, rec.Token = r.holder, rec.Token+1
 	}
 	if lp.token == 0 {
 		lp.token = rec.Token
 	} else if rec.Token != lp.token {
-		return time.Time{}, r.report(rec), fmt.Errorf("%w: release %s was taken over (token %d, ours %d)", ErrLocked, id, rec.Token, lp.token)
+		return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over (token %d, ours %d)", ErrLocked, id, rec.Token, lp.token)
 	}
 	lp.start(rec)
 	var next time.Time
@@ -58,7 +59,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		return time.Time{}, nil, fmt.Errorf("deploy: release %s has unknown phase %q", id, rec.Phase)
 	}
 	if err != nil {
-		return time.Time{}, r.report(rec), err
+		return time.Time{}, rec, err
 	}
 	if next.IsZero() {
 		next = now
@@ -66,14 +67,13 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	rec.LeaseUntil = next.Add(leaseGrace)
 	lp.disp.apply(rec)
 	if err := r.save(ctx, rec); err != nil {
-		return time.Time{}, r.report(rec), err
+		return time.Time{}, rec, err
 	}
 	lp.kick(rec)
-	rep := r.report(rec)
 	if rec.Status.Final() {
-		return next, rep, finalError(rec)
+		return next, rec, finalError(rec)
 	}
-	return next, rep, nil
+	return next, rec, nil
 }
 
 // leaseGrace is how long past its next action a runner keeps its lease.
@@ -313,7 +313,7 @@ func (w defaultWindow) Check(ctx context.Context, d *Deployment) error {
 
 func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
 	d := r.deployment(rec)
-	plans, err := r.plans(d)
+	plans, err := lp.plans(d)
 	if err != nil {
 		r.fail(rec, now, err)
 		return now, nil
@@ -373,12 +373,16 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 
 	// Baking: observe and judge.
 	dec, obs := r.judge(sctx, rec, lp, "bake", rec.BakeStart)
+	bakeDone := !now.Before(rec.BakeStart.Add(step.Bake))
+	if dec.Verdict != rollback.Continue || bakeDone {
+		r.announce(rec, lp, dec, step.Name)
+	}
 	r.tick(rec, now, ItemMonitorDeploy, fmt.Sprintf("%d monitor(s) observed every %v while each step baked", len(r.cfg.monitors), r.cfg.interval))
 	switch dec.Verdict {
 	case rollback.Rollback:
 		return now, r.breach(rec, lp, now, triggerFrom(dec, "breach"))
 	case rollback.Continue:
-		if !now.Before(rec.BakeStart.Add(step.Bake)) {
+		if bakeDone {
 			r.note(rec, now, "verdict", step.Name, "healthy: "+summarize(obs))
 			return r.promote(rec, lp, now, step, steps, len(plans))
 		}
@@ -437,9 +441,7 @@ func (r *Runner) stageDone(rec *state.Record, now time.Time, nstages int) (time.
 }
 
 func percent(f float64) string {
-	s := fmt.Sprintf("%.2f", f*100)
-	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	return s + " %"
+	return strconv.FormatFloat(math.Round(f*10000)/100, 'f', -1, 64) + " %"
 }
 
 // ---- verify ----
@@ -449,6 +451,7 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 	if len(rec.Windows) == 0 && !rec.Applied {
 		// Post-deployment checks.
 		dec, obs := r.judge(pctx, rec, lp, "verify", now)
+		r.announce(rec, lp, dec, "post-deployment checks")
 		switch dec.Verdict {
 		case rollback.Rollback:
 			return now, r.breach(rec, lp, now, triggerFrom(dec, "verification"))
@@ -469,13 +472,17 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 	spec := r.cfg.schedule.Windows[len(rec.Windows)-1]
 	dec, _ := r.judge(pctx, rec, lp, "verify", w.Start)
 	w.Observations++
+	windowDone := !now.Before(w.Start.Add(spec.Duration))
+	if dec.Verdict != rollback.Continue || w.Observations == 1 || windowDone {
+		r.announce(rec, lp, dec, w.Name+" watch")
+	}
 	if dec.Verdict == rollback.Rollback {
 		w.End = now
 		tr := triggerFrom(dec, "verification")
 		tr.Reason = fmt.Sprintf("%s (during the %s watch, %v after full exposure)", tr.Reason, w.Name, now.Sub(rec.Windows[0].Start).Round(time.Second))
 		return now, r.breach(rec, lp, now, tr)
 	}
-	if end := w.Start.Add(spec.Duration); !now.Before(end) {
+	if windowDone {
 		w.End = now
 		r.note(rec, now, "window", w.Name, fmt.Sprintf("%s watch complete: %d observations every %v", w.Name, w.Observations, w.Interval))
 		r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("%s watch complete (%v, %d observations)", w.Name, spec.Duration, w.Observations)})
@@ -603,29 +610,39 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase s
 			rec.Last[k] = state.Measurement{Value: m.Value, Samples: m.Samples}
 		}
 	}
-	if len(r.cfg.notifiers) > 0 {
-		ev := Event{Kind: EventObservation, Verdict: string(dec.Verdict), Message: dec.Reason}
-		for _, res := range dec.Results {
-			ev.Readings = append(ev.Readings, Reading{Trigger: res.Trigger, Metric: res.Metric, Outcome: res.Outcome.String(), Reason: res.Reason})
-		}
-		if n := len(rec.Windows); n > 0 && phase == "verify" {
-			ev.Step = rec.Windows[n-1].Name + " watch"
-		} else if rec.Step >= 0 {
-			ev.Step = r.currentStepName(rec)
-		}
-		r.emit(rec, ev)
-	}
 	return dec, obs
 }
 
-func (r *Runner) currentStepName(rec *state.Record) string {
-	d := r.deployment(rec)
-	d.Stage = r.stages(rec.Release)[min(rec.Stage, len(r.stages(rec.Release))-1)]
-	steps, err := r.strategy.Plan(d)
-	if err != nil || rec.Step < 0 || rec.Step >= len(steps) {
+// announce sends an observation event. The runner announces the observations
+// that matter to people — a verdict other than continue, the one that
+// completes a bake, the first and last of a watch window, the post-deployment
+// checks — not every healthy minute of a day-long watch.
+func (r *Runner) announce(rec *state.Record, lp *loop, dec rollback.Decision, step string) {
+	if len(r.cfg.notifiers) == 0 {
+		return
+	}
+	ev := Event{Kind: EventObservation, Verdict: string(dec.Verdict), Message: dec.Reason, Step: step}
+	for _, res := range dec.Results {
+		ev.Readings = append(ev.Readings, Reading{Trigger: res.Trigger, Metric: res.Metric, Outcome: res.Outcome.String(), Reason: res.Reason})
+	}
+	r.emit(rec, ev)
+}
+
+func (r *Runner) currentStepName(rec *state.Record, lp *loop) string {
+	if rec.Step < 0 {
 		return ""
 	}
-	return steps[rec.Step].Name
+	var plans [][]Step
+	var err error
+	if lp != nil {
+		plans, err = lp.plans(r.deployment(rec))
+	} else {
+		plans, err = r.plans(r.deployment(rec))
+	}
+	if err != nil || rec.Stage >= len(plans) || rec.Step >= len(plans[rec.Stage]) {
+		return ""
+	}
+	return plans[rec.Stage][rec.Step].Name
 }
 
 func triggerFrom(dec rollback.Decision, kind string) *state.Trigger {
@@ -684,7 +701,7 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 		t.At = now
 	}
 	if rec.Phase == string(PhaseDeploy) && rec.Step >= 0 {
-		t.Stage, t.Step = r.stageName(rec), r.currentStepName(rec)
+		t.Stage, t.Step = r.stageName(rec), r.currentStepName(rec, nil)
 	}
 	if outcome == "" {
 		outcome = RolledBack
@@ -814,8 +831,10 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 		rec.Phase = string(PhaseComplete)
 	}
 	r.note(rec, now, "phase", "finished", string(rec.Status))
-	rep := r.report(rec)
-	r.emit(rec, Event{Kind: EventFinished, Message: rep.Headline(), Report: rep.Markdown(), Urgent: rec.Status == RollbackFailed})
+	if len(r.cfg.notifiers) > 0 {
+		rep := r.report(rec)
+		r.emit(rec, Event{Kind: EventFinished, Message: rep.Headline(), Report: rep.Markdown(), Urgent: rec.Status == RollbackFailed})
+	}
 }
 
 // emit puts an event in the outbox for every notifier.

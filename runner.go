@@ -175,18 +175,18 @@ func validateSteps(stage string, steps []Step) error {
 	}
 	names := make(map[string]bool, len(steps))
 	for i, s := range steps {
-		where := fmt.Sprintf("stage %q step %d (%q)", stage, i, s.Name)
+		where := func() string { return fmt.Sprintf("stage %q step %d (%q)", stage, i, s.Name) }
 		switch {
 		case s.Name == "":
 			return fmt.Errorf("%w: stage %q step %d: Name is empty", ErrInvalid, stage, i)
 		case names[s.Name]:
-			return fmt.Errorf("%w: %s: Name is repeated", ErrInvalid, where)
+			return fmt.Errorf("%w: %s: Name is repeated", ErrInvalid, where())
 		case math.IsNaN(s.Exposure) || s.Exposure < 0 || s.Exposure > 1:
-			return fmt.Errorf("%w: %s: Exposure %v is outside [0, 1]", ErrInvalid, where, s.Exposure)
+			return fmt.Errorf("%w: %s: Exposure %v is outside [0, 1]", ErrInvalid, where(), s.Exposure)
 		case s.Bake < 0:
-			return fmt.Errorf("%w: %s: Bake %v is negative", ErrInvalid, where, s.Bake)
+			return fmt.Errorf("%w: %s: Bake %v is negative", ErrInvalid, where(), s.Bake)
 		case s.Apply == nil:
-			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where)
+			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where())
 		}
 		names[s.Name] = true
 	}
@@ -388,20 +388,25 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 // to do. Notifications are delivered before Reconcile returns, one attempt
 // each.
 func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep *Report, err error) {
+	if _, err := r.store(); err != nil {
+		return time.Time{}, nil, err
+	}
 	lp := r.newLoop(ctx, nil)
 	defer lp.end()
-	next, rep, err = r.reconcile(lp.ctx, id, lp)
-	if rep != nil {
-		r.flushSync(lp, id)
-		if rec, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
-			rep = r.report(rec)
+	next, rec, err := r.reconcile(lp.ctx, id, lp)
+	if rec == nil {
+		return next, nil, err
+	}
+	if r.flushSync(lp, id) {
+		if fresh, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
+			rec = fresh
 		}
 	}
-	return next, rep, err
+	return next, r.report(rec), err
 }
 
 // loop reconciles until the release is over, sleeping until each next action.
-func (r *Runner) loop(ctx context.Context, id string) (rep *Report, err error) {
+func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
 	if _, err := r.store(); err != nil {
 		return nil, err
 	}
@@ -409,13 +414,17 @@ func (r *Runner) loop(ctx context.Context, id string) (rep *Report, err error) {
 	defer lp.end()
 	run := lp.ctx
 	for {
-		next, rep, err := r.reconcile(run, id, lp)
-		if err != nil && (rep == nil || !rep.Status.Final()) {
+		next, rec, err := r.reconcile(run, id, lp)
+		final := rec != nil && rec.Status.Final()
+		if err != nil && !final {
 			lp.fail(err)
-			return rep, err
+			if rec == nil {
+				return nil, err
+			}
+			return r.report(rec), err
 		}
-		if rep != nil && rep.Status.Final() {
-			rep = r.finish(lp, id, rep)
+		if final {
+			rep := r.finish(lp, id, r.report(rec))
 			lp.fail(err)
 			return rep, err
 		}

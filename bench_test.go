@@ -1,0 +1,71 @@
+package deploy_test
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/notify"
+	"github.com/deploykit/deploy/state"
+)
+
+// BenchmarkStepOverhead measures the runner's own cost per step: a no-op
+// strategy of 100 steps with no bake, the Memory store, tracing off, no
+// monitors or notifiers (a staging release needs none).
+func BenchmarkStepOverhead(b *testing.B) {
+	const steps = 100
+	specs := make([]deploytest.StepSpec, steps)
+	for i := range specs {
+		specs[i] = deploytest.StepSpec{Name: fmt.Sprint("s", i), Exposure: float64(i+1) / steps}
+	}
+	s := &deploytest.Strategy{Steps: specs}
+	r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithTracerProvider(noop.NewTracerProvider()),
+		deploy.WithSchedule(monitor.Schedule{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel := deploy.Release{Service: "bench", Version: "v2", Environment: "staging"}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Run(b.Context(), rel); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	n := float64(b.N * steps)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/step")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/step")
+}
+
+// Benchmark24hRelease runs a five-step release whose bakes add up to 24 hours,
+// observed every minute (1,440 observations), with a healthy monitor, the
+// default policy, a console notifier writing to io.Discard and the Memory
+// store, in virtual time. ns/op is the wall time of the whole release.
+func Benchmark24hRelease(b *testing.B) {
+	for b.Loop() {
+		synctest.Test(&testing.T{}, func(t *testing.T) {
+			s := &deploytest.Strategy{Steps: deploytest.Ramp(24*time.Hour/5, 0.01, 0.05, 0.25, 0.5, 1)}
+			r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithTracerProvider(noop.NewTracerProvider()),
+				deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(&notify.Console{W: io.Discard}),
+				deploy.WithWaiver(deploy.FridayDeploy, "benchmark"), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rep, err := r.Run(t.Context(), deploy.Release{Service: "bench", Version: "v2"})
+			if err != nil || rep.Status != deploy.Succeeded {
+				b.Fatal(err)
+			}
+		})
+	}
+}
