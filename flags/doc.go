@@ -62,9 +62,10 @@
 // Buckets, so a service reading the file with flagd and a service using Provider
 // give every targeting key the same variant at the same share. The hashed string
 // has no separator: flag "ab" with key "c" and flag "a" with key "bc" share a
-// bucket. Older flagd releases mapped the hash to a percentage differently, so
-// the agreement holds for the versions named here and is tested in the bench
-// module.
+// bucket. flagd core releases before v0.15.0 mapped the hash to buckets
+// differently (a change its changelog marks as breaking), so the agreement holds
+// for flagd core v0.15 and later; it is tested against the flagd Go provider
+// v0.6.0 in the bench module.
 //
 // # The flagd rename caveat
 //
