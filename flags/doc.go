@@ -22,7 +22,7 @@
 //	api := isolated.NewAPI()
 //	_ = api.SetProviderAndWait(ctx, p)
 //	client := api.NewClient()
-//	on, _ := client.BooleanValue(ctx, "new-checkout", false, openfeature.NewTargetlessEvaluationContext(nil)) // TARGETING_KEY_MISSING
+//	on, _ := client.BooleanValue(ctx, "new-checkout", false, openfeature.NewEvaluationContext(userID, nil))
 //
 // Evaluation reads an immutable snapshot through an atomic pointer: no lock, and
 // no allocation for a boolean flag. [Provider.Enabled] is the direct fast path
