@@ -1,22 +1,9 @@
-// Package rollback decides, from observations, whether a release may go on.
-//
-// A [Policy] holds [Trigger]s (error rate up by more than X %, p95 latency up by
-// more than Y ms, absolute thresholds, a failed critical check…) and limits
-// with Argo Rollouts' semantics: a failure limit, an inconclusive limit (no
-// data or too few samples pauses, then rolls back past the limit, and never
-// promotes), a consecutive-error limit for a broken metric source (fail
-// closed) and a progress deadline for a step that never completes.
-//
-// Every [Decision] carries a reason naming the metric, the observed value, the
-// baseline, the threshold and the sample count, e.g.
-// "error rate 2.4 % vs baseline 0.3 % (+700 %) > +50 %".
-//
-// This package imports nothing else of the project but monitor.
 package rollback
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -35,6 +22,7 @@ const (
 	Fail
 )
 
+// String returns "pass", "inconclusive" or "fail".
 func (o Outcome) String() string {
 	switch o {
 	case Pass:
@@ -49,13 +37,23 @@ func (o Outcome) String() string {
 
 // Result is one trigger's judgement of one observation.
 type Result struct {
-	Trigger   string  `json:"trigger"`
-	Metric    string  `json:"metric"`
-	Outcome   Outcome `json:"outcome"`
-	Observed  float64 `json:"observed"`
-	Baseline  float64 `json:"baseline"`
+	// Trigger is the trigger's Name.
+	Trigger string `json:"trigger"`
+	// Metric is the metric judged ("checks" for CriticalChecks).
+	Metric string `json:"metric"`
+	// Outcome is pass, inconclusive or fail.
+	Outcome Outcome `json:"outcome"`
+	// Observed is the new version's value, NaN when there is none.
+	Observed float64 `json:"observed"`
+	// Baseline is what Observed was compared with (the control or the
+	// preflight baseline), NaN when nothing was.
+	Baseline float64 `json:"baseline"`
+	// Threshold is the value Observed had to stay within, NaN when none.
 	Threshold float64 `json:"threshold"`
-	Samples   int     `json:"samples"`
+	// Samples is how many samples back the judgement: the new version's, or
+	// the smaller of the new version's and the control's when the control
+	// was used.
+	Samples int `json:"samples"`
 	// Critical results roll back at once, whatever the failure limit.
 	Critical bool `json:"critical,omitempty"`
 	// Reason is a sentence a person can act on.
@@ -101,16 +99,26 @@ type Decision struct {
 
 // Counters are the policy's memory between observations of one release. The
 // runner persists them with the release so that limits survive a restart.
+// The zero Counters start a release.
 type Counters struct {
-	Failures          int `json:"failures"`
-	Inconclusive      int `json:"inconclusive"`
+	// Failures counts observations with a failed result.
+	Failures int `json:"failures"`
+	// Inconclusive counts observations with an inconclusive result and no
+	// failed one.
+	Inconclusive int `json:"inconclusive"`
+	// ConsecutiveErrors counts measuring errors since the last observation
+	// that was measured.
 	ConsecutiveErrors int `json:"consecutiveErrors"`
 }
 
 // Defaults of the limits, as in Argo Rollouts.
 const (
+	// DefaultConsecutiveErrorLimit is the number of measuring errors in a
+	// row that rolls back when Policy.ConsecutiveErrorLimit is 0.
 	DefaultConsecutiveErrorLimit = 4
-	DefaultProgressDeadline      = 10 * time.Minute
+	// DefaultProgressDeadline is the step deadline when
+	// Policy.ProgressDeadline is 0 (Argo's progressDeadlineSeconds: 600).
+	DefaultProgressDeadline = 10 * time.Minute
 )
 
 // Policy turns observations into verdicts. The zero Policy has no triggers and
@@ -126,35 +134,40 @@ type Policy struct {
 	// default) rolls back on the first inconclusive observation. An
 	// inconclusive observation never promotes.
 	InconclusiveLimit int
-	// ConsecutiveErrorLimit is how many observations in a row may fail to
-	// measure at all before the release rolls back (fail closed). 0 means
-	// DefaultConsecutiveErrorLimit; a success resets the count.
+	// ConsecutiveErrorLimit is how many observations in a row that fail to
+	// measure at all roll the release back (fail closed): with the default
+	// of 4, the 4th error in a row rolls back. 0 means
+	// DefaultConsecutiveErrorLimit; a measured observation resets the count.
 	ConsecutiveErrorLimit int
 	// ProgressDeadline bounds how long one step may take to apply and verify.
 	// 0 means DefaultProgressDeadline.
 	ProgressDeadline time.Duration
-	// MinSamples is the fewest samples a metric needs to be judged; fewer is
-	// inconclusive. Triggers may set their own. 0 means 1.
+	// MinSamples is the fewest samples a metric result needs to count as a
+	// pass or a failure; fewer is inconclusive. It does not apply to checks.
+	// Triggers may ask for more of their own (MannWhitney.MinSamples). 0
+	// means 1.
 	MinSamples int
 }
 
-// Validate reports a negative limit or a nil trigger.
+// Validate reports a negative limit, a nil trigger or a trigger whose own
+// Validate method fails. Every error names the field and its value and wraps
+// [ErrInvalid].
 func (p *Policy) Validate() error {
 	switch {
 	case p.FailureLimit < 0:
-		return fmt.Errorf("rollback: Policy.FailureLimit %d is negative", p.FailureLimit)
+		return fmt.Errorf("rollback: Policy.FailureLimit %d is negative: %w", p.FailureLimit, ErrInvalid)
 	case p.InconclusiveLimit < 0:
-		return fmt.Errorf("rollback: Policy.InconclusiveLimit %d is negative", p.InconclusiveLimit)
+		return fmt.Errorf("rollback: Policy.InconclusiveLimit %d is negative: %w", p.InconclusiveLimit, ErrInvalid)
 	case p.ConsecutiveErrorLimit < 0:
-		return fmt.Errorf("rollback: Policy.ConsecutiveErrorLimit %d is negative", p.ConsecutiveErrorLimit)
+		return fmt.Errorf("rollback: Policy.ConsecutiveErrorLimit %d is negative: %w", p.ConsecutiveErrorLimit, ErrInvalid)
 	case p.ProgressDeadline < 0:
-		return fmt.Errorf("rollback: Policy.ProgressDeadline %v is negative", p.ProgressDeadline)
+		return fmt.Errorf("rollback: Policy.ProgressDeadline %v is negative: %w", p.ProgressDeadline, ErrInvalid)
 	case p.MinSamples < 0:
-		return fmt.Errorf("rollback: Policy.MinSamples %d is negative", p.MinSamples)
+		return fmt.Errorf("rollback: Policy.MinSamples %d is negative: %w", p.MinSamples, ErrInvalid)
 	}
 	for i, t := range p.Triggers {
 		if t == nil {
-			return fmt.Errorf("rollback: Policy.Triggers[%d] is nil", i)
+			return fmt.Errorf("rollback: Policy.Triggers[%d] is nil: %w", i, ErrInvalid)
 		}
 		if v, ok := t.(interface{ Validate() error }); ok {
 			if err := v.Validate(); err != nil {
@@ -165,7 +178,8 @@ func (p *Policy) Validate() error {
 	return nil
 }
 
-// ErrorLimit returns the effective consecutive-error limit.
+// ErrorLimit returns the effective consecutive-error limit: the number of
+// measuring errors in a row that rolls back.
 func (p *Policy) ErrorLimit() int {
 	if p.ConsecutiveErrorLimit == 0 {
 		return DefaultConsecutiveErrorLimit
@@ -173,7 +187,8 @@ func (p *Policy) ErrorLimit() int {
 	return p.ConsecutiveErrorLimit
 }
 
-// Deadline returns the effective progress deadline.
+// Deadline returns the effective progress deadline, which the runner
+// enforces on each step.
 func (p *Policy) Deadline() time.Duration {
 	if p.ProgressDeadline == 0 {
 		return DefaultProgressDeadline
@@ -188,8 +203,9 @@ func (p *Policy) minSamples() int {
 	return p.MinSamples
 }
 
-// Conditions lists the triggers' conditions and the limits, for the rollback
-// procedure.
+// Conditions lists the triggers' conditions and then the limits, one line
+// each, for the "Trigger Conditions" of the rollback procedure (see
+// [NewPlan]).
 func (p *Policy) Conditions() []string {
 	var c []string
 	for _, t := range p.Triggers {
@@ -204,8 +220,24 @@ func (p *Policy) Conditions() []string {
 	return c
 }
 
-// Judge decides on one observation and updates c. obsErr is the error from
-// measuring, if measuring failed; obs is then ignored.
+// Judge decides on one observation and updates c, the release's counters.
+// obsErr is the error from measuring, if measuring failed altogether; obs is
+// then ignored.
+//
+// The verdict is, in this order:
+//   - Rollback after ErrorLimit measuring errors in a row, Wait before that
+//     (a successful measurement resets the count);
+//   - Rollback when a critical result failed;
+//   - when a result failed: Rollback once more than FailureLimit
+//     observations failed, else Wait;
+//   - when a result was inconclusive (no data, no reference, fewer than
+//     MinSamples samples): Rollback once more than InconclusiveLimit
+//     observations were inconclusive, else Wait;
+//   - Continue.
+//
+// An observation counts once, as failed or as inconclusive, however many of
+// its results were. Judge is safe to call concurrently for different
+// counters.
 func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr error) Decision {
 	if obsErr != nil {
 		c.ConsecutiveErrors++
@@ -217,15 +249,16 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	c.ConsecutiveErrors = 0
 
 	results := make([]Result, 0, len(p.Triggers))
-	var failed, inconclusive *Result
+	var failed, inconclusive, critical *Result
+	min := p.minSamples()
 	for _, t := range p.Triggers {
 		r := t.Evaluate(obs, baseline)
 		if r.Trigger == "" {
 			r.Trigger = t.Name()
 		}
-		if r.Outcome == Pass && r.Samples > 0 && r.Samples < p.minSamples() {
+		if r.Outcome != Inconclusive && r.Samples > 0 && r.Samples < min && !isChecks(t) {
+			r.Reason = fmt.Sprintf("%s: %d samples, fewer than the %d needed (%s)", r.Metric, r.Samples, min, r.Reason)
 			r.Outcome = Inconclusive
-			r.Reason = fmt.Sprintf("%s: %d samples, fewer than the %d needed", r.Metric, r.Samples, p.minSamples())
 		}
 		results = append(results, r)
 	}
@@ -233,8 +266,8 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		r := &results[i]
 		switch r.Outcome {
 		case Fail:
-			if r.Critical {
-				return Decision{Verdict: Rollback, Reason: r.Reason, Results: results, Cause: r}
+			if r.Critical && critical == nil {
+				critical = r
 			}
 			if failed == nil {
 				failed = r
@@ -246,6 +279,9 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		}
 	}
 	switch {
+	case critical != nil:
+		c.Failures++
+		return Decision{Verdict: Rollback, Reason: critical.Reason, Results: results, Cause: critical}
 	case failed != nil:
 		c.Failures++
 		if c.Failures > p.FailureLimit {
@@ -262,16 +298,41 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	return Decision{Verdict: Continue, Reason: summary(results), Results: results}
 }
 
-func summary(rs []Result) string {
-	if len(rs) == 0 {
-		return "no triggers"
+// isChecks reports whether t judges checks rather than sampled metrics, so
+// that MinSamples does not apply to it.
+func isChecks(t Trigger) bool {
+	switch t.(type) {
+	case CriticalChecks, *CriticalChecks:
+		return true
 	}
-	parts := make([]string, 0, len(rs))
-	for _, r := range rs {
-		parts = append(parts, r.Reason)
-	}
-	return strings.Join(parts, "; ")
+	return false
 }
 
-// ErrInvalid is wrapped by the Validate methods of triggers.
+func summary(rs []Result) string {
+	switch len(rs) {
+	case 0:
+		return "no triggers"
+	case 1:
+		return rs[0].Reason
+	}
+	n := 2 * (len(rs) - 1)
+	for _, r := range rs {
+		n += len(r.Reason)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.Reason)
+	}
+	return b.String()
+}
+
+// ErrInvalid is wrapped by the errors of [Policy.Validate] and of the
+// triggers' Validate methods.
 var ErrInvalid = errors.New("invalid")
+
+// validFraction reports whether f is a finite number >= 0.
+func validFraction(f float64) bool { return f >= 0 && !math.IsInf(f, 0) }

@@ -3,6 +3,7 @@ package rollback
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,20 +12,40 @@ import (
 
 // reference returns what the new version's metric is compared against: the
 // control (stable version over the same window) when the source measured it,
-// else the preflight baseline. ok is false when neither has data.
-func reference(m monitor.Metric, baseline monitor.Observation, name string) (v float64, label string, ok bool) {
+// else the preflight baseline. n is the number of samples the judgement
+// rests on: the smaller of the two when the control is used, the new
+// version's otherwise. ok is false when there is nothing to compare with.
+func reference(m monitor.Metric, baseline monitor.Observation, name string) (v float64, label string, n int, ok bool) {
 	if m.HasControl() {
-		return m.Control, "control", true
+		return m.Control, "control", min(m.Samples, m.ControlSamples), true
 	}
 	b := baseline.Metric(name)
 	if b.HasData() {
-		return b.Value, "baseline", true
+		return b.Value, "baseline", m.Samples, true
 	}
-	return math.NaN(), "baseline", false
+	return math.NaN(), "baseline", m.Samples, false
 }
 
 func noData(trigger, metric string) Result {
-	return Result{Trigger: trigger, Metric: metric, Outcome: Inconclusive, Observed: math.NaN(), Baseline: math.NaN(), Reason: fmt.Sprintf("%s: no data", metric)}
+	return Result{Trigger: trigger, Metric: metric, Outcome: Inconclusive, Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN(),
+		Reason: human(metric) + ": no data (0 samples)"}
+}
+
+func noReference(trigger, metric string, m monitor.Metric, value string) Result {
+	return Result{Trigger: trigger, Metric: metric, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Threshold: math.NaN(), Samples: m.Samples,
+		Reason: human(metric) + " " + value + ": no baseline or control to compare with (" + strconv.Itoa(m.Samples) + " samples)"}
+}
+
+// appendSamples appends " (n samples)" or, when the control was used,
+// " (n vs c samples)".
+func appendSamples(b []byte, m monitor.Metric) []byte {
+	b = append(b, " ("...)
+	b = strconv.AppendInt(b, int64(m.Samples), 10)
+	if m.HasControl() {
+		b = append(b, " vs "...)
+		b = strconv.AppendInt(b, int64(m.ControlSamples), 10)
+	}
+	return append(b, " samples)"...)
 }
 
 // RelativeIncrease rolls back when a metric rises by more than MaxIncrease
@@ -60,48 +81,156 @@ func (t RelativeIncrease) Condition() string {
 
 // Validate reports a negative or NaN MaxIncrease or Floor.
 func (t RelativeIncrease) Validate() error {
-	if !(t.MaxIncrease >= 0) || math.IsInf(t.MaxIncrease, 0) {
+	if !validFraction(t.MaxIncrease) {
 		return fmt.Errorf("RelativeIncrease.MaxIncrease %v must be a finite number >= 0: %w", t.MaxIncrease, ErrInvalid)
 	}
-	if !(t.Floor >= 0) {
-		return fmt.Errorf("RelativeIncrease.Floor %v must be >= 0: %w", t.Floor, ErrInvalid)
+	if !validFraction(t.Floor) {
+		return fmt.Errorf("RelativeIncrease.Floor %v must be a finite number >= 0: %w", t.Floor, ErrInvalid)
 	}
 	return nil
 }
 
-// Evaluate judges obs.
+// Evaluate judges obs against the control, else the baseline. It is
+// inconclusive when the metric has no data or there is nothing to compare
+// it with.
 func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 	name := t.metric()
 	m := obs.Metric(name)
 	if !m.HasData() {
 		return noData(t.Name(), name)
 	}
-	ref, label, ok := reference(m, baseline, name)
+	percent := t.Percent || name == monitor.ErrorRate
+	ref, label, n, ok := reference(m, baseline, name)
 	if !ok {
-		return Result{Trigger: t.Name(), Metric: name, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples,
-			Reason: fmt.Sprintf("%s %s: no baseline to compare with", human(name), t.format(m.Value))}
+		return noReference(t.Name(), name, m, string(appendValue(nil, m.Value, percent)))
 	}
 	limit := ref * (1 + t.MaxIncrease)
-	r := Result{Trigger: t.Name(), Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: m.Samples}
-	change := "n/a"
-	if ref > 0 {
-		change = fmt.Sprintf("%+.0f %%", (m.Value/ref-1)*100)
-	}
-	desc := fmt.Sprintf("%s %s vs %s %s (%s)", human(name), t.format(m.Value), label, t.format(ref), change)
-	if m.Value > limit && m.Value > t.Floor {
+	r := Result{Trigger: t.Name(), Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
+	var arr [160]byte
+	b := append(arr[:0], human(name)...)
+	b = append(b, ' ')
+	b = appendValue(b, m.Value, percent)
+	b = append(b, " vs "...)
+	b = append(b, label...)
+	b = append(b, ' ')
+	b = appendValue(b, ref, percent)
+	b = appendChange(b, m.Value, ref)
+	switch {
+	case m.Value > limit && m.Value > t.Floor:
 		r.Outcome = Fail
-		r.Reason = fmt.Sprintf("%s > +%s", desc, strings.TrimSuffix(pct(t.MaxIncrease), "%")+" %")
-	} else {
-		r.Reason = fmt.Sprintf("%s within +%s", desc, strings.TrimSuffix(pct(t.MaxIncrease), "%")+" %")
+		b = append(b, " > +"...)
+		b = appendPct(b, t.MaxIncrease)
+	case m.Value > limit:
+		b = append(b, " at or below the "...)
+		b = appendValue(b, t.Floor, percent)
+		b = append(b, " floor"...)
+	default:
+		b = append(b, " within +"...)
+		b = appendPct(b, t.MaxIncrease)
 	}
+	r.Reason = string(appendSamples(b, m))
 	return r
 }
 
-func (t RelativeIncrease) format(v float64) string {
-	if t.Percent || t.metric() == monitor.ErrorRate {
-		return fmt.Sprintf("%.1f %%", v*100)
+// appendValue formats v as a percentage ("2.4 %") or with 4 significant
+// digits.
+func appendValue(b []byte, v float64, percent bool) []byte {
+	if percent {
+		b = strconv.AppendFloat(b, v*100, 'f', 1, 64)
+		return append(b, " %"...)
 	}
-	return fmt.Sprintf("%.4g", v)
+	return strconv.AppendFloat(b, v, 'g', 4, 64)
+}
+
+// appendChange appends the relative change of v over ref: " (+700 %)".
+func appendChange(b []byte, v, ref float64) []byte {
+	if ref <= 0 {
+		return append(b, " (n/a)"...)
+	}
+	c := math.Round((v/ref - 1) * 100)
+	b = append(b, " ("...)
+	if c >= 0 {
+		b = append(b, '+')
+	}
+	b = strconv.AppendFloat(b, c, 'f', 0, 64)
+	return append(b, " %)"...)
+}
+
+// appendPct appends the fraction f as a percentage: 0.5 is "50 %".
+func appendPct(b []byte, f float64) []byte {
+	b = strconv.AppendFloat(b, math.Round(f*100*1e6)/1e6, 'f', -1, 64)
+	return append(b, " %"...)
+}
+
+// RelativeDecrease rolls back when a metric falls by more than MaxDecrease
+// relative to the control or baseline: a business metric (orders, sign-ups,
+// revenue per minute) down by more than Z %. It is the mirror of
+// [RelativeIncrease].
+type RelativeDecrease struct {
+	// Metric is the metric name; it is required.
+	Metric string
+	// MaxDecrease is the largest tolerated relative decrease, in [0, 1]: 0.1
+	// is -10 %.
+	MaxDecrease float64
+	// Percent formats values as percentages (for ratios such as a
+	// conversion rate).
+	Percent bool
+	// Critical makes a breach roll back at once, whatever the failure limit.
+	Critical bool
+}
+
+// Name returns "relative-decrease:" and the metric name.
+func (t RelativeDecrease) Name() string { return "relative-decrease:" + t.Metric }
+
+// Condition describes the trigger, e.g. "orders_per_minute decreases by
+// >10% relative to the baseline".
+func (t RelativeDecrease) Condition() string {
+	return fmt.Sprintf("%s decreases by >%s relative to the baseline", human(t.Metric), pct(t.MaxDecrease))
+}
+
+// Validate reports an empty metric name or a MaxDecrease outside [0, 1].
+func (t RelativeDecrease) Validate() error {
+	switch {
+	case t.Metric == "":
+		return fmt.Errorf("RelativeDecrease.Metric is empty: %w", ErrInvalid)
+	case !(t.MaxDecrease >= 0 && t.MaxDecrease <= 1):
+		return fmt.Errorf("RelativeDecrease.MaxDecrease %v must be in [0, 1]: %w", t.MaxDecrease, ErrInvalid)
+	}
+	return nil
+}
+
+// Evaluate judges obs against the control, else the baseline. It is
+// inconclusive when the metric has no data or there is nothing to compare
+// it with.
+func (t RelativeDecrease) Evaluate(obs, baseline monitor.Observation) Result {
+	m := obs.Metric(t.Metric)
+	if !m.HasData() {
+		return noData(t.Name(), t.Metric)
+	}
+	ref, label, n, ok := reference(m, baseline, t.Metric)
+	if !ok {
+		return noReference(t.Name(), t.Metric, m, string(appendValue(nil, m.Value, t.Percent)))
+	}
+	limit := ref * (1 - t.MaxDecrease)
+	r := Result{Trigger: t.Name(), Metric: t.Metric, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n, Critical: t.Critical}
+	var arr [160]byte
+	b := append(arr[:0], human(t.Metric)...)
+	b = append(b, ' ')
+	b = appendValue(b, m.Value, t.Percent)
+	b = append(b, " vs "...)
+	b = append(b, label...)
+	b = append(b, ' ')
+	b = appendValue(b, ref, t.Percent)
+	b = appendChange(b, m.Value, ref)
+	if m.Value < limit {
+		r.Outcome = Fail
+		b = append(b, " < -"...)
+	} else {
+		b = append(b, " within -"...)
+	}
+	b = appendPct(b, t.MaxDecrease)
+	r.Reason = string(appendSamples(b, m))
+	return r
 }
 
 // LatencyIncrease rolls back when a latency metric, in seconds, rises by more
@@ -137,28 +266,52 @@ func (t LatencyIncrease) Validate() error {
 	return nil
 }
 
-// Evaluate judges obs.
+// Evaluate judges obs against the control, else the baseline. It is
+// inconclusive when the metric has no data or there is nothing to compare
+// it with.
 func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 	name := t.metric()
 	m := obs.Metric(name)
 	if !m.HasData() {
 		return noData(t.Name(), name)
 	}
-	ref, label, ok := reference(m, baseline, name)
+	ref, label, n, ok := reference(m, baseline, name)
 	if !ok {
-		return Result{Trigger: t.Name(), Metric: name, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples,
-			Reason: fmt.Sprintf("%s %s: no baseline to compare with", human(name), ms(m.Value))}
+		return noReference(t.Name(), name, m, string(appendMs(nil, m.Value)))
 	}
 	limit := ref + t.MaxIncrease.Seconds()
-	r := Result{Trigger: t.Name(), Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: m.Samples}
-	desc := fmt.Sprintf("%s %s vs %s %s (%+.0f ms)", human(name), ms(m.Value), label, ms(ref), (m.Value-ref)*1000)
+	r := Result{Trigger: t.Name(), Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
+	var arr [160]byte
+	b := append(arr[:0], human(name)...)
+	b = append(b, ' ')
+	b = appendMs(b, m.Value)
+	b = append(b, " vs "...)
+	b = append(b, label...)
+	b = append(b, ' ')
+	b = appendMs(b, ref)
+	b = append(b, " ("...)
+	d := math.Round((m.Value - ref) * 1000)
+	if d >= 0 {
+		b = append(b, '+')
+	}
+	b = strconv.AppendFloat(b, d, 'f', 0, 64)
+	b = append(b, " ms)"...)
 	if m.Value > limit {
 		r.Outcome = Fail
-		r.Reason = fmt.Sprintf("%s > +%d ms", desc, t.MaxIncrease.Milliseconds())
+		b = append(b, " > +"...)
 	} else {
-		r.Reason = fmt.Sprintf("%s within +%d ms", desc, t.MaxIncrease.Milliseconds())
+		b = append(b, " within +"...)
 	}
+	b = strconv.AppendInt(b, t.MaxIncrease.Milliseconds(), 10)
+	b = append(b, " ms"...)
+	r.Reason = string(appendSamples(b, m))
 	return r
+}
+
+// appendMs formats seconds as whole milliseconds: "120 ms".
+func appendMs(b []byte, sec float64) []byte {
+	b = strconv.AppendFloat(b, sec*1000, 'f', 0, 64)
+	return append(b, " ms"...)
 }
 
 // Threshold rolls back when a metric leaves an absolute range: CPU above 80 %,
@@ -166,9 +319,12 @@ func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 // checked; the zero value of Min and Max are real bounds, so set the one you
 // do not want to math.NaN() or use [Above] and [Below].
 type Threshold struct {
+	// Metric is the metric name; it is required.
 	Metric string
-	Min    float64
-	Max    float64
+	// Min is the lowest value that passes; NaN for no lower bound.
+	Min float64
+	// Max is the highest value that passes; NaN for no upper bound.
+	Max float64
 	// Critical makes a breach roll back at once, whatever the failure limit.
 	Critical bool
 }
@@ -204,34 +360,54 @@ func (t Threshold) Validate() error {
 	case t.Metric == "":
 		return fmt.Errorf("Threshold.Metric is empty: %w", ErrInvalid)
 	case math.IsNaN(t.Min) && math.IsNaN(t.Max):
-		return fmt.Errorf("Threshold for %q has neither Min nor Max: %w", t.Metric, ErrInvalid)
+		return fmt.Errorf("Threshold for %q: Min and Max are both NaN, so nothing is checked: %w", t.Metric, ErrInvalid)
 	case t.Min > t.Max:
 		return fmt.Errorf("Threshold for %q: Min %v > Max %v: %w", t.Metric, t.Min, t.Max, ErrInvalid)
 	}
 	return nil
 }
 
-// Evaluate judges obs; baseline is not used.
+// Evaluate judges obs; baseline is not used. A value on a bound passes.
 func (t Threshold) Evaluate(obs, _ monitor.Observation) Result {
 	m := obs.Metric(t.Metric)
 	if !m.HasData() {
 		return noData(t.Name(), t.Metric)
 	}
 	r := Result{Trigger: t.Name(), Metric: t.Metric, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples, Critical: t.Critical}
+	var arr [160]byte
+	b := append(arr[:0], human(t.Metric)...)
+	b = append(b, ' ')
+	b = strconv.AppendFloat(b, m.Value, 'g', 4, 64)
+	hasMax, hasMin := !math.IsNaN(t.Max), !math.IsNaN(t.Min)
 	switch {
-	case !math.IsNaN(t.Max) && m.Value > t.Max:
+	case hasMax && m.Value > t.Max:
 		r.Outcome, r.Threshold = Fail, t.Max
-		r.Reason = fmt.Sprintf("%s %.4g > %.4g (%d samples)", human(t.Metric), m.Value, t.Max, m.Samples)
-	case !math.IsNaN(t.Min) && m.Value < t.Min:
+		b = append(b, " > "...)
+		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
+	case hasMin && m.Value < t.Min:
 		r.Outcome, r.Threshold = Fail, t.Min
-		r.Reason = fmt.Sprintf("%s %.4g < %.4g (%d samples)", human(t.Metric), m.Value, t.Min, m.Samples)
-	default:
+		b = append(b, " < "...)
+		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
+	case hasMax && hasMin:
 		r.Threshold = t.Max
-		if math.IsNaN(t.Max) {
-			r.Threshold = t.Min
-		}
-		r.Reason = fmt.Sprintf("%s %.4g within bounds", human(t.Metric), m.Value)
+		b = append(b, " within ["...)
+		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
+		b = append(b, ", "...)
+		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
+		b = append(b, ']')
+	case hasMax:
+		r.Threshold = t.Max
+		b = append(b, " <= "...)
+		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
+	default:
+		r.Threshold = t.Min
+		b = append(b, " >= "...)
+		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
 	}
+	b = append(b, " ("...)
+	b = strconv.AppendInt(b, int64(m.Samples), 10)
+	b = append(b, " samples)"...)
+	r.Reason = string(b)
 	return r
 }
 
@@ -248,9 +424,11 @@ func (CriticalChecks) Condition() string {
 	return "Critical functionality broken (a critical check fails)"
 }
 
-// Evaluate judges the checks of obs.
+// Evaluate judges the checks of obs: it fails when any failed, and the
+// result is critical when a critical one did. Samples is the number of
+// checks; no checks at all pass.
 func (CriticalChecks) Evaluate(obs, _ monitor.Observation) Result {
-	r := Result{Trigger: "checks", Metric: "checks", Observed: math.NaN(), Baseline: math.NaN(), Samples: len(obs.Checks)}
+	r := Result{Trigger: "checks", Metric: "checks", Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN(), Samples: len(obs.Checks)}
 	var failed []string
 	for _, c := range obs.Checks {
 		if c.OK {
@@ -292,6 +470,7 @@ func human(metric string) string {
 	return metric
 }
 
-func pct(f float64) string { return fmt.Sprintf("%g%%", f*100) }
-
-func ms(sec float64) string { return fmt.Sprintf("%.0f ms", sec*1000) }
+// pct formats a fraction as a percentage without a space: 0.5 is "50%".
+func pct(f float64) string {
+	return strconv.FormatFloat(math.Round(f*100*1e6)/1e6, 'f', -1, 64) + "%"
+}

@@ -1,0 +1,74 @@
+// Package rollback decides, from observations, whether a release may go on,
+// and documents and runs the way back when it may not.
+//
+// A [Policy] holds [Trigger]s and limits. The runner calls [Policy.Judge]
+// once per observation with the release's [Counters]; the [Decision] it gets
+// back is [Continue], [Wait] or [Rollback], with the reason and every
+// trigger's [Result].
+//
+// # Triggers
+//
+// Every result carries a reason naming the metric, the observed value, what
+// it was compared with, the threshold and the sample count, e.g.
+// "error rate 2.4 % vs baseline 0.3 % (+700 %) > +50 % (1200 samples)".
+//
+//   - [RelativeIncrease]: a metric (by default the error rate) up by more than
+//     X % relative to the reference.
+//   - [LatencyIncrease]: a latency (by default p95) up by more than Y ms.
+//   - [RelativeDecrease]: a business metric (orders, sign-ups, revenue) down
+//     by more than Z %.
+//   - [Threshold], [Above], [Below]: absolute bounds on any named metric (CPU,
+//     memory…).
+//   - [CriticalChecks]: a failed critical check rolls back at once.
+//   - [MannWhitney]: the canary-versus-control judge: a two-sided
+//     Mann-Whitney U test on raw samples, with a confidence level and an
+//     allowed effect size, in the manner of Kayenta's classifier.
+//
+// The reference a metric is compared with is its control value (the stable
+// version over the same window) when the source measured one, else the
+// preflight baseline. A metric with no data, or no reference, is
+// inconclusive, never a pass.
+//
+// # Limits
+//
+// The limits follow Argo Rollouts' analysis:
+//
+//   - FailureLimit (default 0): failed observations tolerated; the next one
+//     rolls back. A tolerated failure waits (keeps watching, never promotes).
+//   - InconclusiveLimit (default 0): inconclusive observations (no data, too
+//     few samples) tolerated; each one waits, the next one past the limit
+//     rolls back. Inconclusive never promotes.
+//   - ConsecutiveErrorLimit (default 4): observations in a row that could not
+//     be measured at all. The source fails closed: the 4th error in a row
+//     rolls back, a successful measurement resets the count. (Argo counts the
+//     limit as tolerated errors and fails on the 5th; here the limit is the
+//     number of errors that rolls back.)
+//   - ProgressDeadline (default 10 minutes): how long one step may take; the
+//     runner enforces it with [Policy.Deadline].
+//   - MinSamples (default 1): a metric result backed by fewer samples is
+//     inconclusive, whether it passed or failed.
+//
+// A failed critical result ([CriticalChecks], a critical [Threshold] or
+// [MannWhitney]) rolls back at once, whatever the failure limit.
+//
+// # Statistical judge
+//
+// [MannWhitneyU] runs the test on two samples: the U statistic, a two-sided
+// p-value — exact (from the null distribution of U) when both samples have at
+// most [ExactLimit] values and no ties, else the normal approximation with
+// tie and continuity corrections — and the Hodges-Lehmann estimate of the
+// location shift with its confidence interval. The [MannWhitney] trigger
+// fails when the difference is significant at its confidence level, goes in
+// a direction it watches, and the canary's mean differs from the control's by
+// more than the allowed effect.
+//
+// # Rollback plan
+//
+// [NewPlan] writes the documented rollback procedure of the deployment
+// checklist: trigger conditions from [Policy.Conditions], the strategy's
+// rollback steps and extra steps, and the post-rollback follow-ups.
+// [Plan.Markdown] renders it; [Plan.Execute] runs the executable steps in
+// order, recording when each ran and how it ended.
+//
+// This package imports nothing else of the project but monitor.
+package rollback
