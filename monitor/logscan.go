@@ -1,0 +1,483 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LogNewSignatures is the metric a [LogScan] reports: how many error
+// signatures have appeared since the baseline that were not seen before it.
+const LogNewSignatures = "log_new_signatures"
+
+// DefaultErrorPattern is the regular expression that picks error lines when
+// LogScan.Pattern is empty: ERROR, FATAL, PANIC or CRITICAL as a word, a Go
+// "panic:", and level=error (logfmt) or "level":"error" (JSON), fatal and
+// panic included.
+const DefaultErrorPattern = `\b(?:ERROR|FATAL|PANIC|CRITICAL)\b|\bpanic:|\b(?:level|lvl)=(?:error|fatal|panic|ERROR|FATAL|PANIC)\b|"(?:level|lvl|severity)"\s*:\s*"(?i:error|fatal|panic|critical)"`
+
+// maxLine caps how much of one line is kept; longer lines are cut.
+const maxLine = 64 << 10
+
+// LogScan reports error signatures that are new since the deploy: the
+// checklist's "Check error logs for new errors".
+//
+// It reads a log, keeps the error lines (those matching Pattern), and turns
+// each into a signature with [Signature], which removes what changes from one
+// occurrence to the next (numbers, UUIDs, hex ids, quoted values, IP
+// addresses, timestamps). Every signature read up to and during an
+// observation whose Target.Phase is "baseline" is known; a signature first
+// read later is new. Each observation after the baseline holds a [Check]
+// (named Name) that fails listing the new signatures, and the metric
+// LogNewSignatures counting them. New signatures stay new: once one has
+// appeared, every later observation reports it, so a verification after the
+// bake still sees it.
+//
+// The log is a file at Path, tailed across observations: each observation
+// reads what was appended since the last one, starts again from the top when
+// the file was truncated, and, when the file was rotated (renamed or
+// replaced), finishes the old file and then reads the new one from its start.
+// A line is read once it ends with a newline. Or the log is Reader, read up to
+// io.EOF at each observation (an *os.File or a *bytes.Buffer fed between
+// observations works; a pipe that blocks would block Observe).
+//
+// Observing a non-baseline phase before any baseline is an error, unless
+// Known seeds the baseline (for instance with [LogScan.Baseline] saved before
+// a restart).
+//
+// A LogScan keeps state between observations: use it through a pointer, do
+// not copy it after the first Observe, and Close it when done. Its methods are
+// safe for concurrent use.
+type LogScan struct {
+	// Name names the check; empty means "no new errors in logs".
+	Name string
+	// Path is the log file to tail. Exactly one of Path and Reader is set.
+	Path string
+	// Reader is the log to read when there is no file.
+	Reader io.Reader
+	// Pattern is the regular expression (RE2 syntax) that picks error lines;
+	// empty means DefaultErrorPattern.
+	Pattern string
+	// Known are signatures known before the first observation, as returned by
+	// Baseline.
+	Known []string
+	// MaxDetail caps how many new signatures the check's detail lists; 0
+	// means 5.
+	MaxDetail int
+	// Critical marks the check critical: its failure rolls back at once.
+	Critical bool
+
+	mu       sync.Mutex
+	pattern  *regexp.Regexp
+	baseline map[string]struct{} // nil until a baseline or Known
+	fresh    map[string]*sighting
+	f        *os.File
+	off      int64
+	partial  []byte
+	lines    int // error lines read since the baseline
+}
+
+type sighting struct {
+	count   int
+	example string
+}
+
+var _ Source = (*LogScan)(nil)
+
+// Validate reports a bad field, naming the field and the value.
+func (s *LogScan) Validate() error {
+	switch {
+	case s.Path == "" && s.Reader == nil:
+		return errors.New(`monitor: LogScan.Path "" is empty and LogScan.Reader is nil: set one`)
+	case s.Path != "" && s.Reader != nil:
+		return fmt.Errorf("monitor: LogScan.Path %q and LogScan.Reader are both set: set one", s.Path)
+	case s.MaxDetail < 0:
+		return fmt.Errorf("monitor: LogScan.MaxDetail %d is negative", s.MaxDetail)
+	}
+	if s.Pattern != "" {
+		if _, err := regexp.Compile(s.Pattern); err != nil {
+			return fmt.Errorf("monitor: LogScan.Pattern %q: %w", s.Pattern, err)
+		}
+	}
+	return nil
+}
+
+// Observe reads the log written since the last observation and reports the
+// new error signatures.
+func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pattern == nil {
+		if err := s.Validate(); err != nil {
+			return Observation{}, err
+		}
+		p := s.Pattern
+		if p == "" {
+			p = DefaultErrorPattern
+		}
+		s.pattern = regexp.MustCompile(p)
+		if len(s.Known) > 0 {
+			s.baseline = make(map[string]struct{}, len(s.Known))
+			for _, sig := range s.Known {
+				s.baseline[sig] = struct{}{}
+			}
+		}
+	}
+	isBaseline := t.Phase == "baseline"
+	if !isBaseline && s.baseline == nil {
+		return Observation{}, fmt.Errorf("monitor: %s: no baseline yet: observe a Target with Phase \"baseline\" before the deploy, or set LogScan.Known", s.name())
+	}
+	if s.baseline == nil {
+		s.baseline = make(map[string]struct{})
+	}
+	line := func(l []byte) {
+		if !s.pattern.Match(l) {
+			return
+		}
+		sig := Signature(string(l))
+		if isBaseline {
+			s.baseline[sig] = struct{}{}
+			return
+		}
+		s.lines++
+		if _, ok := s.baseline[sig]; ok {
+			return
+		}
+		if s.fresh == nil {
+			s.fresh = make(map[string]*sighting)
+		}
+		if f := s.fresh[sig]; f != nil {
+			f.count++
+			return
+		}
+		s.fresh[sig] = &sighting{count: 1, example: strings.TrimSpace(string(l))}
+	}
+	var err error
+	if s.Reader != nil {
+		err = s.readAll(ctx, s.Reader, line, true)
+	} else {
+		err = s.tail(ctx, line)
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("monitor: %s: %w", s.name(), err)
+	}
+
+	o := Observation{At: time.Now()}
+	if isBaseline {
+		o.Checks = []Check{{Name: s.name(), OK: true, Critical: s.Critical,
+			Detail: fmt.Sprintf("baseline: %d known error signatures", len(s.baseline))}}
+		o.Set(LogNewSignatures, Value(0, 1))
+		return o, nil
+	}
+	o.Checks = []Check{s.check()}
+	o.Set(LogNewSignatures, Value(float64(len(s.fresh)), 1))
+	return o, nil
+}
+
+func (s *LogScan) name() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return "no new errors in logs"
+}
+
+func (s *LogScan) check() Check {
+	c := Check{Name: s.name(), OK: len(s.fresh) == 0, Critical: s.Critical}
+	if c.OK {
+		c.Detail = fmt.Sprintf("%d error lines since the baseline, all with known signatures", s.lines)
+		return c
+	}
+	sigs := make([]string, 0, len(s.fresh))
+	for sig := range s.fresh {
+		sigs = append(sigs, sig)
+	}
+	sort.Slice(sigs, func(i, j int) bool {
+		a, b := s.fresh[sigs[i]], s.fresh[sigs[j]]
+		if a.count != b.count {
+			return a.count > b.count
+		}
+		return sigs[i] < sigs[j]
+	})
+	limit := s.MaxDetail
+	if limit == 0 {
+		limit = 5
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d new error signatures since the baseline:", len(sigs))
+	for i, sig := range sigs {
+		if i == limit {
+			fmt.Fprintf(&b, "\n- and %d more", len(sigs)-limit)
+			break
+		}
+		f := s.fresh[sig]
+		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", sig, f.count, clip(f.example, 200))
+	}
+	c.Detail = b.String()
+	return c
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Baseline returns the known signatures, sorted: those of the baseline and
+// Known. Saved and passed back as Known, they let a restarted process go on
+// judging the same release.
+func (s *LogScan) Baseline() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.baseline))
+	for sig := range s.baseline {
+		out = append(out, sig)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close closes the tailed file. A later Observe opens it again where it
+// left off.
+func (s *LogScan) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// tail reads what was appended to the file since the last call.
+func (s *LogScan) tail(ctx context.Context, line func([]byte)) error {
+	if s.f == nil {
+		f, err := os.Open(s.Path)
+		if err != nil {
+			return err
+		}
+		s.f = f
+	}
+	if err := s.readFrom(ctx, line); err != nil {
+		return err
+	}
+	// Rotation: the path now names another file. The old one is finished
+	// (everything written to it before the rename was read above).
+	cur, err := s.f.Stat()
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(s.Path)
+	if err != nil || os.SameFile(cur, st) {
+		return nil // not recreated yet, or the same file
+	}
+	if len(s.partial) > 0 {
+		line(s.partial)
+		s.partial = s.partial[:0]
+	}
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return nil // rotated but not openable yet; try again next time
+	}
+	s.f.Close()
+	s.f, s.off = f, 0
+	return s.readFrom(ctx, line)
+}
+
+// readFrom reads s.f from s.off to its end, starting again from the top when
+// the file has shrunk below s.off (truncation).
+func (s *LogScan) readFrom(ctx context.Context, line func([]byte)) error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() < s.off {
+		s.off = 0
+		s.partial = s.partial[:0]
+	}
+	if _, err := s.f.Seek(s.off, io.SeekStart); err != nil {
+		return err
+	}
+	return s.readAll(ctx, countingReader{s.f, &s.off}, line, false)
+}
+
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+// readAll reads r to io.EOF and calls line for each complete line. An
+// incomplete last line waits in s.partial for the next read, unless flush.
+func (s *LogScan) readAll(ctx context.Context, r io.Reader, line func([]byte), flush bool) error {
+	buf := make([]byte, 32<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		n, err := r.Read(buf)
+		data := buf[:n]
+		for len(data) > 0 {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				if room := maxLine - len(s.partial); room > 0 {
+					s.partial = append(s.partial, data[:min(room, len(data))]...)
+				}
+				break
+			}
+			l := data[:i]
+			if len(s.partial) > 0 {
+				if room := maxLine - len(s.partial); room > 0 {
+					s.partial = append(s.partial, l[:min(room, len(l))]...)
+				}
+				l = s.partial
+			}
+			line(bytes.TrimSuffix(l, []byte("\r")))
+			s.partial = s.partial[:0]
+			data = data[i+1:]
+		}
+		if err == io.EOF {
+			if flush && len(s.partial) > 0 {
+				line(s.partial)
+				s.partial = s.partial[:0]
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sigPattern finds the parts of a line that vary between occurrences of the
+// same error. The order of the alternatives matters: the first that matches
+// at a position wins.
+var sigPattern = regexp.MustCompile(strings.Join([]string{
+	// 1: timestamps: RFC 3339 and similar, Go's log, syslog, a bare time of day.
+	`(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?|\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2}|\d{2}:\d{2}:\d{2}(?:\.\d+)?)`,
+	// 2: UUIDs.
+	`([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})`,
+	// 3: quoted strings.
+	`("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')`,
+	// 4: IPv4 and IPv6 addresses, with an optional port.
+	`((?:\d{1,3}\.){3}\d{1,3}(?::\d+)?|(?:\[|\b)(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{1,4}\]?(?::\d+)?)`,
+	// 5: hex ids.
+	`(0[xX][0-9a-fA-F]+|\b[0-9a-fA-F]{6,}\b)`,
+	// 6: numbers.
+	`(\d+(?:\.\d+)?)`,
+	// 7: runs of white space.
+	`(\s+)`,
+}, "|"))
+
+// keepQuoted are the keys whose quoted values carry the message itself; their
+// contents are normalised rather than removed. Quoted JSON keys are kept too.
+var keepQuoted = map[string]bool{
+	"msg": true, "message": true, "error": true, "err": true, "level": true,
+	"lvl": true, "severity": true, "logger": true, "caller": true,
+	"component": true, "event": true, "exception": true, "reason": true,
+}
+
+// Signature normalises an error line into the signature that a [LogScan]
+// compares: it replaces timestamps with <ts>, UUIDs with <uuid>, IP addresses
+// with <ip>, hex ids (0x…, or six or more hex digits with at least one digit)
+// with <hex>, other numbers with <n>, and quoted values with "*", and
+// collapses white space. Quoted JSON keys and the quoted values of message
+// keys (msg, message, error, err, level and a few more) are kept, their
+// contents normalised, so that a structured log line keeps its message.
+func Signature(line string) string {
+	var b strings.Builder
+	b.Grow(len(line))
+	normalise(&b, line)
+	return strings.TrimSpace(b.String())
+}
+
+func normalise(b *strings.Builder, line string) {
+	last := 0
+	for _, m := range sigPattern.FindAllStringSubmatchIndex(line, -1) {
+		b.WriteString(line[last:m[0]])
+		last = m[1]
+		tok := line[m[0]:m[1]]
+		switch {
+		case m[2] >= 0:
+			b.WriteString("<ts>")
+		case m[4] >= 0:
+			b.WriteString("<uuid>")
+		case m[6] >= 0:
+			if keepQuote(line, m[0], m[1]) {
+				b.WriteByte(tok[0])
+				normalise(b, tok[1:len(tok)-1])
+				b.WriteByte(tok[len(tok)-1])
+			} else {
+				b.WriteString(`"*"`)
+			}
+		case m[8] >= 0:
+			b.WriteString("<ip>")
+		case m[10] >= 0:
+			switch {
+			case strings.IndexFunc(tok, isDigit) < 0:
+				b.WriteString(tok) // a word such as "facade"
+			case strings.IndexFunc(tok, notDigit) < 0:
+				b.WriteString("<n>")
+			default:
+				b.WriteString("<hex>")
+			}
+		case m[12] >= 0:
+			b.WriteString("<n>")
+		default:
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteString(line[last:])
+}
+
+func isDigit(r rune) bool  { return r >= '0' && r <= '9' }
+func notDigit(r rune) bool { return !isDigit(r) }
+
+// keepQuote reports whether the quoted string line[i:j] is a JSON key or the
+// value of a message key.
+func keepQuote(line string, i, j int) bool {
+	before := strings.TrimRight(line[:i], " \t")
+	rest := strings.TrimLeft(line[j:], " \t")
+	if line[i] == '"' && strings.HasPrefix(rest, ":") && (strings.HasSuffix(before, "{") || strings.HasSuffix(before, ",")) {
+		return true // a JSON key
+	}
+	switch {
+	case strings.HasSuffix(before, "="):
+		before = before[:len(before)-1]
+	case strings.HasSuffix(before, ":"):
+		before = strings.TrimRight(before[:len(before)-1], " \t")
+		if !strings.HasSuffix(before, `"`) {
+			return false
+		}
+		before = before[:len(before)-1]
+	default:
+		return false
+	}
+	k := len(before)
+	for k > 0 && (isKeyByte(before[k-1])) {
+		k--
+	}
+	key := strings.ToLower(before[k:])
+	if dot := strings.LastIndexByte(key, '.'); dot >= 0 {
+		key = key[dot+1:]
+	}
+	return keepQuoted[key]
+}
+
+func isKeyByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
