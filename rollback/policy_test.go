@@ -248,4 +248,3 @@ func TestConditions(t *testing.T) {
 		t.Errorf("defaults: deadline %v, error limit %d", p.Deadline(), p.ErrorLimit())
 	}
 }
-
