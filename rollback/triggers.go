@@ -136,10 +136,10 @@ func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 // digits.
 func appendValue(b []byte, v float64, percent bool) []byte {
 	if percent {
-		b = strconv.AppendFloat(b, v*100, 'f', 1, 64)
+		b = appendFixed(b, v*100, 1)
 		return append(b, " %"...)
 	}
-	return strconv.AppendFloat(b, v, 'g', 4, 64)
+	return appendG4(b, v)
 }
 
 // appendChange appends the relative change of v over ref: " (+700 %)".
@@ -152,7 +152,7 @@ func appendChange(b []byte, v, ref float64) []byte {
 	if c >= 0 {
 		b = append(b, '+')
 	}
-	b = strconv.AppendFloat(b, c, 'f', 0, 64)
+	b = appendFixed(b, c, 0)
 	return append(b, " %)"...)
 }
 
@@ -294,7 +294,7 @@ func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 	if d >= 0 {
 		b = append(b, '+')
 	}
-	b = strconv.AppendFloat(b, d, 'f', 0, 64)
+	b = appendFixed(b, d, 0)
 	b = append(b, " ms)"...)
 	if m.Value > limit {
 		r.Outcome = Fail
@@ -310,7 +310,7 @@ func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 
 // appendMs formats seconds as whole milliseconds: "120 ms".
 func appendMs(b []byte, sec float64) []byte {
-	b = strconv.AppendFloat(b, sec*1000, 'f', 0, 64)
+	b = appendFixed(b, sec*1000, 0)
 	return append(b, " ms"...)
 }
 
@@ -377,32 +377,32 @@ func (t Threshold) Evaluate(obs, _ monitor.Observation) Result {
 	var arr [160]byte
 	b := append(arr[:0], human(t.Metric)...)
 	b = append(b, ' ')
-	b = strconv.AppendFloat(b, m.Value, 'g', 4, 64)
+	b = appendG4(b, m.Value)
 	hasMax, hasMin := !math.IsNaN(t.Max), !math.IsNaN(t.Min)
 	switch {
 	case hasMax && m.Value > t.Max:
 		r.Outcome, r.Threshold = Fail, t.Max
 		b = append(b, " > "...)
-		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
+		b = appendG4(b, t.Max)
 	case hasMin && m.Value < t.Min:
 		r.Outcome, r.Threshold = Fail, t.Min
 		b = append(b, " < "...)
-		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
+		b = appendG4(b, t.Min)
 	case hasMax && hasMin:
 		r.Threshold = t.Max
 		b = append(b, " within ["...)
-		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
+		b = appendG4(b, t.Min)
 		b = append(b, ", "...)
-		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
+		b = appendG4(b, t.Max)
 		b = append(b, ']')
 	case hasMax:
 		r.Threshold = t.Max
 		b = append(b, " <= "...)
-		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
+		b = appendG4(b, t.Max)
 	default:
 		r.Threshold = t.Min
 		b = append(b, " >= "...)
-		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
+		b = appendG4(b, t.Min)
 	}
 	b = append(b, " ("...)
 	b = strconv.AppendInt(b, int64(m.Samples), 10)

@@ -1,0 +1,69 @@
+package rollback
+
+import (
+	"testing"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+)
+
+// BenchmarkJudge10Triggers judges one healthy observation (the common case:
+// every reason is written, and joined into the decision) with ten triggers.
+func BenchmarkJudge10Triggers(b *testing.B) {
+	p := Policy{Triggers: []Trigger{
+		CriticalChecks{},
+		RelativeIncrease{MaxIncrease: 0.5, Floor: 0.01},
+		LatencyIncrease{MaxIncrease: 200 * time.Millisecond},
+		LatencyIncrease{Metric: "latency_p99_seconds", MaxIncrease: 500 * time.Millisecond},
+		Above(monitor.CPU, 0.8),
+		Above(monitor.Memory, 2<<30),
+		Below(monitor.RequestRate, 10),
+		RelativeDecrease{Metric: "orders_per_minute", MaxDecrease: 0.1},
+		RelativeDecrease{Metric: "signups_per_minute", MaxDecrease: 0.2},
+		Threshold{Metric: "queue_depth", Min: 0, Max: 1000},
+	}}
+	var base, obs monitor.Observation
+	for _, o := range []*monitor.Observation{&base, &obs} {
+		o.Set(monitor.ErrorRate, monitor.Value(0.003, 12000))
+		o.Set(monitor.LatencyP95, monitor.Value(0.120, 12000))
+		o.Set("latency_p99_seconds", monitor.Value(0.480, 12000))
+		o.Set(monitor.CPU, monitor.Value(0.42, 60))
+		o.Set(monitor.Memory, monitor.Value(1.2e9, 60))
+		o.Set(monitor.RequestRate, monitor.Value(950, 60))
+		o.Set("orders_per_minute", monitor.Value(50, 60))
+		o.Set("signups_per_minute", monitor.Value(7, 60))
+		o.Set("queue_depth", monitor.Value(12, 60))
+	}
+	obs.Checks = []monitor.Check{{Name: "smoke", OK: true, Critical: true}}
+	b.ReportAllocs()
+	for b.Loop() {
+		var c Counters
+		if d := p.Judge(&c, obs, base, nil); d.Verdict != Continue {
+			b.Fatal(d.Reason)
+		}
+	}
+}
+
+// BenchmarkMannWhitneyU10k tests 10,000 canary samples against 10,000
+// control samples: sorting, ranks, p-value, Hodges-Lehmann shift and its
+// confidence interval.
+func BenchmarkMannWhitneyU10k(b *testing.B) {
+	x, y := samples(1, 10000, 101, 10), samples(2, 10000, 100, 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := MannWhitneyU(x, y, 0.95); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMannWhitneyTrigger10k is the same through the trigger, which also
+// drops non-finite values and computes the means.
+func BenchmarkMannWhitneyTrigger10k(b *testing.B) {
+	obs := raw(samples(1, 10000, 101, 10), samples(2, 10000, 100, 10))
+	tr := MannWhitney{Metric: "latency_ms", AllowedEffect: 0.05}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Evaluate(obs, monitor.Observation{})
+	}
+}

@@ -1,0 +1,76 @@
+package rollback
+
+import (
+	"math"
+	"strconv"
+)
+
+var pow10 = [...]float64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7}
+
+// appendFixed appends x with dec decimals, as strconv.AppendFloat(b, x, 'f',
+// dec, 64) does, through integer arithmetic when that gives the same
+// digits: reasons are written on every observation, and strconv's exact
+// algorithms cost most of a judgement. Values near a rounding tie, large
+// values and non-finite ones go to strconv.
+func appendFixed(b []byte, x float64, dec int) []byte {
+	s := x * pow10[dec]
+	a := math.Abs(s)
+	if !(a < 1e15) || math.Abs(a-math.Floor(a)-0.5) < 1e-6 {
+		return strconv.AppendFloat(b, x, 'f', dec, 64)
+	}
+	n := int64(math.Round(a))
+	if math.Signbit(x) {
+		b = append(b, '-') // strconv writes "-0.0" for small negatives too
+	}
+	if dec == 0 {
+		return strconv.AppendInt(b, n, 10)
+	}
+	p := int64(pow10[dec])
+	b = strconv.AppendInt(b, n/p, 10)
+	b = append(b, '.')
+	frac := n % p
+	for d := p / 10; d > 0; d /= 10 {
+		b = append(b, byte('0'+frac/d))
+		frac %= d
+	}
+	return b
+}
+
+// appendG4 appends v with 4 significant digits, as
+// strconv.AppendFloat(b, v, 'g', 4, 64) does.
+func appendG4(b []byte, v float64) []byte {
+	a := math.Abs(v)
+	var dec int
+	switch {
+	case a >= 1e4 || a < 1e-3 || a != a:
+		return strconv.AppendFloat(b, v, 'g', 4, 64)
+	case a >= 1000:
+		dec = 0
+	case a >= 100:
+		dec = 1
+	case a >= 10:
+		dec = 2
+	case a >= 1:
+		dec = 3
+	case a >= 0.1:
+		dec = 4
+	case a >= 0.01:
+		dec = 5
+	default:
+		dec = 6
+	}
+	s := a * pow10[dec]
+	if r := math.Round(s); r >= 1e4 || r < 1e3 || math.Abs(s-math.Floor(s)-0.5) < 1e-6 {
+		return strconv.AppendFloat(b, v, 'g', 4, 64)
+	}
+	b = appendFixed(b, v, dec)
+	if dec > 0 {
+		for b[len(b)-1] == '0' {
+			b = b[:len(b)-1]
+		}
+		if b[len(b)-1] == '.' {
+			b = b[:len(b)-1]
+		}
+	}
+	return b
+}
