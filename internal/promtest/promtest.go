@@ -1,0 +1,290 @@
+// Package promtest starts a real Prometheus server for tests.
+//
+// [Start] runs the prometheus binary (Debian's package "prometheus", which
+// installs /usr/bin/prometheus) on a free loopback port, with a configuration,
+// a rules file and a data directory of its own in t.TempDir(), scraping and
+// evaluating rules every second. It waits until the server is ready and stops
+// it when the test ends. A missing binary fails the test: install it with
+//
+//	apt-get install -y --no-install-recommends prometheus
+//
+// or point $PROMETHEUS_BIN at one. The package's own service, if the package
+// started one, does not matter: each server here has its own port and data.
+//
+// The flags used exist in Prometheus 2.42 (Debian 12) and later.
+package promtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Job is one scrape job.
+type Job struct {
+	// Name is the job label.
+	Name string
+	// Targets are host:port addresses scraped at /metrics.
+	Targets []string
+	// Labels are added to every series of the job's targets.
+	Labels map[string]string
+}
+
+// Config describes the server to start.
+type Config struct {
+	// Jobs are the scrape jobs.
+	Jobs []Job
+	// Rules is the content of the rules file (Prometheus rule groups in
+	// YAML); empty means no rules.
+	Rules string
+	// Interval is the scrape and rule evaluation interval; 0 means 1s.
+	Interval time.Duration
+}
+
+// Server is a running Prometheus.
+type Server struct {
+	// URL is the server's base address, such as "http://127.0.0.1:41234".
+	URL string
+	// Dir holds the configuration, the rules and the data.
+	Dir string
+
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	waitExit chan error // nil once stopped
+}
+
+// Binary returns the path of the prometheus binary: $PROMETHEUS_BIN, else
+// prometheus on $PATH, else /usr/bin/prometheus.
+func Binary() (string, error) {
+	if p := os.Getenv("PROMETHEUS_BIN"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("prometheus"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/bin/prometheus"); err == nil {
+		return "/usr/bin/prometheus", nil
+	}
+	return "", fmt.Errorf("promtest: prometheus binary not found on $PATH nor at /usr/bin/prometheus: install it with `apt-get install -y --no-install-recommends prometheus` or set $PROMETHEUS_BIN")
+}
+
+// Start starts a server and registers its shutdown with t.Cleanup. It fails
+// the test if the server cannot start or is not ready within 30 seconds.
+func Start(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := writeConfig(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for range 3 { // the free port may be taken between probing and binding
+		s, err := start(bin, dir)
+		if err == nil {
+			t.Cleanup(func() {
+				if err := s.stop(); err != nil {
+					t.Errorf("promtest: stopping prometheus: %v", err)
+				}
+				if t.Failed() {
+					t.Logf("prometheus log:\n%s", s.logs.tail(4000))
+				}
+			})
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("promtest: %v", lastErr)
+	return nil
+}
+
+func writeConfig(dir string, cfg Config) error {
+	iv := cfg.Interval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n", dur(iv), dur(iv), dur(iv))
+	fmt.Fprintf(&b, "rule_files:\n  - %q\n", filepath.Join(dir, "rules.yml"))
+	b.WriteString("scrape_configs:\n")
+	for _, j := range cfg.Jobs {
+		fmt.Fprintf(&b, "  - job_name: %q\n    static_configs:\n      - targets: [", j.Name)
+		for i, tg := range j.Targets {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", tg)
+		}
+		b.WriteString("]\n")
+		if len(j.Labels) > 0 {
+			keys := make([]string, 0, len(j.Labels))
+			for k := range j.Labels {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			b.WriteString("        labels:\n")
+			for _, k := range keys {
+				fmt.Fprintf(&b, "          %s: %q\n", k, j.Labels[k])
+			}
+		}
+	}
+	if len(cfg.Jobs) == 0 {
+		b.WriteString("  []\n")
+	}
+	rules := cfg.Rules
+	if strings.TrimSpace(rules) == "" {
+		rules = "groups: []\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), []byte(rules), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(b.String()), 0o600)
+}
+
+// dur formats d as a Prometheus duration in whole milliseconds.
+func dur(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func start(bin, dir string) (*Server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.RemoveAll(data); err != nil {
+		return nil, err
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin,
+		"--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--web.listen-address="+addr,
+		"--storage.tsdb.path="+data,
+		"--storage.tsdb.retention.time=1h",
+		"--web.enable-lifecycle",
+		"--log.level=warn",
+	)
+	cmd.Dir = dir
+	cmd.Stdout = logs
+	cmd.Stderr = logs
+	cmd.SysProcAttr = sysProcAttr() // dies with the test binary where supported
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	s := &Server{URL: "http://" + addr, Dir: dir, cmd: cmd, logs: logs}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	s.waitExit = exited
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/-/ready", nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case err := <-exited:
+			s.waitExit = nil
+			return nil, fmt.Errorf("prometheus exited before it was ready (%v):\n%s", err, logs.tail(4000))
+		case <-ctx.Done():
+			s.stop()
+			return nil, fmt.Errorf("prometheus not ready at %s after 30s:\n%s", s.URL, logs.tail(4000))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop ends the server: SIGTERM, then SIGKILL after 10 seconds.
+func (s *Server) stop() error {
+	if s.waitExit == nil {
+		return nil
+	}
+	exited := s.waitExit
+	s.waitExit = nil
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("prometheus (pid %d) ignored SIGTERM for 10s and was killed", s.cmd.Process.Pid)
+	}
+}
+
+// Reload makes the server read its configuration and rules again, after a
+// test rewrote them with WriteRules.
+func (s *Server) Reload(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/-/reload", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("promtest: reload: %s", resp.Status)
+	}
+	return nil
+}
+
+// WriteRules replaces the rules file; call Reload to load it.
+func (s *Server) WriteRules(rules string) error {
+	return os.WriteFile(filepath.Join(s.Dir, "rules.yml"), []byte(rules), 0o600)
+}
+
+// Logs returns what the server has logged so far.
+func (s *Server) Logs() string { return s.logs.tail(1 << 20) }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.b.String()
+	if len(s) > n {
+		s = "…" + s[len(s)-n:]
+	}
+	return s
+}
