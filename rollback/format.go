@@ -42,6 +42,8 @@ func appendG4(b []byte, v float64) []byte {
 	a := math.Abs(v)
 	var dec int
 	switch {
+	case a >= 1e4 && a < 1e21:
+		return appendE4(b, v)
 	case a >= 1e4 || a < 1e-3 || a != a:
 		return strconv.AppendFloat(b, v, 'g', 4, 64)
 	case a >= 1000:
@@ -73,4 +75,40 @@ func appendG4(b []byte, v float64) []byte {
 		}
 	}
 	return b
+}
+
+// appendE4 appends v, 1e4 <= |v| < 1e21, as strconv's 'g' with 4
+// significant digits does: "1.2e+09".
+func appendE4(b []byte, v float64) []byte {
+	a := math.Abs(v)
+	e := 4
+	p := 1e4
+	for a >= p*10 {
+		p *= 10
+		e++
+	}
+	s := a / p * 1e3 // the 4 significant digits as d.ddd * 1000
+	r := math.Round(s)
+	if r >= 1e4 || r < 1e3 || math.Abs(s-math.Floor(s)-0.5) < 1e-6 || p > 1e15 {
+		return strconv.AppendFloat(b, v, 'g', 4, 64)
+	}
+	if math.Signbit(v) {
+		b = append(b, '-')
+	}
+	n := int64(r)
+	b = append(b, byte('0'+n/1000))
+	if rest := n % 1000; rest != 0 {
+		b = append(b, '.', byte('0'+rest/100))
+		if rest%100 != 0 {
+			b = append(b, byte('0'+rest/10%10))
+			if rest%10 != 0 {
+				b = append(b, byte('0'+rest%10))
+			}
+		}
+	}
+	b = append(b, 'e', '+')
+	if e < 10 {
+		b = append(b, '0')
+	}
+	return strconv.AppendInt(b, int64(e), 10)
 }

@@ -72,7 +72,12 @@ func (t RelativeIncrease) metric() string {
 }
 
 // Name returns "relative-increase:" and the metric name.
-func (t RelativeIncrease) Name() string { return "relative-increase:" + t.metric() }
+func (t RelativeIncrease) Name() string {
+	if t.Metric == "" || t.Metric == monitor.ErrorRate {
+		return "relative-increase:" + monitor.ErrorRate // a constant: no allocation
+	}
+	return "relative-increase:" + t.Metric
+}
 
 // Condition describes the trigger.
 func (t RelativeIncrease) Condition() string {
@@ -158,7 +163,11 @@ func appendChange(b []byte, v, ref float64) []byte {
 
 // appendPct appends the fraction f as a percentage: 0.5 is "50 %".
 func appendPct(b []byte, f float64) []byte {
-	b = strconv.AppendFloat(b, math.Round(f*100*1e6)/1e6, 'f', -1, 64)
+	if x := f * 100; x == math.Trunc(x) && math.Abs(x) < 1e15 {
+		b = strconv.AppendInt(b, int64(x), 10)
+	} else {
+		b = strconv.AppendFloat(b, math.Round(x*1e6)/1e6, 'f', -1, 64)
+	}
 	return append(b, " %"...)
 }
 
@@ -251,7 +260,12 @@ func (t LatencyIncrease) metric() string {
 }
 
 // Name returns "latency-increase:" and the metric name.
-func (t LatencyIncrease) Name() string { return "latency-increase:" + t.metric() }
+func (t LatencyIncrease) Name() string {
+	if t.Metric == "" || t.Metric == monitor.LatencyP95 {
+		return "latency-increase:" + monitor.LatencyP95 // a constant: no allocation
+	}
+	return "latency-increase:" + t.Metric
+}
 
 // Condition describes the trigger.
 func (t LatencyIncrease) Condition() string {
@@ -445,7 +459,7 @@ func (CriticalChecks) Evaluate(obs, _ monitor.Observation) Result {
 		failed = append(failed, s)
 	}
 	if len(failed) == 0 {
-		r.Reason = fmt.Sprintf("%d checks passed", len(obs.Checks))
+		r.Reason = strconv.Itoa(len(obs.Checks)) + " checks passed"
 		return r
 	}
 	kind := "check"
