@@ -118,7 +118,7 @@ const rules = `groups:
 const (
 	errorRate = `sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}",code="500"}[{{.Window}}]))
   / sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}]))`
-	p95 = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}])))`
+	p95      = `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}])))`
 	requests = `sum(increase(http_requests_total{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}]))`
 )
 
@@ -227,8 +227,8 @@ func TestRealPrometheus(t *testing.T) {
 	t.Run("no traffic is no data", func(t *testing.T) {
 		src, err := prometheus.New(papi, []prometheus.Query{
 			{Metric: "idle_error_rate", Query: strings.ReplaceAll(errorRate, "{{.Version}}", "idle")}, // 0/0 = NaN
-			{Metric: "absent_error_rate", Query: strings.ReplaceAll(errorRate, "{{.Version}}", "v9")},  // empty
-			{Metric: "idle_requests", Query: strings.ReplaceAll(requests, "{{.Version}}", "idle")},     // 0, a real value
+			{Metric: "absent_error_rate", Query: strings.ReplaceAll(errorRate, "{{.Version}}", "v9")}, // empty
+			{Metric: "idle_requests", Query: strings.ReplaceAll(requests, "{{.Version}}", "idle")},    // 0, a real value
 		})
 		if err != nil {
 			t.Fatal(err)
