@@ -68,6 +68,9 @@ type Server struct {
 // prometheus on $PATH, else /usr/bin/prometheus.
 func Binary() (string, error) {
 	if p := os.Getenv("PROMETHEUS_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("promtest: $PROMETHEUS_BIN: %w; install Prometheus with `apt-get install -y --no-install-recommends prometheus`", err)
+		}
 		return p, nil
 	}
 	if p, err := exec.LookPath("prometheus"); err == nil {
