@@ -450,7 +450,8 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 	pctx := lp.phaseCtx
 	if len(rec.Windows) == 0 && !rec.Applied {
 		// Post-deployment checks.
-		dec, obs := r.judge(pctx, rec, lp, "verify", now)
+		// The checks judge the last interval: the release is fully exposed.
+		dec, obs := r.judge(pctx, rec, lp, "verify", now.Add(-r.cfg.interval))
 		r.announce(rec, lp, dec, "post-deployment checks")
 		switch dec.Verdict {
 		case rollback.Rollback:
