@@ -10,6 +10,18 @@
 // source here plugs straight into a deploy.Runner. [Func] adapts a plain
 // function.
 //
+// # Sources
+//
+//   - [Probe]: an HTTP smoke check of the release (status, body, latency,
+//     attempts), reported as a [Check] plus probe_success and
+//     probe_latency_seconds.
+//   - [LogScan]: error-log signatures new since the baseline, reported as
+//     the check "no new errors in logs" plus log_new_signatures.
+//   - [Func]: any function.
+//   - Package monitor/prometheus: PromQL queries (error rate, latency, any
+//     metric) with the stable version as control, and a check that the
+//     service's monitoring and alerting are active.
+//
 // # Concurrency
 //
 // The runner observes different sources concurrently (one goroutine each per
