@@ -138,6 +138,7 @@ type Query struct {
 	Timeout time.Duration
 }
 
+// String returns the metric name and the query template, as errors show them.
 func (q Query) String() string { return fmt.Sprintf("%s (%s)", q.Metric, q.Query) }
 
 // Option configures a [Source].
