@@ -36,6 +36,7 @@ type config struct {
 	baselineWindow  time.Duration
 	notifyTimeout   time.Duration
 	location        *time.Location
+	rollbackSteps   []rollback.PlanStep
 	storeDir        string
 }
 
@@ -207,6 +208,21 @@ func WithLocation(l *time.Location) Option {
 	return func(c *config) {
 		if l != nil {
 			c.location = l
+		}
+	}
+}
+
+// WithRollbackSteps adds steps to the rollback procedure, run in order after
+// Strategy.Rollback succeeds (revert the PR, scale the old version up, tell
+// the database team). Each is recorded as it runs; a step whose Run is nil is
+// documented only and shown in the procedure. A failing step ends the release
+// with ErrRollbackFailed. Resume skips the steps already done.
+func WithRollbackSteps(steps ...rollback.PlanStep) Option {
+	return func(c *config) {
+		for _, s := range steps {
+			if s.Name != "" {
+				c.rollbackSteps = append(c.rollbackSteps, rollback.PlanStep{Name: s.Name, Run: s.Run})
+			}
 		}
 	}
 }

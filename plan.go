@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/rollback"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -19,9 +20,11 @@ type PlanDoc struct {
 	Notifiers []string
 	// Conditions are the rollback policy's trigger conditions.
 	Conditions []string
-	Schedule   monitor.Schedule
-	Interval   time.Duration
-	Waivers    map[Pitfall]string
+	// Procedure is the rollback procedure: conditions, steps, follow-ups.
+	Procedure rollback.Plan
+	Schedule  monitor.Schedule
+	Interval  time.Duration
+	Waivers   map[Pitfall]string
 	// Problems are the pitfalls and errors Run would refuse the release for.
 	Problems []string
 }
@@ -56,7 +59,7 @@ func (r *Runner) Plan(rel Release) (*PlanDoc, error) {
 		return nil, err
 	}
 	doc := &PlanDoc{Release: rel, Strategy: nameOf(r.strategy), Conditions: r.cfg.policy.Conditions(),
-		Schedule: r.cfg.schedule, Interval: r.cfg.interval, Waivers: r.cfg.waivers}
+		Schedule: r.cfg.schedule, Interval: r.cfg.interval, Waivers: r.cfg.waivers, Procedure: r.procedure(nil)}
 	for i, st := range r.stages(rel) {
 		ps := PlanStage{Name: st.Name, Environment: st.Environment}
 		for _, s := range plans[i] {
@@ -109,14 +112,8 @@ func (p *PlanDoc) Markdown() string {
 	for _, w := range p.Schedule.Windows {
 		fmt.Fprintf(&b, "- %s: every %v for %v\n", capitalize(w.Name), w.Interval, w.Duration)
 	}
-	b.WriteString("\n## Rollback Procedure\n\n### Trigger Conditions\n")
-	for _, c := range p.Conditions {
-		fmt.Fprintf(&b, "- %s\n", c)
-	}
-	b.WriteString("\n### Rollback Steps\n")
-	fmt.Fprintf(&b, "1. %s rollback: return every user to the previous version\n", p.Strategy)
-	b.WriteString("2. Verify rollback: observe the monitors and judge against the baseline\n")
-	b.WriteString("\n### Post-Rollback\n- Document what went wrong\n- Investigate root cause\n- Plan fix before re-attempting\n")
+	b.WriteString("\n")
+	b.WriteString(p.Procedure.Markdown())
 	if len(p.Problems) > 0 {
 		b.WriteString("\n### Problems\n")
 		for _, pr := range p.Problems {
@@ -124,6 +121,49 @@ func (p *PlanDoc) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// procedure returns the rollback procedure, with the outcome of each step
+// when rec has run a rollback.
+func (r *Runner) procedure(rec *state.Record) rollback.Plan {
+	name := nameOf(r.strategy)
+	steps := []string{name + " rollback: return every user to the previous version"}
+	for _, s := range r.cfg.rollbackSteps {
+		steps = append(steps, s.Name)
+	}
+	steps = append(steps, "Verify rollback: observe the monitors and judge against the baseline")
+	pl := rollback.NewPlan(&r.cfg.policy, steps...)
+	if rec == nil {
+		return pl
+	}
+	mark := func(i int, e state.Entry) {
+		pl.Steps[i].At = e.At
+		if d, ok := strings.CutPrefix(e.Detail, "failed: "); ok {
+			pl.Steps[i].Err = d
+		} else {
+			pl.Steps[i].Done = true
+		}
+	}
+	for _, e := range rec.RollbackSteps {
+		switch e.Kind {
+		case "rollback":
+			mark(0, e)
+		case "verify":
+			if strings.HasPrefix(e.Detail, "healthy") {
+				mark(len(pl.Steps)-1, e)
+			} else {
+				pl.Steps[len(pl.Steps)-1].At = e.At
+				pl.Steps[len(pl.Steps)-1].Err = e.Detail
+			}
+		case "step":
+			for i, s := range r.cfg.rollbackSteps {
+				if s.Name == e.Name {
+					mark(i+1, e)
+				}
+			}
+		}
+	}
+	return pl
 }
 
 func listOr(s []string) string {

@@ -738,11 +738,18 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			r.rollbackFailed(rec, now, fmt.Sprintf("strategy %s rollback: %v", rec.Strategy, err))
 			return now, nil
 		}
-		span.End()
 		rec.RollbackStart = now
 		rec.Exposure = 0
 		rec.Applied = false
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "previous version restored, exposure 0 %"})
+		if err := r.extraRollbackSteps(rctx, rec); err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			span.End()
+			r.rollbackFailed(rec, time.Now(), err.Error())
+			return now, nil
+		}
+		span.End()
 		r.note(rec, now, "rollback", rec.Strategy, "strategy rollback done; verifying")
 		if len(r.cfg.monitors) == 0 {
 			r.toCommunicate(rec, now, rec.Outcome, "")
@@ -771,6 +778,31 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 	r.note(rec, now, "rollback", "verify", "rollback verified: "+summarize(obs))
 	r.toCommunicate(rec, now, rec.Outcome, "")
 	return now, nil
+}
+
+// extraRollbackSteps runs the WithRollbackSteps steps not yet done.
+func (r *Runner) extraRollbackSteps(ctx context.Context, rec *state.Record) error {
+	done := map[string]bool{}
+	for _, e := range rec.RollbackSteps {
+		if e.Kind == "step" && e.Detail == "done" {
+			done[e.Name] = true
+		}
+	}
+	for _, st := range r.cfg.rollbackSteps {
+		if st.Run == nil || done[st.Name] {
+			continue
+		}
+		err := st.Run(ctx)
+		e := state.Entry{At: time.Now(), Phase: rec.Phase, Kind: "step", Name: st.Name, Detail: "done"}
+		if err != nil {
+			e.Detail = "failed: " + err.Error()
+		}
+		rec.RollbackSteps = append(rec.RollbackSteps, e)
+		if err != nil {
+			return fmt.Errorf("rollback step %q: %w", st.Name, err)
+		}
+	}
+	return nil
 }
 
 func (r *Runner) rollbackFailed(rec *state.Record, now time.Time, msg string) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploykit/deploy/rollback"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -37,9 +38,12 @@ type Report struct {
 	RollbackSteps []state.Entry
 	// Conditions are the rollback policy's trigger conditions.
 	Conditions []string
-	Waivers    []state.Waiver
-	FollowUps  []string
-	Lessons    []string
+	// Procedure is the rollback procedure with the outcome of each step
+	// that ran.
+	Procedure rollback.Plan
+	Waivers   []state.Waiver
+	FollowUps []string
+	Lessons   []string
 	// Error is the error that ended the release, if any.
 	Error string
 	// Pending counts notifications not delivered yet.
@@ -74,7 +78,7 @@ func (r *Runner) report(rec *state.Record) *Report {
 		Started: rec.Created, Finished: rec.Finished, Exposure: rec.Exposure,
 		Gates: rec.Gates, Baseline: rec.Baseline, Last: rec.Last, Windows: rec.Windows, Timeline: rec.Timeline,
 		Trigger: rec.Trigger, RollbackSteps: rec.RollbackSteps, Waivers: rec.Waivers, Error: rec.Error,
-		Conditions: r.cfg.policy.Conditions(), Pending: len(rec.Outbox),
+		Conditions: r.cfg.policy.Conditions(), Pending: len(rec.Outbox), Procedure: r.procedure(rec),
 	}
 	for _, sec := range Checklist() {
 		for _, it := range sec.Items {
@@ -239,13 +243,8 @@ func (rep *Report) Markdown() string {
 		if rep.Trigger.Step != "" {
 			fmt.Fprintf(&b, "- At step: %s/%s\n", rep.Trigger.Stage, rep.Trigger.Step)
 		}
-		for i, s := range rep.RollbackSteps {
-			what := s.Kind
-			if s.Name != "" {
-				what += " " + s.Name
-			}
-			fmt.Fprintf(&b, "%d. +%v %s: %s\n", i+1, s.At.Sub(rep.Started).Round(time.Second), what, s.Detail)
-		}
+		b.WriteString("\n#")
+		b.WriteString(rep.Procedure.Markdown())
 	} else if rep.Trigger != nil {
 		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", rep.Trigger.Reason)
 	}

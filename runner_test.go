@@ -563,3 +563,38 @@ func TestInconclusivePausesThenRollsBack(t *testing.T) {
 		}
 	})
 }
+
+func TestRollbackSteps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ran []string
+		steps := []rollback.PlanStep{
+			{Name: "Revert PR 812", Run: func(ctx context.Context) error { ran = append(ran, "revert"); return nil }},
+			{Name: "Tell the database team"},
+			{Name: "Scale v1 back to 10 replicas", Run: func(ctx context.Context) error { ran = append(ran, "scale"); return nil }},
+		}
+		h := newHarness(t, ramp(), deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.5}), deploy.WithRollbackSteps(steps...))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
+			t.Fatalf("err %v status %s", err, rep.Status)
+		}
+		if diff := cmp.Diff([]string{"revert", "scale"}, ran); diff != "" {
+			t.Errorf("ran (-want +got):\n%s", diff)
+		}
+		md := rep.Markdown()
+		for _, want := range []string{"2. Revert PR 812 — done", "3. Tell the database team\n", "4. Scale v1 back to 10 replicas — done", "5. Verify rollback"} {
+			if !strings.Contains(md, want) {
+				t.Errorf("report lacks %q:\n%s", want, md)
+			}
+		}
+
+		failing := []rollback.PlanStep{{Name: "Revert PR 812", Run: func(ctx context.Context) error { return errors.New("merge conflict") }}}
+		h = newHarness(t, ramp(), deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.5}), deploy.WithRollbackSteps(failing...))
+		rep, err = h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrRollbackFailed) || rep.Status != deploy.RollbackFailed {
+			t.Fatalf("err %v status %s", err, rep.Status)
+		}
+		if !strings.Contains(rep.Error, `rollback step "Revert PR 812": merge conflict`) {
+			t.Errorf("error %q", rep.Error)
+		}
+	})
+}
