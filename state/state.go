@@ -235,9 +235,20 @@ func (r *Record) Clone() *Record {
 	c.RollbackSteps = slices.Clone(r.RollbackSteps)
 	if r.Trigger != nil {
 		t := *r.Trigger
+		t.Observed = clonePtr(t.Observed)
+		t.Baseline = clonePtr(t.Baseline)
+		t.Threshold = clonePtr(t.Threshold)
 		c.Trigger = &t
 	}
 	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // Store persists records. All methods are safe for concurrent use.
