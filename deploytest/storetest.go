@@ -429,7 +429,7 @@ func FullRecord(id string) *state.Record {
 		Exposure:  0.25,
 		Gates: []state.Gate{
 			{Name: "window", Passed: false, Reason: "outside business hours", RetryAt: at(60), At: at(1)},
-			{Name: "alerts", Passed: true, At: at(2)},
+			{Name: "alerts", Passed: true, Reason: "no alert firing", At: at(2)},
 		},
 		Baseline:  map[string]state.Measurement{"error_rate": {Value: 0.001, Samples: 1000}, "latency_p95": {Value: 0.2125, Samples: 1000}},
 		Last:      map[string]state.Measurement{"error_rate": {Value: 1e-7, Samples: 12}},
@@ -449,7 +449,7 @@ func FullRecord(id string) *state.Record {
 			Samples: 400, Reason: "error rate 8% > 1%", Stage: "canary", Step: "25%", At: at(30),
 		},
 		RollbackStart: at(31),
-		RollbackSteps: []state.Entry{{At: at(32), Phase: "rollback", Kind: "rollback", Name: "0%", Exposure: 1e21, Detail: "weight 0"}},
+		RollbackSteps: []state.Entry{{At: at(32), Phase: "rollback", Kind: "rollback", Name: "0%", Stage: "canary", Exposure: 1e21, Detail: "weight 0"}},
 		Outcome:       state.RolledBack,
 		Delivered:     3,
 		Error:         "deploy: rolled back",
