@@ -3,6 +3,14 @@
 //
 //   - [Log]: structured events on a *slog.Logger.
 //   - [Console]: concise progress lines with timestamps for a terminal.
+//   - [Webhook]: each event as JSON in a signed POST; receivers check it
+//     with [VerifySignature].
+//   - [Slack]: concise messages on an incoming webhook, mentioning on-call
+//     for urgent events.
+//   - [GitHub]: a GitHub deployment with a status per step and outcome, and
+//     the report commented on the release's issue or pull request.
+//
+// [Only] and [OnlyUrgent] wrap a notifier to receive some events only.
 //
 // The runner delivers events from an outbox kept in the release's state,
 // asynchronously, with retries and backoff, one at a time and in order per
