@@ -1,0 +1,355 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	ofotel "github.com/open-feature/go-sdk-contrib/hooks/open-telemetry/pkg"
+	"github.com/open-feature/go-sdk/openfeature"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/flags"
+)
+
+// FlagClient is the read side of a feature flag: the one method of
+// *openfeature.Client that Progressive uses to check what users get. Any
+// OpenFeature client works, preferably one from an isolated API
+// (isolated.NewAPI) rather than the global one; a test may pass a fake.
+type FlagClient interface {
+	BooleanValueDetails(ctx context.Context, flag string, defaultValue bool, evalCtx openfeature.EvaluationContext, options ...openfeature.Option) (openfeature.BooleanEvaluationDetails, error)
+}
+
+var _ FlagClient = (*openfeature.Client)(nil)
+
+// DefaultShares are the shares of Progressive's steps when Steps is empty:
+// 1 %, 5 %, 25 %, 50 %, then everyone.
+var DefaultShares = []float64{0.01, 0.05, 0.25, 0.5, 1}
+
+// Defaults of Progressive's verification.
+const (
+	// DefaultSamples is how many synthetic targeting keys are evaluated to
+	// check a share.
+	DefaultSamples = 2000
+	// DefaultSettle is how long a step keeps re-checking a share that does not
+	// match yet, for providers that pick up changes asynchronously.
+	DefaultSettle = 5 * time.Second
+	// DefaultTraced is how many evaluations of each check carry the
+	// OpenTelemetry hook.
+	DefaultTraced = 10
+)
+
+// ProgressiveStep is one share of a progressive rollout.
+type ProgressiveStep struct {
+	// Share is the share of targeting keys that get the flag's on variant,
+	// in (0, 1]. Shares are served in whole buckets of 0.01 % (flags.Buckets).
+	Share float64
+	// Bake is how long monitors watch at this share before the next step.
+	Bake time.Duration
+	// Approval waits for the runner's approval gate before the share is set.
+	Approval bool
+}
+
+// Progressive releases a change behind a boolean feature flag: the checklist's
+// "Feature Flag" rollout for higher-risk changes. It deploys the new binary
+// dark, with the flag off for everyone, then raises the flag's share step by
+// step (by default 1 %, 5 %, 25 %, 50 %, 100 %), baking at each share while
+// monitors watch.
+//
+// The plan is a step "dark" at exposure 0, which sets the share to 0, checks
+// it, then calls Deploy; then one step per share, named after it ("1%",
+// "5%", "0.5%"), whose exposure is the share. Each share is set with
+// Controller.SetShare and then checked on the read side: Client evaluates the
+// flag for Samples synthetic targeting keys, and the step fails (and the runner
+// rolls back) if any evaluation errors or if the share of keys that get true
+// is further than Tolerance from the step's share. A provider that never picked
+// up the change — a flagd file watcher that missed a rename, a process reading
+// another file — is caught here. A share that does not match is checked again,
+// with new keys, until Settle has passed since it was set.
+//
+// Rollback sets the share to 0 and checks it the same way: this is the fast
+// path, no redeploy. The binary deployed dark stays deployed, serving the old
+// code path to everyone; taking it out is a separate release.
+//
+// The synthetic keys are "deploykit-verify-" followed by the deployment id,
+// the step, the attempt and a number, so they are the same for the same
+// deployment and step and recognisable in a provider's analytics. Each check
+// costs Samples evaluations; a provider that bills per evaluated context
+// (a hosted flag service) will count them.
+//
+// The first Traced evaluations of each check carry the OpenTelemetry traces
+// hook of go-sdk-contrib, which adds a feature_flag.evaluation event with
+// feature_flag.* attributes to the span in the step's context, the runner's
+// deploy.step span (deploy.rollback when rolling back). Each check also adds a
+// deploy.flag.check event with the target and observed shares.
+//
+// The flag is the same for every stage: with several stages (deploy.WithStages)
+// each stage's "dark" step would set the share back to 0, so use Progressive
+// with one stage, or one runner per stage with its own flag.
+type Progressive struct {
+	// Flag is the key of a boolean flag whose on variant (true) takes users to
+	// the new code path. Required.
+	Flag string
+	// Controller sets the flag's share (the write side). Required.
+	Controller flags.Controller
+	// Client evaluates the flag as users do (the read side), to check each
+	// share. Required; *openfeature.Client implements it.
+	Client FlagClient
+	// Deploy puts the new binary in place, with the flag off. Nil when the
+	// code is already deployed. It must be idempotent.
+	Deploy func(ctx context.Context, d *deploy.Deployment) error
+	// Steps are the shares to go through, strictly increasing. Empty means
+	// DefaultShares, each baking for Bake.
+	Steps []ProgressiveStep
+	// Bake is how long monitors watch the dark binary before the first share,
+	// and each default step before the next.
+	Bake time.Duration
+	// Samples is how many synthetic targeting keys each check evaluates.
+	// 0 means DefaultSamples (2000).
+	Samples int
+	// Tolerance is how far, as an absolute share in [0, 1), the observed share
+	// may be from the step's share. 0 means three standard errors of a
+	// sample of Samples keys at the step's share, plus one bucket for
+	// rounding: ±0.67 % at 1 %, ±2.9 % at 25 %, ±3.4 % at 50 % and exactly
+	// 0 % or 100 % at the ends, with 2000 samples.
+	Tolerance float64
+	// Settle is how long a step keeps re-checking a share that does not match
+	// before it fails. 0 means DefaultSettle (5 s).
+	Settle time.Duration
+	// Traced is how many evaluations of each check carry the OpenTelemetry
+	// hook and appear as events on the step's span. 0 means DefaultTraced
+	// (10); negative means none. At most Samples.
+	Traced int
+}
+
+var _ deploy.Strategy = (*Progressive)(nil)
+
+// Name returns "progressive".
+func (s *Progressive) Name() string { return "progressive" }
+
+// RollbackPath reports true: Rollback sets the share to 0.
+func (s *Progressive) RollbackPath() bool { return true }
+
+// Validate reports a missing Flag, Controller or Client; a negative Bake,
+// Samples or Settle; a step whose share is outside (0, 1] or not above the
+// previous step's (in whole buckets), or whose Bake is negative; a Tolerance
+// outside [0, 1); or more Traced evaluations than Samples. The error names
+// the field and its value.
+func (s *Progressive) Validate() error {
+	switch {
+	case s.Flag == "":
+		return errors.New("strategy: Progressive.Flag is empty")
+	case s.Controller == nil:
+		return errors.New("strategy: Progressive.Controller is nil")
+	case s.Client == nil:
+		return errors.New("strategy: Progressive.Client is nil")
+	case s.Bake < 0:
+		return fmt.Errorf("strategy: Progressive.Bake %v is negative", s.Bake)
+	case s.Samples < 0:
+		return fmt.Errorf("strategy: Progressive.Samples %d is negative", s.Samples)
+	case math.IsNaN(s.Tolerance) || s.Tolerance < 0 || s.Tolerance >= 1:
+		return fmt.Errorf("strategy: Progressive.Tolerance %v is outside [0, 1)", s.Tolerance)
+	case s.Settle < 0:
+		return fmt.Errorf("strategy: Progressive.Settle %v is negative", s.Settle)
+	case s.Traced > s.samples():
+		return fmt.Errorf("strategy: Progressive.Traced %d is more than the %d samples", s.Traced, s.samples())
+	}
+	prev := -1
+	for i, st := range s.Steps {
+		switch {
+		case math.IsNaN(st.Share) || st.Share <= 0 || st.Share > 1:
+			return fmt.Errorf("strategy: Progressive.Steps[%d].Share %v is outside (0, 1]", i, st.Share)
+		case buckets(st.Share) == 0:
+			return fmt.Errorf("strategy: Progressive.Steps[%d].Share %v rounds to 0 buckets (the resolution is %v)", i, st.Share, 1.0/flags.Buckets)
+		case buckets(st.Share) <= prev:
+			return fmt.Errorf("strategy: Progressive.Steps[%d].Share %v is not above the previous step's %v", i, st.Share, s.Steps[i-1].Share)
+		case st.Bake < 0:
+			return fmt.Errorf("strategy: Progressive.Steps[%d].Bake %v is negative", i, st.Bake)
+		}
+		prev = buckets(st.Share)
+	}
+	return nil
+}
+
+// buckets is share in whole buckets, as flags.Provider and flags.FlagdFile
+// round it.
+func buckets(share float64) int { return int(math.Round(share * flags.Buckets)) }
+
+// shareName names a step after its share in percent, to the bucket: "1%",
+// "0.05%", "33.33%".
+func shareName(share float64) string {
+	return strconv.FormatFloat(float64(buckets(share))/100, 'f', -1, 64) + "%"
+}
+
+func (s *Progressive) samples() int {
+	if s.Samples == 0 {
+		return DefaultSamples
+	}
+	return s.Samples
+}
+
+func (s *Progressive) steps() []ProgressiveStep {
+	if len(s.Steps) > 0 {
+		return s.Steps
+	}
+	steps := make([]ProgressiveStep, len(DefaultShares))
+	for i, sh := range DefaultShares {
+		steps[i] = ProgressiveStep{Share: sh, Bake: s.Bake}
+	}
+	return steps
+}
+
+// Plan returns "dark" at exposure 0, baking for Bake, then one step per
+// share, named after it ("1%", "5%"…), at exposure equal to the share. It
+// returns Validate's error for bad settings. Plan calls nothing: the flag is
+// first touched when "dark" is applied.
+func (s *Progressive) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	steps := []deploy.Step{{Name: "dark", Exposure: 0, Bake: s.Bake, Apply: s.dark}}
+	for _, st := range s.steps() {
+		name := shareName(st.Share)
+		steps = append(steps, deploy.Step{Name: name, Exposure: st.Share, Bake: st.Bake, Approval: st.Approval,
+			Apply: func(ctx context.Context, d *deploy.Deployment) error {
+				return s.set(ctx, d, name, st.Share)
+			}})
+	}
+	return steps, nil
+}
+
+// dark turns the flag off, checks that nobody gets it, then deploys.
+func (s *Progressive) dark(ctx context.Context, d *deploy.Deployment) error {
+	if err := s.set(ctx, d, "dark", 0); err != nil {
+		return err
+	}
+	if s.Deploy == nil {
+		return nil
+	}
+	return s.Deploy(ctx, d)
+}
+
+// Rollback sets the flag's share to 0 and checks on the read side that
+// nobody gets the on variant any more. The binary deployed dark stays.
+// It is idempotent.
+func (s *Progressive) Rollback(ctx context.Context, d *deploy.Deployment) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	return s.set(ctx, d, "rollback", 0)
+}
+
+// set sets the share and checks it through the read side.
+func (s *Progressive) set(ctx context.Context, d *deploy.Deployment, step string, share float64) error {
+	if err := s.Controller.SetShare(ctx, s.Flag, share); err != nil {
+		return fmt.Errorf("strategy: set flag %q to %s: %w", s.Flag, pct(share), err)
+	}
+	return s.check(ctx, d.ID, step, share)
+}
+
+// tolerance returns how far the observed share of n samples may be from share.
+func (s *Progressive) tolerance(share float64, n int) float64 {
+	if s.Tolerance > 0 {
+		return s.Tolerance
+	}
+	return 3*math.Sqrt(share*(1-share)/float64(n)) + 1.0/flags.Buckets
+}
+
+// check evaluates the flag for synthetic keys until the observed share is
+// within tolerance of share, or Settle has passed.
+func (s *Progressive) check(ctx context.Context, id, step string, share float64) error {
+	settle := s.Settle
+	if settle == 0 {
+		settle = DefaultSettle
+	}
+	n := s.samples()
+	tol := s.tolerance(share, n)
+	deadline := time.Now().Add(settle)
+	wait := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		on, err := s.sample(ctx, id, step, attempt, n)
+		observed := float64(on) / float64(n)
+		ok := err == nil && math.Abs(observed-share) <= tol
+		span := trace.SpanFromContext(ctx)
+		if span.IsRecording() {
+			span.AddEvent("deploy.flag.check", trace.WithAttributes(
+				attribute.String("feature_flag.key", s.Flag),
+				attribute.Float64("deploy.flag.share", share),
+				attribute.Float64("deploy.flag.observed", observed),
+				attribute.Float64("deploy.flag.tolerance", tol),
+				attribute.Int("deploy.flag.samples", n),
+				attribute.Int("deploy.flag.attempt", attempt),
+				attribute.Bool("deploy.flag.ok", ok),
+			))
+		}
+		if ok {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if !time.Now().Add(wait).Before(deadline) {
+			if err != nil {
+				return fmt.Errorf("strategy: flag %q at %s could not be checked within %v: %w", s.Flag, pct(share), settle, err)
+			}
+			return fmt.Errorf("strategy: flag %q was set to %s but serves %s of %d sampled keys (tolerance ±%s) after %v: the provider has not picked up the change",
+				s.Flag, pct(share), pct(observed), n, pct(tol), settle)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// sample evaluates the flag for n synthetic keys and counts the keys that
+// get true. The first error ends the sample.
+func (s *Progressive) sample(ctx context.Context, id, step string, attempt, n int) (int, error) {
+	traced := s.Traced
+	if traced == 0 {
+		traced = DefaultTraced
+	}
+	hook := []openfeature.Option{openfeature.WithHooks(ofotel.NewTracesHook())}
+	key := make([]byte, 0, 64)
+	key = append(key, "deploykit-verify-"...)
+	key = append(key, id...)
+	key = append(key, '-')
+	key = append(key, step...)
+	key = append(key, '-')
+	key = strconv.AppendInt(key, int64(attempt), 10)
+	key = append(key, '-')
+	prefix := len(key)
+	on := 0
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return on, context.Cause(ctx)
+		}
+		key = strconv.AppendInt(key[:prefix], int64(i), 10)
+		var opts []openfeature.Option
+		if i < traced {
+			opts = hook
+		}
+		det, err := s.Client.BooleanValueDetails(ctx, s.Flag, false, openfeature.NewEvaluationContext(string(key), nil), opts...)
+		if err != nil {
+			return on, fmt.Errorf("evaluating for targeting key %q: %w", key, err)
+		}
+		if det.Value {
+			on++
+		}
+	}
+	return on, nil
+}
+
+// pct formats a share as a percentage for messages: "1 %", "0.67 %".
+func pct(share float64) string {
+	return strconv.FormatFloat(math.Round(share*1e4)/100, 'f', -1, 64) + " %"
+}
