@@ -18,34 +18,39 @@ import (
 )
 
 // BenchmarkStepOverhead measures the runner's own cost per step: a no-op
-// strategy of 100 steps with no bake, the Memory store, tracing off, no
-// monitors or notifiers (a staging release needs none).
+// strategy with no bake, the Memory store, tracing off, no monitors or
+// notifiers (a staging release needs none). The record is loaded and saved
+// (deep copies) at every step, and its timeline grows with the steps, so the
+// cost per step rises slowly with the plan's length: 10 and 100 steps show it.
 func BenchmarkStepOverhead(b *testing.B) {
-	const steps = 100
-	specs := make([]deploytest.StepSpec, steps)
-	for i := range specs {
-		specs[i] = deploytest.StepSpec{Name: fmt.Sprint("s", i), Exposure: float64(i+1) / steps}
+	for _, steps := range []int{10, 100} {
+		b.Run(fmt.Sprintf("steps=%d", steps), func(b *testing.B) {
+			specs := make([]deploytest.StepSpec, steps)
+			for i := range specs {
+				specs[i] = deploytest.StepSpec{Name: fmt.Sprint("s", i), Exposure: float64(i+1) / float64(steps)}
+			}
+			s := &deploytest.Strategy{Steps: specs}
+			r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithTracerProvider(noop.NewTracerProvider()),
+				deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rel := deploy.Release{Service: "bench", Version: "v2", Environment: "staging"}
+			var ms0, ms1 runtime.MemStats
+			runtime.ReadMemStats(&ms0)
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := r.Run(b.Context(), rel); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&ms1)
+			n := float64(b.N * steps)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/step")
+			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/step")
+		})
 	}
-	s := &deploytest.Strategy{Steps: specs}
-	r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithTracerProvider(noop.NewTracerProvider()),
-		deploy.WithSchedule(monitor.Schedule{}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rel := deploy.Release{Service: "bench", Version: "v2", Environment: "staging"}
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := r.Run(b.Context(), rel); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	runtime.ReadMemStats(&ms1)
-	n := float64(b.N * steps)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/step")
-	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/n, "allocs/step")
 }
 
 // Benchmark24hRelease runs a five-step release whose bakes add up to 24 hours,

@@ -192,9 +192,12 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 		}
 	}
 	lp.runSpan.SetAttributes(attribute.String("deploy.status", string(rep.Status)))
-	if m, err := r.meterProvider().Meter(ScopeName).Int64Counter("deploy.releases",
-		metric.WithDescription("Releases finished, by final status."), metric.WithUnit("{release}")); err == nil {
-		m.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rep.Release.Service), attribute.String("deploy.status", string(rep.Status))))
+	r.meterOnce.Do(func() {
+		r.releases, _ = r.meterProvider().Meter(ScopeName).Int64Counter("deploy.releases",
+			metric.WithDescription("Releases finished, by final status."), metric.WithUnit("{release}"))
+	})
+	if r.releases != nil {
+		r.releases.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rep.Release.Service), attribute.String("deploy.status", string(rep.Status))))
 	}
 	return rep
 }

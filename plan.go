@@ -58,7 +58,7 @@ func (r *Runner) Plan(rel Release) (*PlanDoc, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc := &PlanDoc{Release: rel, Strategy: nameOf(r.strategy), Conditions: r.cfg.policy.Conditions(),
+	doc := &PlanDoc{Release: rel, Strategy: nameOf(r.strategy), Conditions: r.conditions,
 		Schedule: r.cfg.schedule, Interval: r.cfg.interval, Waivers: r.cfg.waivers, Procedure: r.procedure(nil)}
 	for i, st := range r.stages(rel) {
 		ps := PlanStage{Name: st.Name, Environment: st.Environment}
@@ -132,7 +132,8 @@ func (r *Runner) procedure(rec *state.Record) rollback.Plan {
 		steps = append(steps, s.Name)
 	}
 	steps = append(steps, "Verify rollback: observe the monitors and judge against the baseline")
-	pl := rollback.NewPlan(&r.cfg.policy, steps...)
+	pl := rollback.NewPlan(nil, steps...)
+	pl.Conditions = r.conditions
 	if rec == nil {
 		return pl
 	}

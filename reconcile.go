@@ -264,7 +264,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 
 func (r *Runner) tickRollbackPlan(rec *state.Record, now time.Time) {
 	if hasRollbackPath(r.strategy) {
-		r.tick(rec, now, ItemRollbackPlan, "strategy "+rec.Strategy+" rolls back; conditions: "+strings.Join(r.cfg.policy.Conditions(), "; "))
+		r.tick(rec, now, ItemRollbackPlan, "strategy "+rec.Strategy+" rolls back; conditions: "+strings.Join(r.conditions, "; "))
 	}
 }
 

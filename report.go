@@ -78,7 +78,7 @@ func (r *Runner) report(rec *state.Record) *Report {
 		Started: rec.Created, Finished: rec.Finished, Exposure: rec.Exposure,
 		Gates: rec.Gates, Baseline: rec.Baseline, Last: rec.Last, Windows: rec.Windows, Timeline: rec.Timeline,
 		Trigger: rec.Trigger, RollbackSteps: rec.RollbackSteps, Waivers: rec.Waivers, Error: rec.Error,
-		Conditions: r.cfg.policy.Conditions(), Pending: len(rec.Outbox), Procedure: r.procedure(rec),
+		Conditions: r.conditions, Pending: len(rec.Outbox), Procedure: r.procedure(rec),
 	}
 	for _, sec := range Checklist() {
 		for _, it := range sec.Items {

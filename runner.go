@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"math"
 	"reflect"
@@ -27,6 +28,11 @@ type Runner struct {
 
 	storeOnce sync.Once
 	storeErr  error
+
+	// conditions are the policy's trigger conditions, for reports.
+	conditions []string
+	meterOnce  sync.Once
+	releases   metric.Int64Counter
 }
 
 // NewRunner returns a runner for strategy s. It validates the options: a nil
@@ -88,7 +94,7 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 		}
 		seen[st.Name] = true
 	}
-	return &Runner{strategy: s, cfg: c, holder: "runner-" + randomHex(6)}, nil
+	return &Runner{strategy: s, cfg: c, holder: "runner-" + randomHex(6), conditions: c.policy.Conditions()}, nil
 }
 
 func randomHex(n int) string {
@@ -298,7 +304,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 		return nil, err
 	}
 	rec := &state.Record{
-		ID:       fmt.Sprintf("%s-%s-%s-%s", rel.Service, rel.Environment, now.UTC().Format("20060102T150405"), randomHex(3)),
+		ID:       fmt.Sprintf("%s-%s-%s-%s", rel.Service, rel.Environment, now.UTC().Format("20060102T150405"), randomHex(6)),
 		Release:  rel,
 		Strategy: nameOf(r.strategy),
 		Phase:    string(PhasePreflight),
