@@ -16,6 +16,9 @@
 // asynchronously, with retries and backoff, one at a time and in order per
 // notifier, so a notifier never blocks or fails a release. Notify should
 // return an error when the event was not delivered, so that it is retried.
+// The HTTP notifiers bound each request with their Timeout and return an
+// [*HTTPError] for a response other than 2xx; their errors name the host,
+// never the URL, which may hold a secret.
 package notify
 
 import (

@@ -91,7 +91,8 @@ func (*Webhook) Name() string { return "webhook" }
 // header the webhook sets itself.
 func (w *Webhook) Validate() error {
 	if err := checkURL(w.URL); err != nil {
-		return fmt.Errorf("notify: Webhook.URL %q: %w", w.URL, err)
+		// The URL may hold a secret; name the problem, not the value.
+		return fmt.Errorf("notify: Webhook.URL: %w", err)
 	}
 	if w.Timeout < 0 {
 		return fmt.Errorf("notify: Webhook.Timeout %v is negative", w.Timeout)
@@ -255,6 +256,10 @@ func send(c *http.Client, req *http.Request, name string) ([]byte, error) {
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return ue.Err // without the URL, which may hold a secret
+		}
 		return err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
