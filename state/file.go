@@ -43,8 +43,9 @@ func NewFile(dir string) (*File, error) {
 func (f *File) Dir() string { return f.dir }
 
 func (f *File) path(id string) (string, error) {
-	if id == "" || strings.ContainsAny(id, `/\`) || id == "." || id == ".." || strings.HasPrefix(id, ".") {
-		return "", fmt.Errorf("state: record id %q is not a valid file name", id)
+	// A leading dot also keeps ids apart from the temporary files.
+	if id == "" || strings.ContainsAny(id, "/\\\x00") || strings.HasPrefix(id, ".") {
+		return "", fmt.Errorf("state: record id %q is not a valid file name (empty, a leading dot, or a slash, backslash or NUL)", id)
 	}
 	return filepath.Join(f.dir, id+".json"), nil
 }
@@ -132,9 +133,10 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 			return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
 		}
 	}
+	rev := r.Rev
 	r.Rev = 1
 	if err := f.write(r); err != nil {
-		r.Rev = 0
+		r.Rev = rev
 		return err
 	}
 	return nil

@@ -1,0 +1,244 @@
+package state_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/state"
+)
+
+func newFile(t *testing.T) (*state.File, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "releases")
+	f, err := state.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, dir
+}
+
+// names lists the directory, dot files included.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestFileModes(t *testing.T) {
+	f, dir := newFile(t)
+	if f.Dir() != dir {
+		t.Errorf("Dir() = %q, want %q", f.Dir(), dir)
+	}
+	r := deploytest.FullRecord("rel-1")
+	if err := f.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Update(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, filepath.Join(dir, "rel-1.json"): 0o600} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode() != want {
+			t.Errorf("mode of %s = %v, want %v", path, st.Mode(), want)
+		}
+	}
+}
+
+// TestFileAtomic reads the file directly while it is rewritten: every read
+// sees a whole record, and no temporary file is left behind.
+func TestFileAtomic(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("rel-1")
+	// A large record makes a torn write likely if writes were not atomic.
+	for i := range 300 {
+		r.Timeline = append(r.Timeline, state.Entry{At: r.Created, Phase: "deploy", Kind: "note", Detail: strings.Repeat("x", i%97)})
+	}
+	if err := f.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "rel-1.json")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads int
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("reading %s during updates: %v", path, err)
+				return
+			}
+			var got state.Record
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Errorf("read a partial record (%d bytes): %v", len(b), err)
+				return
+			}
+			reads++
+		}
+	})
+	for i := range 30 {
+		r.Observed = i
+		if err := f.Update(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	if reads == 0 {
+		t.Error("the reader read nothing")
+	}
+	if got := names(t, dir); len(got) != 1 || got[0] != "rel-1.json" {
+		t.Errorf("directory holds %q, want only rel-1.json (temporary files removed)", got)
+	}
+}
+
+func TestFileFailedWriteKeepsOld(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("rel-1")
+	if err := f.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	bad := r.Clone()
+	bad.Exposure = math.NaN() // JSON cannot encode it
+	err := f.Update(ctx, bad)
+	if err == nil || !strings.Contains(err.Error(), "rel-1") {
+		t.Fatalf("Update with a NaN exposure = %v, want an error naming the record", err)
+	}
+	if bad.Rev != 1 {
+		t.Errorf("after a failed Update, r.Rev = %d, want 1", bad.Rev)
+	}
+	got, err := f.Load(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Rev != 1 || got.Exposure != r.Exposure {
+		t.Errorf("after a failed Update, stored rev %d exposure %v, want rev 1 exposure %v", got.Rev, got.Exposure, r.Exposure)
+	}
+	nan := deploytest.FullRecord("rel-2")
+	nan.Release.Service = "other"
+	nan.Exposure = math.Inf(1)
+	nan.Rev = 5
+	if err := f.Create(ctx, nan); err == nil {
+		t.Error("Create with an infinite exposure succeeded")
+	}
+	if nan.Rev != 5 {
+		t.Errorf("after a failed Create, r.Rev = %d, want it unchanged (5)", nan.Rev)
+	}
+	if got := names(t, dir); len(got) != 1 || got[0] != "rel-1.json" {
+		t.Errorf("directory holds %q, want only rel-1.json", got)
+	}
+}
+
+func TestFileCorrupt(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	for name, content := range map[string]string{
+		"truncated": `{"id":"truncated","rev":1,"rel`,
+		"empty":     ``,
+		"other-id":  `{"id":"someone-else","rev":1}`,
+	} {
+		path := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.Load(ctx, name)
+		if !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Errorf("Load(%q) = %v, want ErrCorrupt naming %s", name, err, path)
+		}
+		r := deploytest.FullRecord(name)
+		r.Rev = 1
+		if err := f.Update(ctx, r); !errors.Is(err, state.ErrCorrupt) {
+			t.Errorf("Update(%q) = %v, want ErrCorrupt", name, err)
+		}
+		if err := f.Create(ctx, deploytest.FullRecord(name)); !errors.Is(err, state.ErrCorrupt) {
+			t.Errorf("Create(%q) over a corrupt file = %v, want ErrCorrupt", name, err)
+		}
+	}
+	// A corrupt file does not block other releases.
+	if err := f.Create(ctx, deploytest.FullRecord("rel-1")); err != nil {
+		t.Errorf("Create beside corrupt files: %v", err)
+	}
+}
+
+func TestFileInvalidID(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	for _, id := range []string{"", ".", "..", "../escape", "a/b", `a\b`, ".hidden", "nul\x00byte", "/abs"} {
+		r := deploytest.FullRecord(id)
+		check := func(call string, err error) {
+			t.Helper()
+			if err == nil || !strings.Contains(err.Error(), "not a valid file name") || !strings.Contains(err.Error(), fmt.Sprintf("%q", id)) {
+				t.Errorf("%s(%q) = %v, want an error saying the id is not a valid file name", call, id, err)
+			}
+		}
+		check("Create", f.Create(ctx, r))
+		_, err := f.Load(ctx, id)
+		check("Load", err)
+		r.Rev = 1
+		check("Update", f.Update(ctx, r))
+	}
+	if got := names(t, dir); len(got) != 0 {
+		t.Errorf("directory holds %q after refused ids, want nothing", got)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a record escaped the store's directory: %v", err)
+	}
+}
+
+func TestNewFileEmptyDir(t *testing.T) {
+	if _, err := state.NewFile(""); err == nil || !strings.Contains(err.Error(), "dir") {
+		t.Errorf(`NewFile("") = %v, want an error naming dir`, err)
+	}
+}
+
+// TestFileSharedDirectory: two File values on one directory (two runners
+// of one process) see each other's records.
+func TestFileSharedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := state.NewFile(dir)
+	b, _ := state.NewFile(dir)
+	ctx := context.Background()
+	r := deploytest.FullRecord("rel-1")
+	if err := a.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Create(ctx, deploytest.FullRecord("rel-2")); !errors.Is(err, state.ErrActive) {
+		t.Errorf("second store's Create = %v, want ErrActive", err)
+	}
+	got, err := b.Load(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Token++
+	if err := b.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(ctx, r); !errors.Is(err, state.ErrFenced) {
+		t.Errorf("Update with the old token through the first store = %v, want ErrFenced", err)
+	}
+}
