@@ -430,6 +430,7 @@ func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
 			return r.report(rec), err
 		}
 		if final {
+			lp.kick(rec) // deliver what an earlier run left in the outbox
 			rep := r.finish(lp, id, r.report(rec))
 			lp.fail(err)
 			return rep, err

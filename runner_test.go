@@ -598,3 +598,52 @@ func TestRollbackSteps(t *testing.T) {
 		}
 	})
 }
+
+func TestResumeFinishesARollbackUnderWay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		rec1 := &deploytest.Recorder{}
+		open := func(n deploy.Notifier) *deploy.Runner {
+			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithNotifiers(n),
+				deploy.WithMonitors(deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.3})),
+				deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r1 := open(rec1)
+		id, err := r1.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			next, rep, err := r1.Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Phase == deploy.PhaseRollback {
+				break
+			}
+			time.Sleep(time.Until(next))
+		}
+		if s.Rollbacks() != 0 {
+			t.Fatalf("rolled back before the crash")
+		}
+		// The first runner dies with the rollback decided but not carried out.
+		rec2 := &deploytest.Recorder{}
+		r2 := open(rec2)
+		time.Sleep(5 * time.Minute)
+		rep, err := r2.Resume(t.Context(), id)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
+			t.Fatalf("Resume: status %s err %v", rep.Status, err)
+		}
+		if s.Rollbacks() != 1 || s.Exposure() != 0 {
+			t.Errorf("rollbacks %d, exposure %v", s.Rollbacks(), s.Exposure())
+		}
+		if rep.Pending != 0 {
+			t.Errorf("%d events left undelivered", rep.Pending)
+		}
+	})
+}
