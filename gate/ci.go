@@ -1,0 +1,195 @@
+package gate
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/deploykit/deploy"
+)
+
+// DefaultGitHubAPI is the base address of the GitHub REST API, used when
+// [CI.BaseURL] is empty.
+const DefaultGitHubAPI = "https://api.github.com"
+
+// CI checks "All tests passing in CI" with GitHub's combined commit status:
+// it gets {BaseURL}/repos/{Owner}/{Repo}/commits/{ref}/status, where ref is
+// the release's Commit. "success" passes and ticks deploy.ItemTestsPassing;
+// "pending" asks to be checked again after Poll (deploy.RetryAt);
+// "failure" and "error" block, naming the failing contexts. A server that
+// cannot be reached, times out, is rate-limited or answers 5xx asks to be
+// checked again too, so the runner's gate deadline bounds an outage; other
+// answers (401, 404) block.
+//
+// The combined status covers commit statuses, not GitHub Actions check runs;
+// a repository with no status reports "pending", which waits.
+type CI struct {
+	// Owner and Repo name the repository ("deploykit", "deploy"). Required.
+	Owner, Repo string
+	// Token is sent as a bearer token; empty sends none (public repositories).
+	Token string
+	// BaseURL is the API's address; empty means DefaultGitHubAPI. For
+	// GitHub Enterprise Server it is "https://HOST/api/v3".
+	BaseURL string
+	// Ref is the commit, branch or tag to check; empty means the release's
+	// Commit.
+	Ref string
+	// Client sends the requests; nil means http.DefaultClient.
+	Client *http.Client
+	// Poll is how soon a pending status is checked again; 0 means DefaultPoll.
+	Poll time.Duration
+	// Timeout bounds each request; 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+var (
+	_ deploy.Gate        = (*CI)(nil)
+	_ deploy.Checklister = (*CI)(nil)
+)
+
+// Name returns "ci".
+func (c *CI) Name() string { return "ci" }
+
+// ChecklistItems returns deploy.ItemTestsPassing.
+func (c *CI) ChecklistItems() []deploy.Item { return []deploy.Item{deploy.ItemTestsPassing} }
+
+// Validate reports a missing Owner or Repo, or one with a slash, a bad
+// BaseURL and negative durations.
+func (c *CI) Validate() error {
+	var p problems
+	for _, f := range []struct{ name, v string }{{"Owner", c.Owner}, {"Repo", c.Repo}} {
+		switch {
+		case f.v == "":
+			p.add("%s is empty", f.name)
+		case strings.ContainsAny(f.v, "/ "):
+			p.add("%s %q contains a slash or a space", f.name, f.v)
+		}
+	}
+	checkURL(&p, "BaseURL", c.BaseURL, false)
+	if c.Poll < 0 {
+		p.add("Poll %v is negative", c.Poll)
+	}
+	if c.Timeout < 0 {
+		p.add("Timeout %v is negative", c.Timeout)
+	}
+	return p.err("CI")
+}
+
+// combined is the part of GitHub's combined status the gate reads.
+type combined struct {
+	State    string `json:"state"`
+	Statuses []struct {
+		State       string `json:"state"`
+		Context     string `json:"context"`
+		Description string `json:"description"`
+		TargetURL   string `json:"target_url"`
+	} `json:"statuses"`
+	TotalCount int `json:"total_count"`
+}
+
+// Check reads the combined status of the release's commit.
+func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	ref := cmp.Or(c.Ref, d.Release.Commit)
+	if ref == "" {
+		return fmt.Errorf("%w: gate.CI: the release has no Commit and Ref is empty: nothing to check", deploy.ErrInvalid)
+	}
+	repo := c.Owner + "/" + c.Repo
+	poll := cmp.Or(c.Poll, DefaultPoll)
+	retry := func(format string, args ...any) error {
+		return deploy.RetryAt(time.Now().Add(poll), fmt.Sprintf(format, args...))
+	}
+	base := strings.TrimSuffix(cmp.Or(c.BaseURL, DefaultGitHubAPI), "/")
+	u := base + "/repos/" + url.PathEscape(c.Owner) + "/" + url.PathEscape(c.Repo) + "/commits/" + url.PathEscape(ref) + "/status"
+
+	rctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultTimeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := client(c.Client).Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return retry("CI status of %s@%s unavailable: GET %s: %v", repo, short(ref), u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		text := readBody(resp.Body)
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
+			resp.StatusCode == http.StatusForbidden && resp.Header.Get("X-RateLimit-Remaining") == "0":
+			return retry("CI status of %s@%s unavailable: %s: %s", repo, short(ref), resp.Status, text)
+		case resp.StatusCode == http.StatusNotFound:
+			return fmt.Errorf("CI status of %s@%s: %s (no such repository or commit, or the token cannot see it): %s", repo, short(ref), resp.Status, text)
+		default:
+			return fmt.Errorf("CI status of %s@%s: %s: %s", repo, short(ref), resp.Status, text)
+		}
+	}
+	var st combined
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return fmt.Errorf("CI status of %s@%s: decoding GET %s: %w", repo, short(ref), u, err)
+	}
+	switch st.State {
+	case "success":
+		return nil
+	case "pending":
+		if len(st.Statuses) == 0 {
+			return retry("CI pending for %s@%s: no status reported yet", repo, short(ref))
+		}
+		return retry("CI pending for %s@%s: %s", repo, short(ref), contexts(st, "pending"))
+	case "failure", "error":
+		return fmt.Errorf("CI failed for %s@%s: %s", repo, short(ref), contexts(st, "failure", "error"))
+	default:
+		return fmt.Errorf("CI status of %s@%s: unknown state %q", repo, short(ref), st.State)
+	}
+}
+
+// contexts lists the statuses in one of states, as "ci/test (failure: 3
+// tests failed)", and how many of all they are.
+func contexts(st combined, states ...string) string {
+	var out []string
+	for _, s := range st.Statuses {
+		for _, want := range states {
+			if s.State != want {
+				continue
+			}
+			desc := s.State
+			if s.Description != "" {
+				desc += ": " + s.Description
+			}
+			out = append(out, fmt.Sprintf("%s (%s)", s.Context, desc))
+		}
+	}
+	if len(out) == 0 {
+		return "no context says which"
+	}
+	return fmt.Sprintf("%s (%d of %d)", strings.Join(out, ", "), len(out), len(st.Statuses))
+}
+
+// short abbreviates a full commit hash to 12 characters.
+func short(ref string) string {
+	if len(ref) == 40 && strings.Trim(ref, "0123456789abcdef") == "" {
+		return ref[:12]
+	}
+	return ref
+}

@@ -1,0 +1,51 @@
+// Package gate has pre-deployment checks: each type is a [deploy.Gate] that
+// a Runner consults, in order, before anything is deployed (deploy.WithGates),
+// or before a step that needs approval (deploy.WithApproval).
+//
+// A gate's Check passes (nil), blocks with a reason (an error), or asks to
+// be checked again at a time with [deploy.RetryAt] ("window closed until
+// Monday 09:00", "approval pending"); the runner waits up to its gate
+// deadline (deploy.WithGateDeadline), then blocks the release.
+//
+// # Gates
+//
+//   - [Window]: the deploy window and freeze calendar — weekdays and hours in
+//     a time zone, holidays and the afternoon before them, freezes. It
+//     replaces the runner's built-in window ("Friday Deploys").
+//   - [Approval]: a person approves the release — from a file ([ApprovalFile]),
+//     from a program ([Manual]) or from any [Approver] ("Code reviewed and
+//     approved" when CodeReview is set).
+//   - [CI]: "All tests passing in CI", from GitHub's combined commit status.
+//   - [HTTP]: any HTTP endpoint, with the semantics of Flagger's pre-rollout
+//     webhook: a 2xx answer passes, anything else blocks with the body.
+//   - [FlagOff]: the release's feature flag exists and is off for everyone
+//     ("Feature flags configured").
+//   - [MonitoringActive]: the service's scrape targets are up and alerting
+//     rules about it are loaded ("Confirm monitoring/alerting active"), with
+//     the check of package monitor/prometheus.
+//   - [Func] and [Named]: your own checks ("Database migrations tested",
+//     "On-call/support notified"), with a name and checklist items.
+//
+// # Checklist
+//
+// Gates that provide evidence for the deployment checklist implement
+// [deploy.Checklister]; the runner ticks their items in the report when they
+// pass. [CI] ticks deploy.ItemTestsPassing, [MonitoringActive]
+// deploy.ItemMonitoringActive, [FlagOff] deploy.ItemFlagsConfigured,
+// [Approval] deploy.ItemCodeReviewed when CodeReview is set, and [HTTP] and
+// [Named] the items they are given.
+//
+// # Configuration
+//
+// Gates are plain structs. Each has Validate, which names every bad field and
+// its value; Check calls it first and blocks an invalid gate with its error,
+// which wraps deploy.ErrInvalid. A gate's fields must not change while a
+// runner uses it. The runner calls gates one at a time.
+//
+// # Time
+//
+// Gates read the time with [time.Now] and wait with timers, so tests run them
+// inside testing/synctest. [Window.Next] is the window's calendar as a pure
+// function of an instant, for tests and for tools that show when the next
+// deploy slot opens.
+package gate

@@ -1,0 +1,243 @@
+package gate
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/deploykit/deploy"
+)
+
+// Defaults of [HTTP] and [CI].
+const (
+	// DefaultTimeout bounds each request when the gate's Timeout is zero.
+	DefaultTimeout = 30 * time.Second
+	// DefaultAttempts is how many times HTTP tries when Attempts is zero.
+	DefaultAttempts = 3
+	// DefaultBackoff is the first wait between attempts when Backoff is zero;
+	// it doubles after each attempt.
+	DefaultBackoff = time.Second
+	// maxBody is how much of a response body is read and shown as a reason.
+	maxBody = 4 << 10
+)
+
+// Payload is the JSON body HTTP posts, after Flagger's pre-rollout webhook:
+// name, namespace (here the environment), phase and metadata, plus the rest
+// of the release.
+type Payload struct {
+	// Name is the release's service.
+	Name string `json:"name"`
+	// Namespace is the release's environment.
+	Namespace string `json:"namespace"`
+	// Phase is "preflight" for a gate.
+	Phase string `json:"phase"`
+	// Metadata is HTTP.Metadata.
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	ID              string            `json:"id"`
+	Version         string            `json:"version"`
+	PreviousVersion string            `json:"previousVersion,omitempty"`
+	Commit          string            `json:"commit,omitempty"`
+	Stage           string            `json:"stage,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+}
+
+// HTTP is a generic HTTP check with the semantics of Flagger's pre-rollout
+// webhook: it POSTs a JSON [Payload] describing the release to URL; a 2xx
+// answer passes, any other blocks with the response body as the reason.
+// Transport errors, timeouts, 429 and 5xx answers are tried again, up to
+// Attempts in all, waiting Backoff, then twice as long, between attempts;
+// other answers are final.
+//
+// Point it at whatever knows: a CI status endpoint (Items:
+// deploy.ItemTestsPassing), a migration dry-run service
+// (deploy.ItemMigrationsTested), an on-call tool (deploy.ItemOnCallNotified).
+type HTTP struct {
+	// Label names the gate in reports; empty means "http" and the URL's
+	// host and path.
+	Label string
+	// URL is the endpoint, http or https. Required.
+	URL string
+	// Header is added to every request (an Authorization token, say).
+	Header http.Header
+	// Metadata is sent as the payload's metadata.
+	Metadata map[string]string
+	// Items are the checklist items ticked when the check passes.
+	Items []deploy.Item
+	// Client sends the requests; nil means http.DefaultClient.
+	Client *http.Client
+	// Timeout bounds each attempt; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Attempts is how many times to try; 0 means DefaultAttempts.
+	Attempts int
+	// Backoff is the wait after the first failed attempt, doubled after each
+	// one; 0 means DefaultBackoff.
+	Backoff time.Duration
+}
+
+var (
+	_ deploy.Gate        = (*HTTP)(nil)
+	_ deploy.Checklister = (*HTTP)(nil)
+)
+
+// Name returns Label, or "http" followed by the URL's host and path.
+func (h *HTTP) Name() string {
+	if h.Label != "" {
+		return h.Label
+	}
+	if u, err := url.Parse(h.URL); err == nil && u.Host != "" {
+		return "http " + u.Host + u.Path
+	}
+	return "http"
+}
+
+// ChecklistItems returns Items.
+func (h *HTTP) ChecklistItems() []deploy.Item { return slices.Clone(h.Items) }
+
+// Validate reports a missing or relative URL, a scheme other than http and
+// https, negative durations and attempts, and empty items.
+func (h *HTTP) Validate() error {
+	var p problems
+	checkURL(&p, "URL", h.URL, true)
+	if h.Timeout < 0 {
+		p.add("Timeout %v is negative", h.Timeout)
+	}
+	if h.Attempts < 0 {
+		p.add("Attempts %d is negative", h.Attempts)
+	}
+	if h.Backoff < 0 {
+		p.add("Backoff %v is negative", h.Backoff)
+	}
+	for i, it := range h.Items {
+		if it == "" {
+			p.add("Items[%d] is empty", i)
+		}
+	}
+	return p.err("HTTP")
+}
+
+func checkURL(p *problems, field, raw string, required bool) {
+	if raw == "" {
+		if required {
+			p.add("%s is empty", field)
+		}
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		p.add("%s %q does not parse: %v", field, raw, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.add("%s %q is not an http or https URL", field, raw)
+	case u.Host == "":
+		p.add("%s %q has no host", field, raw)
+	}
+}
+
+// Check posts the payload and passes on a 2xx answer. Otherwise it returns
+// an error with the status and the body, after the last attempt.
+func (h *HTTP) Check(ctx context.Context, d *deploy.Deployment) error {
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(Payload{
+		Name: d.Release.Service, Namespace: d.Release.Environment, Phase: string(deploy.PhasePreflight),
+		Metadata: h.Metadata, ID: d.ID, Version: d.Release.Version, PreviousVersion: d.Release.PreviousVersion,
+		Commit: d.Release.Commit, Stage: d.Stage.Name, Labels: d.Release.Labels,
+	})
+	if err != nil {
+		return err
+	}
+	attempts := cmp.Or(h.Attempts, DefaultAttempts)
+	wait := cmp.Or(h.Backoff, DefaultBackoff)
+	for i := 1; ; i++ {
+		again, err := h.try(ctx, body)
+		if err == nil {
+			return nil
+		}
+		if !again || i >= attempts {
+			if i > 1 {
+				return fmt.Errorf("%w (after %d attempts)", err, i)
+			}
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up after %d attempts: %w)", err, i, context.Cause(ctx))
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// try makes one attempt; again says whether another may help.
+func (h *HTTP) try(ctx context.Context, body []byte) (again bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(h.Timeout, DefaultTimeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	for k, vs := range h.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client(h.Client).Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in the message below
+		}
+		return true, fmt.Errorf("POST %s: %w", redact(h.URL), err)
+	}
+	defer resp.Body.Close()
+	text := readBody(resp.Body)
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return false, nil
+	}
+	err = fmt.Errorf("%s answered %s", redact(h.URL), resp.Status)
+	if text != "" {
+		err = fmt.Errorf("%s answered %s: %s", redact(h.URL), resp.Status, text)
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, err
+}
+
+func client(c *http.Client) *http.Client {
+	if c == nil {
+		return http.DefaultClient
+	}
+	return c
+}
+
+// readBody returns up to maxBody bytes of the body, trimmed and on one line.
+func readBody(r io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(r, maxBody+1))
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "")), " ")
+	if len(b) > maxBody {
+		s += " …"
+	}
+	return s
+}
+
+// redact drops the query and any password from a URL shown in an error.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
+}
