@@ -175,8 +175,14 @@ func (s *Slack) message(e deploy.Event) (slackMessage, bool) {
 		} else {
 			head = fmt.Sprintf(":rewind: *Rolling back %s* in %s (exposure was %s)", what, env, pct(e.Exposure))
 		}
-		reason := strings.TrimPrefix(e.Message, "rolling back: ")
-		blocks = append(blocks, section("> *Trigger:* "+esc(reason)))
+		if e.Urgent {
+			cause := strings.TrimPrefix(e.Message, "ROLLBACK FAILED: ")
+			cause = strings.TrimSuffix(cause, " — a person must act now")
+			blocks = append(blocks, section("> *Cause:* "+esc(cause)))
+		} else {
+			reason := strings.TrimPrefix(e.Message, "rolling back: ")
+			blocks = append(blocks, section("> *Trigger:* "+esc(reason)))
+		}
 	case deploy.EventFinished:
 		head = fmt.Sprintf("%s *%s*", statusIcon(e.Status), esc(e.Message))
 		if lines := keyLines(e.Report); len(lines) > 0 {
