@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/deploykit/deploy/monitor"
@@ -248,19 +248,72 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	}
 	c.ConsecutiveErrors = 0
 
+	// Every reason is written into buf, joined by "; " as the summary of a
+	// healthy observation is, then the names that are not constants; one
+	// string holds them all and the results take slices of it.
+	var (
+		bufArr  [2048]byte
+		spanArr [16]span
+	)
+	buf, spans := bufArr[:0], spanArr[:0]
+	if len(p.Triggers) > len(spanArr) {
+		spans = make([]span, 0, len(p.Triggers))
+	}
 	results := make([]Result, 0, len(p.Triggers))
 	var failed, inconclusive, critical *Result
 	min := p.minSamples()
-	for _, t := range p.Triggers {
-		r := t.Evaluate(obs, baseline)
-		if r.Trigger == "" {
-			r.Trigger = t.Name()
+	for i, t := range p.Triggers {
+		if i > 0 {
+			buf = append(buf, "; "...)
 		}
+		start := len(buf)
+		results = results[:i+1]
+		r := &results[i]
+		b, own := evaluate(t, r, buf, &obs, &baseline)
+		if !own {
+			*r = t.Evaluate(obs, baseline)
+			b = append(buf, r.Reason...)
+			if r.Trigger == "" {
+				r.Trigger = t.Name()
+			}
+		}
+		buf = b
 		if r.Outcome != Inconclusive && r.Samples > 0 && r.Samples < min && !isChecks(t) {
-			r.Reason = fmt.Sprintf("%s: %d samples, fewer than the %d needed (%s)", r.Metric, r.Samples, min, r.Reason)
+			reason := string(buf[start:])
+			buf = append(buf[:start], r.Metric...)
+			buf = append(buf, ": "...)
+			buf = strconv.AppendInt(buf, int64(r.Samples), 10)
+			buf = append(buf, " samples, fewer than the "...)
+			buf = strconv.AppendInt(buf, int64(min), 10)
+			buf = append(buf, " needed ("...)
+			buf = append(buf, reason...)
+			buf = append(buf, ')')
 			r.Outcome = Inconclusive
 		}
-		results = append(results, r)
+		spans = append(spans, span{reason: [2]int{start, len(buf)}, own: own})
+	}
+	reasons := len(buf)
+	for i, t := range p.Triggers {
+		if !spans[i].own {
+			continue
+		}
+		prefix, suffix := nameParts(t)
+		if suffix == "" {
+			results[i].Trigger = prefix
+			continue
+		}
+		start := len(buf)
+		buf = append(buf, prefix...)
+		buf = append(buf, suffix...)
+		spans[i].name = [2]int{start, len(buf)}
+	}
+	all := string(buf)
+	for i := range results {
+		r, sp := &results[i], spans[i]
+		r.Reason = all[sp.reason[0]:sp.reason[1]]
+		if sp.name[1] > 0 {
+			r.Trigger = all[sp.name[0]:sp.name[1]]
+		}
 	}
 	for i := range results {
 		r := &results[i]
@@ -295,7 +348,58 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		}
 		return Decision{Verdict: Wait, Reason: fmt.Sprintf("inconclusive (%d of %d tolerated): %s", c.Inconclusive, p.InconclusiveLimit, inconclusive.Reason), Results: results, Cause: inconclusive}
 	}
-	return Decision{Verdict: Continue, Reason: summary(results), Results: results}
+	if len(results) == 0 {
+		return Decision{Verdict: Continue, Reason: "no triggers", Results: results}
+	}
+	return Decision{Verdict: Continue, Reason: all[:reasons], Results: results}
+}
+
+// span locates a result's reason and, when it is not a constant, its
+// trigger's name in the string Judge writes them to. own reports one of the
+// package's triggers, whose name Judge writes.
+type span struct {
+	reason, name [2]int
+	own          bool
+}
+
+// evaluate runs the package's triggers through their eval methods, which
+// fill in r but for its Trigger and Reason and append the reason to b; own is
+// false, and r untouched, for other triggers. The type switch makes the calls
+// static, so that b, obs and baseline do not escape.
+func evaluate(t Trigger, r *Result, b []byte, obs, baseline *monitor.Observation) (out []byte, own bool) {
+	switch t := t.(type) {
+	case RelativeIncrease:
+		return t.eval(r, b, obs, baseline), true
+	case *RelativeIncrease:
+		return t.eval(r, b, obs, baseline), true
+	case LatencyIncrease:
+		return t.eval(r, b, obs, baseline), true
+	case *LatencyIncrease:
+		return t.eval(r, b, obs, baseline), true
+	case Threshold:
+		return t.eval(r, b, obs, baseline), true
+	case *Threshold:
+		return t.eval(r, b, obs, baseline), true
+	case RelativeDecrease:
+		return t.eval(r, b, obs, baseline), true
+	case *RelativeDecrease:
+		return t.eval(r, b, obs, baseline), true
+	case CriticalChecks:
+		return t.eval(r, b, obs, baseline), true
+	case *CriticalChecks:
+		return t.eval(r, b, obs, baseline), true
+	}
+	return b, false
+}
+
+// nameParts returns t's name as a prefix and a suffix, the prefix alone
+// when the suffix is empty, for the package's triggers, and t.Name() for
+// others.
+func nameParts(t Trigger) (prefix, suffix string) {
+	if n, ok := t.(interface{ nameParts() (string, string) }); ok {
+		return n.nameParts()
+	}
+	return t.Name(), ""
 }
 
 // isChecks reports whether t judges checks rather than sampled metrics, so
@@ -306,28 +410,6 @@ func isChecks(t Trigger) bool {
 		return true
 	}
 	return false
-}
-
-func summary(rs []Result) string {
-	switch len(rs) {
-	case 0:
-		return "no triggers"
-	case 1:
-		return rs[0].Reason
-	}
-	n := 2 * (len(rs) - 1)
-	for _, r := range rs {
-		n += len(r.Reason)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for i, r := range rs {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(r.Reason)
-	}
-	return b.String()
 }
 
 // ErrInvalid is wrapped by the errors of [Policy.Validate] and of the

@@ -26,14 +26,40 @@ func reference(m monitor.Metric, baseline monitor.Observation, name string) (v f
 	return math.NaN(), "baseline", m.Samples, false
 }
 
-func noData(trigger, metric string) Result {
-	return Result{Trigger: trigger, Metric: metric, Outcome: Inconclusive, Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN(),
-		Reason: human(metric) + ": no data (0 samples)"}
+// The package's triggers judge in an eval method that appends the reason to
+// a buffer and leaves Result.Trigger and Result.Reason empty, so that
+// [Policy.Judge] writes every reason and name of an observation into one
+// buffer and allocates one string for them all. Their Evaluate methods wrap
+// eval.
+
+// noData returns the result for a metric with no data and appends its reason.
+func noData(r *Result, b []byte, metric string) []byte {
+	*r = Result{Metric: metric, Outcome: Inconclusive, Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN()}
+	b = append(b, human(metric)...)
+	return append(b, ": no data (0 samples)"...)
 }
 
-func noReference(trigger, metric string, m monitor.Metric, value string) Result {
-	return Result{Trigger: trigger, Metric: metric, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Threshold: math.NaN(), Samples: m.Samples,
-		Reason: human(metric) + " " + value + ": no baseline or control to compare with (" + strconv.Itoa(m.Samples) + " samples)"}
+// noReference returns the result for a metric with nothing to compare with;
+// b holds the start of the reason, the metric and its value.
+func noReference(r *Result, b []byte, metric string, m monitor.Metric) []byte {
+	*r = Result{Metric: metric, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Threshold: math.NaN(), Samples: m.Samples}
+	b = append(b, ": no baseline or control to compare with ("...)
+	b = strconv.AppendInt(b, int64(m.Samples), 10)
+	return append(b, " samples)"...)
+}
+
+// finish sets the trigger's name and the reason in b on r.
+func finish(r *Result, name string, b []byte) Result {
+	r.Trigger, r.Reason = name, string(b)
+	return *r
+}
+
+// joinName returns prefix + suffix, without allocating when suffix is empty.
+func joinName(prefix, suffix string) string {
+	if suffix == "" {
+		return prefix
+	}
+	return prefix + suffix
 }
 
 // appendSamples appends " (n samples)" or, when the control was used,
@@ -72,11 +98,15 @@ func (t RelativeIncrease) metric() string {
 }
 
 // Name returns "relative-increase:" and the metric name.
-func (t RelativeIncrease) Name() string {
+func (t RelativeIncrease) Name() string { return joinName(t.nameParts()) }
+
+// nameParts returns the name as a prefix and a suffix; the prefix alone is
+// the name when the suffix is empty.
+func (t RelativeIncrease) nameParts() (string, string) {
 	if t.Metric == "" || t.Metric == monitor.ErrorRate {
-		return "relative-increase:" + monitor.ErrorRate // a constant: no allocation
+		return "relative-increase:" + monitor.ErrorRate, "" // a constant
 	}
-	return "relative-increase:" + t.Metric
+	return "relative-increase:", t.Metric
 }
 
 // Condition describes the trigger.
@@ -99,20 +129,30 @@ func (t RelativeIncrease) Validate() error {
 // inconclusive when the metric has no data or there is nothing to compare
 // it with.
 func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
+	var (
+		arr [160]byte
+		r   Result
+	)
+	b := t.eval(&r, arr[:0], &obs, &baseline)
+	return finish(&r, t.Name(), b)
+}
+
+func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
 	name := t.metric()
 	m := obs.Metric(name)
 	if !m.HasData() {
-		return noData(t.Name(), name)
+		return noData(r, b, name)
 	}
 	percent := t.Percent || name == monitor.ErrorRate
-	ref, label, n, ok := reference(m, baseline, name)
+	ref, label, n, ok := reference(m, *baseline, name)
 	if !ok {
-		return noReference(t.Name(), name, m, string(appendValue(nil, m.Value, percent)))
+		b = append(b, human(name)...)
+		b = append(b, ' ')
+		return noReference(r, appendValue(b, m.Value, percent), name, m)
 	}
 	limit := ref * (1 + t.MaxIncrease)
-	r := Result{Trigger: t.Name(), Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
-	var arr [160]byte
-	b := append(arr[:0], human(name)...)
+	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
+	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, percent)
 	b = append(b, " vs "...)
@@ -133,8 +173,7 @@ func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 		b = append(b, " within +"...)
 		b = appendPct(b, t.MaxIncrease)
 	}
-	r.Reason = string(appendSamples(b, m))
-	return r
+	return appendSamples(b, m)
 }
 
 // appendValue formats v as a percentage ("2.4 %") or with 4 significant
@@ -189,7 +228,9 @@ type RelativeDecrease struct {
 }
 
 // Name returns "relative-decrease:" and the metric name.
-func (t RelativeDecrease) Name() string { return "relative-decrease:" + t.Metric }
+func (t RelativeDecrease) Name() string { return joinName(t.nameParts()) }
+
+func (t RelativeDecrease) nameParts() (string, string) { return "relative-decrease:", t.Metric }
 
 // Condition describes the trigger, e.g. "orders_per_minute decreases by
 // >10% relative to the baseline".
@@ -212,18 +253,28 @@ func (t RelativeDecrease) Validate() error {
 // inconclusive when the metric has no data or there is nothing to compare
 // it with.
 func (t RelativeDecrease) Evaluate(obs, baseline monitor.Observation) Result {
+	var (
+		arr [160]byte
+		r   Result
+	)
+	b := t.eval(&r, arr[:0], &obs, &baseline)
+	return finish(&r, t.Name(), b)
+}
+
+func (t RelativeDecrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
 	m := obs.Metric(t.Metric)
 	if !m.HasData() {
-		return noData(t.Name(), t.Metric)
+		return noData(r, b, t.Metric)
 	}
-	ref, label, n, ok := reference(m, baseline, t.Metric)
+	ref, label, n, ok := reference(m, *baseline, t.Metric)
 	if !ok {
-		return noReference(t.Name(), t.Metric, m, string(appendValue(nil, m.Value, t.Percent)))
+		b = append(b, human(t.Metric)...)
+		b = append(b, ' ')
+		return noReference(r, appendValue(b, m.Value, t.Percent), t.Metric, m)
 	}
 	limit := ref * (1 - t.MaxDecrease)
-	r := Result{Trigger: t.Name(), Metric: t.Metric, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n, Critical: t.Critical}
-	var arr [160]byte
-	b := append(arr[:0], human(t.Metric)...)
+	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n, Critical: t.Critical}
+	b = append(b, human(t.Metric)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, t.Percent)
 	b = append(b, " vs "...)
@@ -238,8 +289,7 @@ func (t RelativeDecrease) Evaluate(obs, baseline monitor.Observation) Result {
 		b = append(b, " within -"...)
 	}
 	b = appendPct(b, t.MaxDecrease)
-	r.Reason = string(appendSamples(b, m))
-	return r
+	return appendSamples(b, m)
 }
 
 // LatencyIncrease rolls back when a latency metric, in seconds, rises by more
@@ -260,11 +310,13 @@ func (t LatencyIncrease) metric() string {
 }
 
 // Name returns "latency-increase:" and the metric name.
-func (t LatencyIncrease) Name() string {
+func (t LatencyIncrease) Name() string { return joinName(t.nameParts()) }
+
+func (t LatencyIncrease) nameParts() (string, string) {
 	if t.Metric == "" || t.Metric == monitor.LatencyP95 {
-		return "latency-increase:" + monitor.LatencyP95 // a constant: no allocation
+		return "latency-increase:" + monitor.LatencyP95, "" // a constant
 	}
-	return "latency-increase:" + t.Metric
+	return "latency-increase:", t.Metric
 }
 
 // Condition describes the trigger.
@@ -284,19 +336,29 @@ func (t LatencyIncrease) Validate() error {
 // inconclusive when the metric has no data or there is nothing to compare
 // it with.
 func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
+	var (
+		arr [160]byte
+		r   Result
+	)
+	b := t.eval(&r, arr[:0], &obs, &baseline)
+	return finish(&r, t.Name(), b)
+}
+
+func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
 	name := t.metric()
 	m := obs.Metric(name)
 	if !m.HasData() {
-		return noData(t.Name(), name)
+		return noData(r, b, name)
 	}
-	ref, label, n, ok := reference(m, baseline, name)
+	ref, label, n, ok := reference(m, *baseline, name)
 	if !ok {
-		return noReference(t.Name(), name, m, string(appendMs(nil, m.Value)))
+		b = append(b, human(name)...)
+		b = append(b, ' ')
+		return noReference(r, appendMs(b, m.Value), name, m)
 	}
 	limit := ref + t.MaxIncrease.Seconds()
-	r := Result{Trigger: t.Name(), Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
-	var arr [160]byte
-	b := append(arr[:0], human(name)...)
+	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
+	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendMs(b, m.Value)
 	b = append(b, " vs "...)
@@ -318,8 +380,7 @@ func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 	}
 	b = strconv.AppendInt(b, t.MaxIncrease.Milliseconds(), 10)
 	b = append(b, " ms"...)
-	r.Reason = string(appendSamples(b, m))
-	return r
+	return appendSamples(b, m)
 }
 
 // appendMs formats seconds as whole milliseconds: "120 ms".
@@ -354,7 +415,9 @@ func Below(metric string, min float64) Threshold {
 }
 
 // Name returns "threshold:" and the metric name.
-func (t Threshold) Name() string { return "threshold:" + t.Metric }
+func (t Threshold) Name() string { return joinName(t.nameParts()) }
+
+func (t Threshold) nameParts() (string, string) { return "threshold:", t.Metric }
 
 // Condition describes the trigger.
 func (t Threshold) Condition() string {
@@ -382,14 +445,22 @@ func (t Threshold) Validate() error {
 }
 
 // Evaluate judges obs; baseline is not used. A value on a bound passes.
-func (t Threshold) Evaluate(obs, _ monitor.Observation) Result {
+func (t Threshold) Evaluate(obs, baseline monitor.Observation) Result {
+	var (
+		arr [160]byte
+		r   Result
+	)
+	b := t.eval(&r, arr[:0], &obs, &baseline)
+	return finish(&r, t.Name(), b)
+}
+
+func (t Threshold) eval(r *Result, b []byte, obs, _ *monitor.Observation) []byte {
 	m := obs.Metric(t.Metric)
 	if !m.HasData() {
-		return noData(t.Name(), t.Metric)
+		return noData(r, b, t.Metric)
 	}
-	r := Result{Trigger: t.Name(), Metric: t.Metric, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples, Critical: t.Critical}
-	var arr [160]byte
-	b := append(arr[:0], human(t.Metric)...)
+	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples, Critical: t.Critical}
+	b = append(b, human(t.Metric)...)
 	b = append(b, ' ')
 	b = appendG4(b, m.Value)
 	hasMax, hasMin := !math.IsNaN(t.Max), !math.IsNaN(t.Min)
@@ -421,8 +492,7 @@ func (t Threshold) Evaluate(obs, _ monitor.Observation) Result {
 	b = append(b, " ("...)
 	b = strconv.AppendInt(b, int64(m.Samples), 10)
 	b = append(b, " samples)"...)
-	r.Reason = string(b)
-	return r
+	return b
 }
 
 // CriticalChecks rolls back at once when any critical check in the
@@ -441,33 +511,49 @@ func (CriticalChecks) Condition() string {
 // Evaluate judges the checks of obs: it fails when any failed, and the
 // result is critical when a critical one did. Samples is the number of
 // checks; no checks at all pass.
-func (CriticalChecks) Evaluate(obs, _ monitor.Observation) Result {
-	r := Result{Trigger: "checks", Metric: "checks", Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN(), Samples: len(obs.Checks)}
-	var failed []string
+func (t CriticalChecks) Evaluate(obs, baseline monitor.Observation) Result {
+	var (
+		arr [160]byte
+		r   Result
+	)
+	b := t.eval(&r, arr[:0], &obs, &baseline)
+	return finish(&r, "checks", b)
+}
+
+func (CriticalChecks) nameParts() (string, string) { return "checks", "" }
+
+func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []byte {
+	*r = Result{Metric: "checks", Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN(), Samples: len(obs.Checks)}
+	for _, c := range obs.Checks {
+		if !c.OK {
+			r.Outcome = Fail
+			r.Critical = r.Critical || c.Critical
+		}
+	}
+	if r.Outcome == Pass {
+		b = strconv.AppendInt(b, int64(len(obs.Checks)), 10)
+		return append(b, " checks passed"...)
+	}
+	if r.Critical {
+		b = append(b, "critical "...)
+	}
+	b = append(b, "check failed: "...)
+	sep := false
 	for _, c := range obs.Checks {
 		if c.OK {
 			continue
 		}
-		r.Outcome = Fail
-		if c.Critical {
-			r.Critical = true
+		if sep {
+			b = append(b, "; "...)
 		}
-		s := c.Name
+		sep = true
+		b = append(b, c.Name...)
 		if c.Detail != "" {
-			s += ": " + c.Detail
+			b = append(b, ": "...)
+			b = append(b, c.Detail...)
 		}
-		failed = append(failed, s)
 	}
-	if len(failed) == 0 {
-		r.Reason = strconv.Itoa(len(obs.Checks)) + " checks passed"
-		return r
-	}
-	kind := "check"
-	if r.Critical {
-		kind = "critical check"
-	}
-	r.Reason = fmt.Sprintf("%s failed: %s", kind, strings.Join(failed, "; "))
-	return r
+	return b
 }
 
 func human(metric string) string {
