@@ -280,6 +280,18 @@ type Event struct {
 	Urgent bool `json:"urgent,omitempty"`
 	// Report is the Markdown summary report, on EventFinished.
 	Report string `json:"report,omitempty"`
+	// Seq numbers the release's events from 1, in order; a notifier retried
+	// after a failure sees the same Seq again, so receivers can de-duplicate.
+	Seq int `json:"seq"`
+	// Gate is "passed", "waiting" or "blocked" on EventGate.
+	Gate string `json:"gate,omitempty"`
+	// Trigger is what made the release roll back or stop, on EventRollback
+	// and EventFinished.
+	Trigger *state.Trigger `json:"trigger,omitempty"`
+	// FollowUps are the report's follow-up items, on EventFinished.
+	FollowUps []string `json:"followUps,omitempty"`
+	// Duration is how long the release took, on EventFinished.
+	Duration time.Duration `json:"duration,omitempty"`
 	// Links are the release's links plus any the runner adds.
 	Links map[string]string `json:"links,omitempty"`
 }

@@ -222,7 +222,7 @@ func (r *Runner) flushSync(lp *loop, id string) bool {
 		if err := r.deliver(ctx, lp, m); err != nil {
 			m.Attempts++
 			m.LastError = err.Error()
-			if m.Attempts >= maxAttempts {
+			if m.Attempts >= maxAttempts || permanent(err) {
 				rec.Delivered++
 				r.note(rec, now, "note", "notify", fmt.Sprintf("gave up on event %d for notifier %d: %v", m.ID, m.Notifier, err))
 				continue
@@ -262,6 +262,13 @@ func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return err
+}
+
+// permanent reports whether a notifier's error says that retrying cannot
+// help: it implements Temporary() bool and returns false (an HTTP 401 or 404).
+func permanent(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && !t.Temporary()
 }
 
 const (
@@ -351,7 +358,8 @@ func (d *dispatcher) work(i int) {
 		final := err == nil
 		if err != nil {
 			m.LastError = err.Error()
-			if m.Attempts >= maxAttempts {
+			if m.Attempts >= maxAttempts || permanent(err) {
+				m.Attempts = maxAttempts // given up
 				final = true
 			} else {
 				m.NextAt = time.Now().Add(backoff(m.Attempts))

@@ -215,7 +215,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			reason := fmt.Sprintf("gate %s: %v", name, err)
 			r.note(rec, now, "gate", name, "blocked: "+err.Error())
 			rec.Trigger = &state.Trigger{Kind: "blocked", Reason: reason, At: now}
-			r.emit(rec, Event{Kind: EventGate, Message: "blocked by " + reason})
+			r.emit(rec, Event{Kind: EventGate, Gate: "blocked", Message: "blocked by " + reason})
 			r.toCommunicate(rec, now, Blocked, reason)
 			return now, nil
 		}
@@ -228,13 +228,13 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			reason := fmt.Sprintf("gate %s; it would wait past the gate deadline %s", waitReason, rec.Deadline.Format(time.RFC3339))
 			rec.Trigger = &state.Trigger{Kind: "blocked", Reason: reason, At: now}
 			r.note(rec, now, "gate", "", "blocked: "+reason)
-			r.emit(rec, Event{Kind: EventGate, Message: "blocked: " + reason})
+			r.emit(rec, Event{Kind: EventGate, Gate: "blocked", Message: "blocked: " + reason})
 			r.toCommunicate(rec, now, Blocked, reason)
 			return now, nil
 		}
 		if len(rec.Timeline) == 0 || rec.Timeline[len(rec.Timeline)-1].Detail != "waiting: "+waitReason {
 			r.note(rec, now, "gate", "", "waiting: "+waitReason)
-			r.emit(rec, Event{Kind: EventGate, Message: "waiting: " + waitReason})
+			r.emit(rec, Event{Kind: EventGate, Gate: "waiting", Message: "waiting: " + waitReason})
 		}
 		return wait, nil
 	}
@@ -866,7 +866,8 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 	r.note(rec, now, "phase", "finished", string(rec.Status))
 	if len(r.cfg.notifiers) > 0 {
 		rep := r.report(rec)
-		r.emit(rec, Event{Kind: EventFinished, Message: rep.Headline(), Report: rep.Markdown(), Urgent: rec.Status == RollbackFailed})
+		r.emit(rec, Event{Kind: EventFinished, Message: rep.Headline(), Report: rep.Markdown(), Urgent: rec.Status == RollbackFailed,
+			FollowUps: rep.FollowUps, Duration: rep.Duration()})
 	}
 }
 
@@ -887,16 +888,19 @@ func (r *Runner) emit(rec *state.Record, ev Event) {
 	if ev.Links == nil {
 		ev.Links = rec.Release.Links
 	}
+	if ev.Trigger == nil && (ev.Kind == EventRollback || ev.Kind == EventFinished) {
+		ev.Trigger = rec.Trigger
+	}
+	// Message ids count every message ever queued (delivered ones leave the
+	// outbox and are counted in Delivered), so they never repeat.
+	next := rec.Delivered + len(rec.Outbox) + 1
+	ev.Seq = (next-1)/len(r.cfg.notifiers) + 1
 	b, err := marshalEvent(ev)
 	if err != nil {
 		r.cfg.logger.Error("deploy: encoding event", "err", err)
 		return
 	}
 	for i := range r.cfg.notifiers {
-		id := rec.Delivered + len(rec.Outbox) + 1
-		if n := len(rec.Outbox); n > 0 && rec.Outbox[n-1].ID >= id {
-			id = rec.Outbox[n-1].ID + 1
-		}
-		rec.Outbox = append(rec.Outbox, state.Message{ID: id, Notifier: i, Event: b})
+		rec.Outbox = append(rec.Outbox, state.Message{ID: next + i, Notifier: i, Event: b})
 	}
 }

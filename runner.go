@@ -37,7 +37,8 @@ type Runner struct {
 
 // NewRunner returns a runner for strategy s. It validates the options: a nil
 // strategy, a bad policy or schedule, a waiver with no reason, or a negative
-// duration are refused with an error wrapping ErrInvalid.
+// duration are refused with an error wrapping ErrInvalid; so is a strategy,
+// gate, monitor or notifier whose Validate() error method reports a problem.
 func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	if s == nil || (reflect.ValueOf(s).Kind() == reflect.Pointer && reflect.ValueOf(s).IsNil()) {
 		return nil, fmt.Errorf("%w: strategy is nil", ErrInvalid)
@@ -76,6 +77,32 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, name, d)
+		}
+	}
+	validate := func(kind string, i int, x any) error {
+		if v, ok := x.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return fmt.Errorf("%w: %s %d (%s): %v", ErrInvalid, kind, i, nameOf(x), err)
+			}
+		}
+		return nil
+	}
+	if err := validate("strategy", 0, s); err != nil {
+		return nil, err
+	}
+	for i, g := range c.gates {
+		if err := validate("gate", i, g); err != nil {
+			return nil, err
+		}
+	}
+	for i, m := range c.monitors {
+		if err := validate("monitor", i, m); err != nil {
+			return nil, err
+		}
+	}
+	for i, n := range c.notifiers {
+		if err := validate("notifier", i, n); err != nil {
+			return nil, err
 		}
 	}
 	if err := c.policy.Validate(); err != nil {

@@ -24,8 +24,8 @@ func ExampleConsole_Format() {
 			{Outcome: "pass", Reason: "p95 130ms <= 320ms"},
 		}}))
 	// Output:
-	// 10:15:30 → deploy 25%    25%  step 25% applied: exposure 25%, bake 10m0s
-	// 10:25:30 · deploy 25%    25%  ROLLBACK
+	// 10:15:30 →    25%  deploy 25%  step 25% applied: exposure 25%, bake 10m0s
+	// 10:25:30 ·    25%  deploy 25%  ROLLBACK
 	//            FAIL error rate 5% > 1.5%
 	//            ok   p95 130ms <= 320ms
 }

@@ -127,11 +127,11 @@ func (c *Console) Format(e deploy.Event) string {
 	if e.Step != "" {
 		where += " " + e.Step
 	}
-	fmt.Fprintf(&b, "%s %s %-10s %6s  %s", ts, icon, where, pct(e.Exposure), e.Message)
+	fmt.Fprintf(&b, "%s %s %6s  %s  %s", ts, icon, pct(e.Exposure), where, e.Message)
 	if e.Kind == deploy.EventObservation {
 		b.Reset()
 		verdict := strings.ToUpper(e.Verdict)
-		fmt.Fprintf(&b, "%s %s %-10s %6s  %s", ts, icon, where, pct(e.Exposure), verdict)
+		fmt.Fprintf(&b, "%s %s %6s  %s  %s", ts, icon, pct(e.Exposure), where, verdict)
 		for _, r := range e.Readings {
 			mark := "ok"
 			switch r.Outcome {

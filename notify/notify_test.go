@@ -161,19 +161,19 @@ func TestConsoleFormat(t *testing.T) {
 	evs := events()
 	c := &notify.Console{Location: time.UTC}
 	for _, tc := range []struct{ event, want string }{
-		{"started", "10:15:30 ▶ preflight      0%  release checkout v2 to production started\n"},
-		{"waiting", "10:15:30 □ preflight      0%  waiting: window: closed until Monday 09:00\n"},
-		{"phase", "10:15:30 ■ preflight      0%  preflight passed (2 gates)\n"},
-		{"step", "10:15:30 → deploy 25%    25%  step 25% applied: exposure 25%, bake 10m0s\n"},
-		{"healthy", "10:15:30 · deploy 25%    25%  CONTINUE\n           ok   error rate 0.1% <= 1.5%\n"},
-		{"breach", "10:15:30 · deploy 25%    25%  ROLLBACK\n" +
+		{"started", "10:15:30 ▶     0%  preflight  release checkout v2 to production started\n"},
+		{"waiting", "10:15:30 □     0%  preflight  waiting: window: closed until Monday 09:00\n"},
+		{"phase", "10:15:30 ■     0%  preflight  preflight passed (2 gates)\n"},
+		{"step", "10:15:30 →    25%  deploy 25%  step 25% applied: exposure 25%, bake 10m0s\n"},
+		{"healthy", "10:15:30 ·    25%  deploy 25%  CONTINUE\n           ok   error rate 0.1% <= 1.5%\n"},
+		{"breach", "10:15:30 ·    25%  deploy 25%  ROLLBACK\n" +
 			"           FAIL error rate 5% > 1.5%\n" +
 			"           ?    p95: no data\n" +
 			"           ok   cpu 40% <= 80%\n"},
-		{"rollback", "10:15:30 ↩ rollback      25%  rolling back: error rate 5% > 1.5%\n"},
-		{"rollback failed", "10:15:30 !! rollback       0%  ROLLBACK FAILED: strategy test rollback: boom — a person must act now\n"},
-		{"finished", "10:15:30 ● communicate     0%  checkout v2 to production: rolled back — error rate 5% > 1.5%\n"},
-		{"finished urgent", "10:15:30 !! rollback       0%  checkout v2 to production: rollback failed — boom\n"},
+		{"rollback", "10:15:30 ↩    25%  rollback  rolling back: error rate 5% > 1.5%\n"},
+		{"rollback failed", "10:15:30 !!     0%  rollback  ROLLBACK FAILED: strategy test rollback: boom — a person must act now\n"},
+		{"finished", "10:15:30 ●     0%  communicate  checkout v2 to production: rolled back — error rate 5% > 1.5%\n"},
+		{"finished urgent", "10:15:30 !!     0%  rollback  checkout v2 to production: rollback failed — boom\n"},
 	} {
 		if diff := cmp.Diff(tc.want, c.Format(evs[tc.event])); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.event, diff)
