@@ -647,3 +647,47 @@ func TestResumeFinishesARollbackUnderWay(t *testing.T) {
 		}
 	})
 }
+
+type permErr struct{}
+
+func (permErr) Error() string   { return "401 bad token" }
+func (permErr) Temporary() bool { return false }
+
+type badNotifier struct{ deploytest.Recorder }
+
+func (*badNotifier) Validate() error { return errors.New("Webhook.URL is empty") }
+
+func TestNotifierErrorsAndSequence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		attempts := 0
+		perm := deploy.NotifierFunc(func(ctx context.Context, e deploy.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts++
+			return permErr{}
+		})
+		h := newHarness(t, ramp(), deploytest.Healthy(), deploy.WithNotifiers(perm))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil || rep.Pending != 0 {
+			t.Fatalf("err %v, pending %d", err, rep.Pending)
+		}
+		events := h.rec.Events()
+		if attempts != len(events) {
+			t.Errorf("a permanently failing notifier was tried %d times for %d events, want once each", attempts, len(events))
+		}
+		for i, e := range events {
+			if e.Seq != i+1 {
+				t.Fatalf("event %d (%s) has Seq %d", i, e.Kind, e.Seq)
+			}
+		}
+		last := events[len(events)-1]
+		if last.Kind != deploy.EventFinished || last.Duration != 110*time.Minute || len(last.FollowUps) == 0 {
+			t.Errorf("finished event %+v", last)
+		}
+	})
+	_, err := deploy.NewRunner(ramp(), deploy.WithNotifiers(&badNotifier{}))
+	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "notifier 0") || !strings.Contains(err.Error(), "Webhook.URL is empty") {
+		t.Errorf("NewRunner with a bad notifier: %v", err)
+	}
+}
