@@ -239,9 +239,10 @@ func start(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The socket path must fit in 107 bytes, so prefer a short base.
+	// The socket path must fit in 107 bytes, and the user postgres must be
+	// able to reach the directory: $TMPDIR may be neither.
 	base := os.TempDir()
-	if len(base) > 40 {
+	if len(base) > 40 || owner != nil {
 		base = "/tmp"
 	}
 	dir, err := os.MkdirTemp(base, "pgtest-")
@@ -262,6 +263,7 @@ func start(bin string) (*Server, error) {
 		"--pgdata="+data, "--username=postgres", "--auth=trust",
 		"--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Dir = dir // the test's directory may be closed to the user postgres
 	initdb.Env = append(os.Environ(), "LC_ALL=C")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return s, fmt.Errorf("initdb: %v:\n%s", err, out)

@@ -71,3 +71,32 @@ func TestWithDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestExistingServer uses one server as if $DEPLOY_TEST_POSTGRES_DSN named
+// it: Start starts nothing, NewDatabase creates a database and drops it.
+func TestExistingServer(t *testing.T) {
+	t.Setenv(EnvDSN, "")
+	real := Start(t)
+	t.Setenv(EnvDSN, real.DSN)
+	var name string
+	t.Run("existing", func(t *testing.T) {
+		s := Start(t)
+		if s.cmd != nil || s.Dir != "" || s.DSN != real.DSN {
+			t.Fatalf("Start with $%s set started a server: %+v", EnvDSN, s)
+		}
+		cfg, err := pgx.ParseConfig(s.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name = cfg.Database
+	})
+	conn, err := pgx.Connect(t.Context(), real.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil || n != 0 {
+		t.Errorf("database %s: %d left after cleanup (%v), want 0", name, n, err)
+	}
+}
