@@ -134,3 +134,11 @@ func TestFlagOffInRunner(t *testing.T) {
 		}
 	})
 }
+
+func TestFlagOffValidatedBeforeAnyRelease(t *testing.T) {
+	_, err := deploy.NewRunner(&deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1)},
+		deploy.WithStore(state.NewMemory()), deploy.WithGates(gate.FlagOff{Flag: flagKey}))
+	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `gate: FlagOff for flag "new-checkout" has neither Client nor Controller`) {
+		t.Errorf("NewRunner = %v, want ErrInvalid with FlagOff's reason", err)
+	}
+}

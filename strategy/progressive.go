@@ -88,6 +88,17 @@ type ProgressiveStep struct {
 // deploy.step span (deploy.rollback when rolling back). Each check also adds a
 // deploy.flag.check event with the target and observed shares.
 //
+// Wired to a runner, with gate.FlagOff to check that the flag is off first:
+//
+//	p, _ := flags.NewProvider(flags.BoolFlag("new-checkout", 0)) // or flags.NewFlagdFile(path)
+//	api := isolated.NewAPI()
+//	_ = api.SetProviderAndWait(ctx, p)
+//	client := api.NewClient()
+//	r, err := deploy.NewRunner(&strategy.Progressive{
+//		Flag: "new-checkout", Controller: p, Client: client,
+//		Deploy: deployBinary, Bake: 30 * time.Minute,
+//	}, deploy.WithGates(gate.FlagOff{Flag: "new-checkout", Client: client, Controller: p}), ...)
+//
 // The flag is the same for every stage: with several stages (deploy.WithStages)
 // each stage's "dark" step would set the share back to 0, so use Progressive
 // with one stage, or one runner per stage with its own flag.
@@ -115,8 +126,9 @@ type Progressive struct {
 	// Tolerance is how far, as an absolute share in [0, 1), the observed share
 	// may be from the step's share. 0 means three standard errors of a
 	// sample of Samples keys at the step's share, plus one bucket for
-	// rounding: ±0.67 % at 1 %, ±2.9 % at 25 %, ±3.4 % at 50 % and exactly
-	// 0 % or 100 % at the ends, with 2000 samples.
+	// rounding; with 2000 samples: ±0.68 % at 1 %, ±1.5 % at 5 %, ±2.9 % at
+	// 25 %, ±3.4 % at 50 %, and exactly 0 % or 100 % at the ends. A share
+	// closer to the previous one than the tolerance cannot be told from it.
 	Tolerance float64
 	// Settle is how long a step keeps re-checking a share that does not match
 	// before it fails. 0 means DefaultSettle (5 s).

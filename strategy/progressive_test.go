@@ -195,15 +195,18 @@ func TestProgressiveValidate(t *testing.T) {
 		t.Errorf("Validate of good settings: %v", err)
 	}
 
-	// NewRunner refuses the plan before anything touches the flag.
+	// The runner refuses the plan before anything touches the flag.
 	synctest.Test(t, func(t *testing.T) {
 		p, client := newFlag(t, 0.05)
 		rc := &recController{Controller: p, start: time.Now()}
 		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Steps: []strategy.ProgressiveStep{{Share: 0.5}, {Share: 0.25}}}
-		r := newRunner(t, s, deploytest.Healthy())
-		_, err := r.Run(t.Context(), rel)
+		r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
+			deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock starts on a Saturday"))
+		if err == nil {
+			_, err = r.Run(t.Context(), rel)
+		}
 		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "Progressive.Steps[1].Share 0.25 is not above the previous step's 0.5") {
-			t.Errorf("Run = %v, want ErrInvalid naming the step", err)
+			t.Errorf("NewRunner or Run = %v, want ErrInvalid naming the step", err)
 		}
 		if calls := rc.Calls(); len(calls) != 0 {
 			t.Errorf("SetShare calls %v before the plan was valid", calls)
