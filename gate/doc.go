@@ -38,9 +38,11 @@
 // # Configuration
 //
 // Gates are plain structs. Each has Validate, which names every bad field and
-// its value; Check calls it first and blocks an invalid gate with its error,
-// which wraps deploy.ErrInvalid. A gate's fields must not change while a
-// runner uses it. The runner calls gates one at a time.
+// its value; Check calls it first and blocks an invalid gate with its error.
+// The errors of Window, Approval, HTTP, CI and MonitoringActive wrap
+// deploy.ErrInvalid, and so do those of a gate made by Named with an empty
+// name or a nil gate. A gate's fields must not change while a runner uses it.
+// The runner calls gates one at a time.
 //
 // # Time
 //
