@@ -27,9 +27,9 @@ type FlagClient interface {
 
 var _ FlagClient = (*openfeature.Client)(nil)
 
-// DefaultShares are the shares of Progressive's steps when Steps is empty:
-// 1 %, 5 %, 25 %, 50 %, then everyone.
-var DefaultShares = []float64{0.01, 0.05, 0.25, 0.5, 1}
+// DefaultShares returns the shares of Progressive's steps when Steps is
+// empty: 1 %, 5 %, 25 %, 50 %, then everyone.
+func DefaultShares() []float64 { return []float64{0.01, 0.05, 0.25, 0.5, 1} }
 
 // Defaults of Progressive's verification.
 const (
@@ -209,8 +209,9 @@ func (s *Progressive) steps() []ProgressiveStep {
 	if len(s.Steps) > 0 {
 		return s.Steps
 	}
-	steps := make([]ProgressiveStep, len(DefaultShares))
-	for i, sh := range DefaultShares {
+	shares := DefaultShares()
+	steps := make([]ProgressiveStep, len(shares))
+	for i, sh := range shares {
 		steps[i] = ProgressiveStep{Share: sh, Bake: s.Bake}
 	}
 	return steps

@@ -500,3 +500,15 @@ func BenchmarkCheck(b *testing.B) {
 		span.End()
 	}
 }
+
+func TestProgressiveConformance(t *testing.T) {
+	p, client := newFlag(t, 0)
+	s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: client, Bake: time.Hour,
+		Deploy: func(context.Context, *deploy.Deployment) error { return nil }}
+	if err := deploytest.TestStrategy(t.Context(), s, &deploy.Deployment{ID: "conformance", Release: rel}); err != nil {
+		t.Error(err)
+	}
+	if share, _ := p.Share(t.Context(), flagKey); share != 0 {
+		t.Errorf("share %v after the suite's rollback, want 0", share)
+	}
+}
