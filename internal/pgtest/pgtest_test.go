@@ -76,12 +76,12 @@ func TestWithDatabase(t *testing.T) {
 // it: Start starts nothing, NewDatabase creates a database and drops it.
 func TestExistingServer(t *testing.T) {
 	t.Setenv(EnvDSN, "")
-	real := Start(t)
-	t.Setenv(EnvDSN, real.DSN)
+	srv := Start(t)
+	t.Setenv(EnvDSN, srv.DSN)
 	var name string
 	t.Run("existing", func(t *testing.T) {
 		s := Start(t)
-		if s.cmd != nil || s.Dir != "" || s.DSN != real.DSN {
+		if s.cmd != nil || s.Dir != "" || s.DSN != srv.DSN {
 			t.Fatalf("Start with $%s set started a server: %+v", EnvDSN, s)
 		}
 		cfg, err := pgx.ParseConfig(s.NewDatabase(t))
@@ -90,7 +90,7 @@ func TestExistingServer(t *testing.T) {
 		}
 		name = cfg.Database
 	})
-	conn, err := pgx.Connect(t.Context(), real.DSN)
+	conn, err := pgx.Connect(t.Context(), srv.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
