@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/deploykit/deploy/monitor"
@@ -205,9 +204,7 @@ type retryError struct {
 	reason string
 }
 
-func (e *retryError) Error() string {
-	return fmt.Sprintf("%s (retry at %s)", e.reason, e.at.Format(time.RFC3339))
-}
+func (e *retryError) Error() string { return e.reason }
 
 // RetryAt returns an error for Gate.Check that asks the runner to check the
 // gate again at t, for a reason such as "window closed until Monday 09:00" or

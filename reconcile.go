@@ -287,12 +287,13 @@ func (r *Runner) gates(rec *state.Record) []Gate {
 }
 
 // defaultWindow refuses Friday-afternoon and weekend deploys in the
-// service's time zone. Use gate.Window for holidays and freeze calendars.
+// service's time zone, asking to be retried on Monday at 09:00 (the runner
+// waits up to its gate deadline, then blocks). Use gate.Window for deploy
+// hours, holidays and freeze calendars.
 type defaultWindow struct{ loc *time.Location }
 
-func (defaultWindow) Name() string           { return "deploy-window" }
-func (defaultWindow) DeployWindow() bool     { return true }
-func (defaultWindow) ChecklistItems() []Item { return nil }
+func (defaultWindow) Name() string       { return "deploy-window" }
+func (defaultWindow) DeployWindow() bool { return true }
 
 func (w defaultWindow) Check(ctx context.Context, d *Deployment) error {
 	loc := w.loc
@@ -300,13 +301,21 @@ func (w defaultWindow) Check(ctx context.Context, d *Deployment) error {
 		loc = time.Local
 	}
 	t := time.Now().In(loc)
+	days := 0
+	var why string
 	switch {
-	case t.Weekday() == time.Saturday || t.Weekday() == time.Sunday:
-		return fmt.Errorf("no weekend deploys: it is %s %s", t.Weekday(), t.Format("15:04 MST"))
 	case t.Weekday() == time.Friday && t.Hour() >= 12:
-		return fmt.Errorf("no Friday-afternoon deploys: it is Friday %s", t.Format("15:04 MST"))
+		days, why = 3, "no Friday-afternoon deploys: it is Friday "+t.Format("15:04 MST")
+	case t.Weekday() == time.Saturday:
+		days, why = 2, "no weekend deploys: it is Saturday "+t.Format("15:04 MST")
+	case t.Weekday() == time.Sunday:
+		days, why = 1, "no weekend deploys: it is Sunday "+t.Format("15:04 MST")
+	default:
+		return nil
 	}
-	return nil
+	y, m, dd := t.Date()
+	monday := time.Date(y, m, dd+days, 9, 0, 0, 0, loc)
+	return RetryAt(monday, why+"; window opens Monday 09:00")
 }
 
 // ---- deploy ----

@@ -105,6 +105,11 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 			return nil, err
 		}
 	}
+	if c.approval != nil {
+		if err := validate("approval gate", 0, c.approval); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.policy.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

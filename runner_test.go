@@ -345,6 +345,25 @@ func TestDefaultWindowRefusesWeekend(t *testing.T) {
 		if len(s.Applied()) != 0 {
 			t.Error("applied steps on a weekend")
 		}
+
+		// With a gate deadline past Monday morning, the release waits for the window.
+		s = ramp()
+		start := time.Now()
+		r, _ = deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
+			deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithLocation(time.UTC), deploy.WithGateDeadline(72*time.Hour),
+			deploy.WithSchedule(monitor.Schedule{}))
+		rep, err = r.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range rep.Timeline {
+			if e.Kind == "step" {
+				if want := start.Add(2*24*time.Hour + 9*time.Hour); !e.At.Equal(want) {
+					t.Errorf("first step at %v, want Monday 09:00 (%v)", e.At, want)
+				}
+				break
+			}
+		}
 	})
 }
 
