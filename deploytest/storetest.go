@@ -34,9 +34,10 @@ const storeRacers = 16
 // once the old one is final or in another environment), Load (ErrNotFound,
 // copies that share no memory with the store), Update (compare-and-swap on
 // Rev with ErrConflict, fencing with ErrFenced, ErrNotFound, nothing stored
-// on failure), exactly one winner among goroutines racing on one Rev, and
-// a round trip of every Record field. Times are compared with time.Time.Equal
-// and outbox events as JSON values, so a store may normalise both.
+// on failure), exactly one winner among goroutines racing on one Rev, a
+// round trip of every Record field, and errors, not panics, for nil
+// records. Times are compared with time.Time.Equal and outbox events as
+// JSON values, so a store may normalise both.
 //
 // Typical use, in a test of the store:
 //
@@ -60,6 +61,7 @@ func TestStore(newStore func() (state.Store, error)) error {
 		{"Update/ErrNotFound", checkUpdateNotFound},
 		{"Update/Race", checkUpdateRace},
 		{"RoundTrip", checkRoundTrip},
+		{"NilRecord", checkNilRecord},
 	}
 	var errs []error
 	for _, c := range checks {
@@ -73,7 +75,7 @@ func TestStore(newStore func() (state.Store, error)) error {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), storeCheckTimeout)
-		err = c.run(ctx, s)
+		err = runCheck(ctx, s, c.run)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
@@ -83,6 +85,16 @@ func TestStore(newStore func() (state.Store, error)) error {
 		return fmt.Errorf("deploytest: store failed %d of %d checks:\n%w", len(errs), len(checks), errors.Join(errs...))
 	}
 	return nil
+}
+
+// runCheck runs check, turning a panic into an error.
+func runCheck(ctx context.Context, s state.Store, check func(context.Context, state.Store) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return check(ctx, s)
 }
 
 // newRecord returns a running record with a few fields set.
@@ -147,6 +159,9 @@ func checkCreateExists(ctx context.Context, s state.Store) error {
 	dup := newRecord("rel-1", "search", "staging")
 	if err := wantErr("second Create with the same id", s.Create(ctx, dup), state.ErrExists); err != nil {
 		return err
+	}
+	if dup.Rev != 0 {
+		return fmt.Errorf("after a refused Create, r.Rev = %d, want it unchanged (0)", dup.Rev)
 	}
 	return wantStored(ctx, s, r, "after the refused Create")
 }
@@ -380,6 +395,16 @@ func checkUpdateRace(ctx context.Context, s state.Store) error {
 		return fmt.Errorf("none of %d racers updated rev 1", storeRacers)
 	}
 	return wantStored(ctx, s, recs[winner], "after the race")
+}
+
+func checkNilRecord(ctx context.Context, s state.Store) error {
+	if err := s.Create(ctx, nil); err == nil {
+		return errors.New("Create(nil) succeeded, want an error")
+	}
+	if err := s.Update(ctx, nil); err == nil {
+		return errors.New("Update(nil) succeeded, want an error")
+	}
+	return nil
 }
 
 func checkRoundTrip(ctx context.Context, s state.Store) error {

@@ -113,6 +113,9 @@ func (f *File) write(r *Record) error {
 
 // Create implements Store.
 func (f *File) Create(ctx context.Context, r *Record) error {
+	if r == nil {
+		return errNilRecord("Create")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.path(r.ID); err != nil {
@@ -174,6 +177,9 @@ func (f *File) Load(ctx context.Context, id string) (*Record, error) {
 
 // Update implements Store.
 func (f *File) Update(ctx context.Context, r *Record) error {
+	if r == nil {
+		return errNilRecord("Update")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old, err := f.read(r.ID)

@@ -20,6 +20,9 @@ func NewMemory() *Memory { return &Memory{} }
 
 // Create implements Store.
 func (m *Memory) Create(ctx context.Context, r *Record) error {
+	if r == nil {
+		return errNilRecord("Create")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.records[r.ID]; ok {
@@ -51,6 +54,9 @@ func (m *Memory) Load(ctx context.Context, id string) (*Record, error) {
 
 // Update implements Store.
 func (m *Memory) Update(ctx context.Context, r *Record) error {
+	if r == nil {
+		return errNilRecord("Update")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old, ok := m.records[r.ID]
@@ -63,6 +69,10 @@ func (m *Memory) Update(ctx context.Context, r *Record) error {
 	r.Rev++
 	m.records[r.ID] = r.Clone()
 	return nil
+}
+
+func errNilRecord(call string) error {
+	return fmt.Errorf("state: %s record is nil", call)
 }
 
 // conflicts reports whether existing record o keeps r from being created.
