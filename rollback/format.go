@@ -18,20 +18,52 @@ func appendFixed(b []byte, x float64, dec int) []byte {
 	if !(a < 1e15) || math.Abs(a-math.Floor(a)-0.5) < 1e-6 {
 		return strconv.AppendFloat(b, x, 'f', dec, 64)
 	}
-	n := int64(math.Round(a))
+	n := uint64(math.Round(a))
 	if math.Signbit(x) {
 		b = append(b, '-') // strconv writes "-0.0" for small negatives too
 	}
-	if dec == 0 {
-		return strconv.AppendInt(b, n, 10)
+	// Write the digits backwards, the point after the last dec of them,
+	// then reverse: division by the constant 10 only, no copying.
+	start := len(b)
+	for range dec {
+		q := n / 10
+		b = append(b, byte('0'+n-q*10))
+		n = q
 	}
-	p := int64(pow10[dec])
-	b = strconv.AppendInt(b, n/p, 10)
-	b = append(b, '.')
-	frac := n % p
-	for d := p / 10; d > 0; d /= 10 {
-		b = append(b, byte('0'+frac/d))
-		frac %= d
+	if dec > 0 {
+		b = append(b, '.')
+	}
+	return reverseFrom(appendDigitsBackwards(b, n), start)
+}
+
+// appendInt appends n in decimal, as strconv.AppendInt(b, n, 10) does,
+// without its temporary buffer and copy.
+func appendInt(b []byte, n int64) []byte {
+	u := uint64(n)
+	if n < 0 {
+		b = append(b, '-')
+		u = -u
+	}
+	start := len(b)
+	return reverseFrom(appendDigitsBackwards(b, u), start)
+}
+
+// appendDigitsBackwards appends the decimal digits of n, last digit first.
+func appendDigitsBackwards(b []byte, n uint64) []byte {
+	for {
+		q := n / 10
+		b = append(b, byte('0'+n-q*10))
+		n = q
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+// reverseFrom reverses b[start:] in place and returns b.
+func reverseFrom(b []byte, start int) []byte {
+	for i, j := start, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
 	}
 	return b
 }
@@ -110,5 +142,5 @@ func appendE4(b []byte, v float64) []byte {
 	if e < 10 {
 		b = append(b, '0')
 	}
-	return strconv.AppendInt(b, int64(e), 10)
+	return appendInt(b, int64(e))
 }

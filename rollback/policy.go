@@ -290,7 +290,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 			buf = append(buf, ')')
 			r.Outcome = Inconclusive
 		}
-		spans = append(spans, span{reason: [2]int{start, len(buf)}, own: own})
+		spans = append(spans, span{reason: [2]int32{int32(start), int32(len(buf))}, own: own})
 	}
 	reasons := len(buf)
 	for i, t := range p.Triggers {
@@ -305,7 +305,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		start := len(buf)
 		buf = append(buf, prefix...)
 		buf = append(buf, suffix...)
-		spans[i].name = [2]int{start, len(buf)}
+		spans[i].name = [2]int32{int32(start), int32(len(buf))}
 	}
 	all := string(buf)
 	for i := range results {
@@ -358,7 +358,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 // trigger's name in the string Judge writes them to. own reports one of the
 // package's triggers, whose name Judge writes.
 type span struct {
-	reason, name [2]int
+	reason, name [2]int32
 	own          bool
 }
 

@@ -15,7 +15,7 @@ import (
 // else the preflight baseline. n is the number of samples the judgement
 // rests on: the smaller of the two when the control is used, the new
 // version's otherwise. ok is false when there is nothing to compare with.
-func reference(m monitor.Metric, baseline monitor.Observation, name string) (v float64, label string, n int, ok bool) {
+func reference(m *monitor.Metric, baseline *monitor.Observation, name string) (v float64, label string, n int, ok bool) {
 	if m.HasControl() {
 		return m.Control, "control", min(m.Samples, m.ControlSamples), true
 	}
@@ -44,7 +44,7 @@ func noData(r *Result, b []byte, metric string) []byte {
 func noReference(r *Result, b []byte, metric string, m monitor.Metric) []byte {
 	*r = Result{Metric: metric, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Threshold: math.NaN(), Samples: m.Samples}
 	b = append(b, ": no baseline or control to compare with ("...)
-	b = strconv.AppendInt(b, int64(m.Samples), 10)
+	b = appendInt(b, int64(m.Samples))
 	return append(b, " samples)"...)
 }
 
@@ -66,10 +66,10 @@ func joinName(prefix, suffix string) string {
 // " (n vs c samples)".
 func appendSamples(b []byte, m monitor.Metric) []byte {
 	b = append(b, " ("...)
-	b = strconv.AppendInt(b, int64(m.Samples), 10)
+	b = appendInt(b, int64(m.Samples))
 	if m.HasControl() {
 		b = append(b, " vs "...)
-		b = strconv.AppendInt(b, int64(m.ControlSamples), 10)
+		b = appendInt(b, int64(m.ControlSamples))
 	}
 	return append(b, " samples)"...)
 }
@@ -144,7 +144,7 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		return noData(r, b, name)
 	}
 	percent := t.Percent || name == monitor.ErrorRate
-	ref, label, n, ok := reference(m, *baseline, name)
+	ref, label, n, ok := reference(&m, baseline, name)
 	if !ok {
 		b = append(b, human(name)...)
 		b = append(b, ' ')
@@ -203,7 +203,7 @@ func appendChange(b []byte, v, ref float64) []byte {
 // appendPct appends the fraction f as a percentage: 0.5 is "50 %".
 func appendPct(b []byte, f float64) []byte {
 	if x := f * 100; x == math.Trunc(x) && math.Abs(x) < 1e15 {
-		b = strconv.AppendInt(b, int64(x), 10)
+		b = appendInt(b, int64(x))
 	} else {
 		b = strconv.AppendFloat(b, math.Round(x*1e6)/1e6, 'f', -1, 64)
 	}
@@ -266,7 +266,7 @@ func (t RelativeDecrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	if !m.HasData() {
 		return noData(r, b, t.Metric)
 	}
-	ref, label, n, ok := reference(m, *baseline, t.Metric)
+	ref, label, n, ok := reference(&m, baseline, t.Metric)
 	if !ok {
 		b = append(b, human(t.Metric)...)
 		b = append(b, ' ')
@@ -350,7 +350,7 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	if !m.HasData() {
 		return noData(r, b, name)
 	}
-	ref, label, n, ok := reference(m, *baseline, name)
+	ref, label, n, ok := reference(&m, baseline, name)
 	if !ok {
 		b = append(b, human(name)...)
 		b = append(b, ' ')
@@ -378,7 +378,7 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	} else {
 		b = append(b, " within +"...)
 	}
-	b = strconv.AppendInt(b, t.MaxIncrease.Milliseconds(), 10)
+	b = appendInt(b, t.MaxIncrease.Milliseconds())
 	b = append(b, " ms"...)
 	return appendSamples(b, m)
 }
@@ -490,7 +490,7 @@ func (t Threshold) eval(r *Result, b []byte, obs, _ *monitor.Observation) []byte
 		b = appendG4(b, t.Min)
 	}
 	b = append(b, " ("...)
-	b = strconv.AppendInt(b, int64(m.Samples), 10)
+	b = appendInt(b, int64(m.Samples))
 	b = append(b, " samples)"...)
 	return b
 }
@@ -531,7 +531,7 @@ func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []b
 		}
 	}
 	if r.Outcome == Pass {
-		b = strconv.AppendInt(b, int64(len(obs.Checks)), 10)
+		b = appendInt(b, int64(len(obs.Checks)))
 		return append(b, " checks passed"...)
 	}
 	if r.Critical {
