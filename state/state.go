@@ -6,7 +6,9 @@
 // A [Store] creates, loads and updates records with compare-and-swap on
 // [Record.Rev], and keeps one active release per service and environment.
 // [Memory] is for tests; [File] (one JSON file per release, written
-// atomically with fsync, mode 0600) is the default.
+// atomically with fsync, mode 0600) is the default; package state/postgres
+// serves fleets of runners from one PostgreSQL database. Every store passes
+// the conformance suite deploytest.TestStore.
 //
 // # Leases and fencing
 //
