@@ -5,7 +5,6 @@ package gate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -75,17 +74,20 @@ func (g FlagOff) ChecklistItems() []deploy.Item {
 }
 
 // Validate reports an empty Flag, neither Client nor Controller set, or a
-// negative Samples.
+// negative Samples, naming each bad field and its value. The error wraps
+// deploy.ErrInvalid.
 func (g FlagOff) Validate() error {
-	switch {
-	case g.Flag == "":
-		return errors.New("gate: FlagOff.Flag is empty")
-	case g.Client == nil && g.Controller == nil:
-		return fmt.Errorf("gate: FlagOff for flag %q has neither Client nor Controller", g.Flag)
-	case g.Samples < 0:
-		return fmt.Errorf("gate: FlagOff.Samples %d is negative", g.Samples)
+	var p problems
+	if g.Flag == "" {
+		p.add("Flag is empty")
 	}
-	return nil
+	if g.Client == nil && g.Controller == nil {
+		p.add("neither Client nor Controller is set: nothing to read the flag %q with", g.Flag)
+	}
+	if g.Samples < 0 {
+		p.add("Samples %d is negative", g.Samples)
+	}
+	return p.err("FlagOff")
 }
 
 // Check passes when the flag exists and is off for everyone; otherwise it

@@ -59,9 +59,10 @@ func TestFlagOff(t *testing.T) {
 			`flag "no-such-flag" does not exist: error code: FLAG_NOT_FOUND`},
 		{"unknown, controller", gate.FlagOff{Flag: "no-such-flag", Controller: off},
 			`flag "no-such-flag": cannot read its share: flags: flag not found`},
-		{"no flag", gate.FlagOff{Client: offClient}, "gate: FlagOff.Flag is empty"},
-		{"nothing to read", gate.FlagOff{Flag: flagKey}, `gate: FlagOff for flag "new-checkout" has neither Client nor Controller`},
-		{"negative samples", gate.FlagOff{Flag: flagKey, Client: offClient, Samples: -1}, "gate: FlagOff.Samples -1 is negative"},
+		{"no flag", gate.FlagOff{Client: offClient}, "deploy: invalid: gate.FlagOff: Flag is empty"},
+		{"nothing to read", gate.FlagOff{Flag: flagKey}, `deploy: invalid: gate.FlagOff: neither Client nor Controller is set: nothing to read the flag "new-checkout" with`},
+		{"negative samples", gate.FlagOff{Flag: flagKey, Client: offClient, Samples: -1}, "deploy: invalid: gate.FlagOff: Samples -1 is negative"},
+		{"all wrong", gate.FlagOff{Samples: -2}, `deploy: invalid: gate.FlagOff: Flag is empty; neither Client nor Controller is set: nothing to read the flag "" with; Samples -2 is negative`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -138,7 +139,7 @@ func TestFlagOffInRunner(t *testing.T) {
 func TestFlagOffValidatedBeforeAnyRelease(t *testing.T) {
 	_, err := deploy.NewRunner(&deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1)},
 		deploy.WithStore(state.NewMemory()), deploy.WithGates(gate.FlagOff{Flag: flagKey}))
-	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `gate: FlagOff for flag "new-checkout" has neither Client nor Controller`) {
+	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `gate.FlagOff: neither Client nor Controller is set`) {
 		t.Errorf("NewRunner = %v, want ErrInvalid with FlagOff's reason", err)
 	}
 }
