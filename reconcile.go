@@ -256,7 +256,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		}
 		r.note(rec, now, "observation", "baseline", summarize(obs))
 	}
-	r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("preflight passed (%d gates)", len(rec.Gates))})
+	r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("preflight passed (%s)", plural(len(rec.Gates), "gate"))})
 	rec.Phase = string(PhaseDeploy)
 	r.note(rec, now, "phase", string(PhaseDeploy), "")
 	return now, nil
@@ -361,6 +361,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		actx, cancel := context.WithTimeout(sctx, r.cfg.policy.Deadline())
 		err := step.Apply(actx, d)
 		cancel()
+		now = time.Now() // Apply may take a while: time what follows from its end
 		if err != nil {
 			lp.stepError(err)
 			reason := fmt.Sprintf("step %s/%s failed to apply: %v", stageName, step.Name, err)
@@ -605,7 +606,14 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase s
 	base := r.deployment(rec).Baseline
 	c := rollback.Counters(rec.Counters)
 	_, span := lp.tracer().Start(ctx, "deploy.verdict")
+	before := c
 	dec := r.cfg.policy.Judge(&c, obs, base, err)
+	if rec.Exposure == 0 && phase == "bake" && dec.Cause != nil && dec.Cause.Outcome == rollback.Inconclusive && err == nil {
+		// Deployed dark: no user reaches the new version, so having no data
+		// for it is expected, not a reason to pause or roll back.
+		c = before
+		dec = rollback.Decision{Verdict: rollback.Continue, Reason: "no data for the new version at 0 % exposure (deployed dark): " + dec.Cause.Reason, Results: dec.Results}
+	}
 	rec.Counters = state.Counters(c)
 	span.SetAttributes(attribute.String("deploy.verdict", string(dec.Verdict)), attribute.String("deploy.verdict.reason", dec.Reason))
 	if dec.Verdict == rollback.Rollback {
@@ -750,7 +758,7 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 		rec.RollbackStart = now
 		rec.Exposure = 0
 		rec.Applied = false
-		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "previous version restored, exposure 0 %"})
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "rolled back: exposure 0 %"})
 		if err := r.extraRollbackSteps(rctx, rec); err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
@@ -759,7 +767,7 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			return now, nil
 		}
 		span.End()
-		r.note(rec, now, "rollback", rec.Strategy, "strategy rollback done; verifying")
+		r.note(rec, now, "rollback", rec.Strategy, "strategy rolled back, exposure 0 %; verifying")
 		if len(r.cfg.monitors) == 0 {
 			r.toCommunicate(rec, now, rec.Outcome, "")
 			return now, nil
@@ -912,4 +920,11 @@ func (r *Runner) emit(rec *state.Record, ev Event) {
 	for i := range r.cfg.notifiers {
 		rec.Outbox = append(rec.Outbox, state.Message{ID: next + i, Notifier: i, Event: b})
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
 }

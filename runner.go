@@ -82,6 +82,9 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	validate := func(kind string, i int, x any) error {
 		if v, ok := x.(interface{ Validate() error }); ok {
 			if err := v.Validate(); err != nil {
+				if errors.Is(err, ErrInvalid) {
+					return fmt.Errorf("%s %d (%s): %w", kind, i, nameOf(x), err)
+				}
 				return fmt.Errorf("%w: %s %d (%s): %v", ErrInvalid, kind, i, nameOf(x), err)
 			}
 		}

@@ -710,3 +710,26 @@ func TestNotifierErrorsAndSequence(t *testing.T) {
 		t.Errorf("NewRunner with a bad notifier: %v", err)
 	}
 }
+
+func TestDarkStepWithoutDataContinues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A monitor that measures the new version only once users reach it.
+		m := &deploytest.Monitor{Script: func(tg monitor.Target) (monitor.Observation, error) {
+			if tg.Phase == "bake" && tg.Exposure == 0 {
+				var o monitor.Observation
+				o.Set(monitor.ErrorRate, monitor.NoData())
+				o.Set(monitor.LatencyP95, monitor.NoData())
+				return o, nil
+			}
+			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+		}}
+		s := &deploytest.Strategy{Steps: []deploytest.StepSpec{{Name: "dark", Exposure: 0, Bake: 30 * time.Minute}, {Name: "all", Exposure: 1, Bake: 10 * time.Minute}}}
+		p := deploy.DefaultPolicy()
+		p.InconclusiveLimit = 0
+		h := newHarness(t, s, m, deploy.WithRollbackPolicy(p))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("a dark step with no data for the new version: status %s, err %v", rep.Status, err)
+		}
+	})
+}
