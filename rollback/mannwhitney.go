@@ -53,8 +53,8 @@ type UTestResult struct {
 //
 // x and y are not modified. It returns an error wrapping [ErrInvalid] for an
 // empty sample, a value that is not finite, or a confidence outside (0, 1).
-// It costs O((n1+n2) log(n1+n2)): sorting, then a linear pass per step of the
-// order-statistic searches for the shift and its interval.
+// It costs O((n1+n2) log(n1+n2)): a radix sort, then a few linear passes per
+// order statistic of the differences for the shift and its interval.
 func MannWhitneyU(x, y []float64, confidence float64) (UTestResult, error) {
 	switch {
 	case len(x) == 0 || len(y) == 0:
@@ -69,9 +69,13 @@ func MannWhitneyU(x, y []float64, confidence float64) (UTestResult, error) {
 			}
 		}
 	}
-	xs, ys := slices.Clone(x), slices.Clone(y)
-	slices.Sort(xs)
-	slices.Sort(ys)
+	m, n := len(x), len(y)
+	buf := make([]float64, m+n+max(m, n))
+	xs, ys, tmp := buf[:m:m], buf[m:m+n:m+n], buf[m+n:]
+	copy(xs, x)
+	copy(ys, y)
+	sortFloats(xs, tmp)
+	sortFloats(ys, tmp)
 	return uTest(xs, ys, confidence, auto), nil
 }
 
@@ -188,6 +192,27 @@ func uCounts(m, n int) []int64 {
 // differences xs[i] - ys[j]) and the interval between the k-th smallest and
 // the k-th largest of them.
 func shiftInterval(xs, ys []float64, k int) (est, lo, hi float64) {
+	if hasNegZero(xs) || hasNegZero(ys) {
+		return shiftIntervalSearch(xs, ys, k)
+	}
+	mn := len(xs) * len(ys)
+	s := newDiffSelector(xs, ys)
+	if mn%2 == 1 {
+		est, _ = s.pair((mn+1)/2, (mn+1)/2)
+	} else {
+		a, b := s.pair(mn/2, mn/2+1)
+		est = a + (b-a)/2
+	}
+	k = min(k, (mn+1)/2)
+	lo, _ = s.pair(k, k)
+	hi, _ = s.pair(mn+1-k, mn+1-k)
+	return est, lo, hi
+}
+
+// shiftIntervalSearch is shiftInterval by kthDiff's searches, for samples
+// holding -0, where which zero a difference of zero is depends on how the
+// samples were sorted, and this is the order the results have always had.
+func shiftIntervalSearch(xs, ys []float64, k int) (est, lo, hi float64) {
 	mn := len(xs) * len(ys)
 	if mn%2 == 1 {
 		est = kthDiff(xs, ys, (mn+1)/2)
@@ -410,8 +435,8 @@ func (t MannWhitney) Validate() error {
 }
 
 // clean returns a sorted copy of s with non-finite values removed or
-// replaced by 0.
-func (t MannWhitney) clean(s []float64) []float64 {
+// replaced by 0; tmp, as long as s, is scratch space for the sort.
+func (t MannWhitney) clean(s, tmp []float64) []float64 {
 	out := make([]float64, 0, len(s))
 	for _, v := range s {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -422,7 +447,7 @@ func (t MannWhitney) clean(s []float64) []float64 {
 		}
 		out = append(out, v)
 	}
-	slices.Sort(out)
+	sortFloats(out, tmp)
 	return out
 }
 
@@ -430,7 +455,8 @@ func (t MannWhitney) clean(s []float64) []float64 {
 // control's raw samples from the same window.
 func (t MannWhitney) Evaluate(obs, _ monitor.Observation) Result {
 	m := obs.Metric(t.Metric)
-	xs, ys := t.clean(m.Raw), t.clean(m.ControlRaw)
+	tmp := make([]float64, max(len(m.Raw), len(m.ControlRaw)))
+	xs, ys := t.clean(m.Raw, tmp), t.clean(m.ControlRaw, tmp)
 	r := Result{Trigger: t.Name(), Metric: t.Metric, Observed: mean(xs), Baseline: mean(ys), Threshold: math.NaN(),
 		Samples: min(len(xs), len(ys)), Critical: t.Critical}
 	name := human(t.Metric)
