@@ -641,6 +641,9 @@ func (r *Runner) announce(rec *state.Record, lp *loop, dec rollback.Decision, st
 	}
 	ev := Event{Kind: EventObservation, Verdict: string(dec.Verdict), Message: dec.Reason, Step: step}
 	for _, res := range dec.Results {
+		if res.Outcome == rollback.Pass && res.Samples == 0 {
+			continue // nothing was judged (no checks reported)
+		}
 		ev.Readings = append(ev.Readings, Reading{Trigger: res.Trigger, Metric: res.Metric, Outcome: res.Outcome.String(), Reason: res.Reason})
 	}
 	r.emit(rec, ev)

@@ -131,7 +131,7 @@ func TestJudgeLimits(t *testing.T) {
 		counts Counters
 		reason string
 	}{
-		{"healthy continues", Policy{Triggers: errTrig}, []step{healthy, healthy}, []Verdict{Continue, Continue}, Counters{}, "0 checks passed; error rate 1.0 % vs baseline 1.0 % (+0 %) within +50 % (1000 samples)"},
+		{"healthy continues", Policy{Triggers: errTrig}, []step{healthy, healthy}, []Verdict{Continue, Continue}, Counters{}, "no checks reported; error rate 1.0 % vs baseline 1.0 % (+0 %) within +50 % (1000 samples)"},
 		{"first failure rolls back by default", Policy{Triggers: errTrig}, []step{bad}, []Verdict{Rollback}, Counters{Failures: 1}, "error rate 5.0 % vs baseline 1.0 % (+400 %) > +50 % (1000 samples)"},
 		{"failure limit 2", Policy{Triggers: errTrig, FailureLimit: 2}, []step{bad, healthy, bad, bad}, []Verdict{Wait, Continue, Wait, Rollback}, Counters{Failures: 3}, "error rate 5.0 % vs baseline 1.0 % (+400 %) > +50 % (1000 samples)"},
 		{"no data waits, then rolls back past the limit", Policy{Triggers: errTrig, InconclusiveLimit: 2}, []step{empty, empty, empty}, []Verdict{Wait, Wait, Rollback}, Counters{Inconclusive: 3}, "inconclusive 3 times (limit 2): error rate: no data (0 samples)"},

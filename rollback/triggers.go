@@ -367,6 +367,9 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	b = appendMs(b, ref)
 	b = append(b, " ("...)
 	d := math.Round((m.Value - ref) * 1000)
+	if d == 0 {
+		d = 0 // not -0: "+0 ms"
+	}
 	if d >= 0 {
 		b = append(b, '+')
 	}
@@ -531,6 +534,9 @@ func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []b
 		}
 	}
 	if r.Outcome == Pass {
+		if len(obs.Checks) == 0 {
+			return append(b, "no checks reported"...)
+		}
 		b = appendInt(b, int64(len(obs.Checks)))
 		return append(b, " checks passed"...)
 	}
