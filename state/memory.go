@@ -11,7 +11,12 @@ import (
 type Memory struct {
 	mu      sync.Mutex
 	records map[string]*Record
+	active  map[activeKey]string // the non-final record of each service and environment
 }
+
+type activeKey struct{ service, environment string }
+
+func keyOf(r *Record) activeKey { return activeKey{r.Release.Service, r.Release.Environment} }
 
 var _ Store = (*Memory)(nil)
 
@@ -28,16 +33,19 @@ func (m *Memory) Create(ctx context.Context, r *Record) error {
 	if _, ok := m.records[r.ID]; ok {
 		return fmt.Errorf("%w: %s", ErrExists, r.ID)
 	}
-	for _, o := range m.records {
-		if conflicts(o, r) {
-			return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
-		}
+	if id, ok := m.active[keyOf(r)]; ok && !r.Status.Final() {
+		o := m.records[id]
+		return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
 	}
 	if m.records == nil {
 		m.records = make(map[string]*Record)
+		m.active = make(map[activeKey]string)
 	}
 	r.Rev = 1
 	m.records[r.ID] = r.Clone()
+	if !r.Status.Final() {
+		m.active[keyOf(r)] = r.ID
+	}
 	return nil
 }
 
@@ -66,8 +74,18 @@ func (m *Memory) Update(ctx context.Context, r *Record) error {
 	if err := checkUpdate(old, r); err != nil {
 		return err
 	}
+	k := keyOf(r)
+	if id, ok := m.active[k]; ok && id != r.ID && !r.Status.Final() {
+		return fmt.Errorf("%w: %s (%s)", ErrActive, id, m.records[id].Status)
+	}
 	r.Rev++
 	m.records[r.ID] = r.Clone()
+	switch {
+	case r.Status.Final() && m.active[k] == r.ID:
+		delete(m.active, k)
+	case !r.Status.Final():
+		m.active[k] = r.ID
+	}
 	return nil
 }
 
