@@ -15,14 +15,9 @@ import (
 	"github.com/deploykit/deploy/flags"
 )
 
-// FlagClient is the read side of a feature flag: the one method of
-// *openfeature.Client that FlagOff uses. strategy.FlagClient is the same
-// interface, so one client serves both.
-type FlagClient interface {
-	BooleanValueDetails(ctx context.Context, flag string, defaultValue bool, evalCtx openfeature.EvaluationContext, options ...openfeature.Option) (openfeature.BooleanEvaluationDetails, error)
-}
-
-var _ FlagClient = (*openfeature.Client)(nil)
+// FlagClient is flags.Client: the read side of a feature flag, which
+// *openfeature.Client satisfies.
+type FlagClient = flags.Client
 
 // DefaultFlagOffSamples is how many synthetic targeting keys FlagOff evaluates
 // when Samples is 0.

@@ -17,15 +17,9 @@ import (
 	"github.com/deploykit/deploy/flags"
 )
 
-// FlagClient is the read side of a feature flag: the one method of
-// *openfeature.Client that Progressive uses to check what users get. Any
-// OpenFeature client works, preferably one from an isolated API
-// (isolated.NewAPI) rather than the global one; a test may pass a fake.
-type FlagClient interface {
-	BooleanValueDetails(ctx context.Context, flag string, defaultValue bool, evalCtx openfeature.EvaluationContext, options ...openfeature.Option) (openfeature.BooleanEvaluationDetails, error)
-}
-
-var _ FlagClient = (*openfeature.Client)(nil)
+// FlagClient is flags.Client: the read side of a feature flag, which
+// *openfeature.Client satisfies.
+type FlagClient = flags.Client
 
 // DefaultShares returns the shares of Progressive's steps when Steps is
 // empty: 1 %, 5 %, 25 %, 50 %, then everyone.
