@@ -187,6 +187,7 @@ type PhaseError struct {
 	Err   error
 }
 
+// Error says where the release failed and why.
 func (e *PhaseError) Error() string {
 	where := string(e.Phase)
 	if e.Step != "" {

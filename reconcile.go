@@ -746,10 +746,18 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 		rctx, span := lp.tracer().Start(rctx, "deploy.rollback", trace.WithAttributes(
 			attribute.String("deploy.trigger", rec.Trigger.Kind), attribute.String("deploy.rollback.reason", rec.RollbackReason)))
 		d := r.deployment(rec)
-		var err error
-		if hasRollbackPath(r.strategy) {
-			err = r.strategy.Rollback(rctx, d)
+		if !hasRollbackPath(r.strategy) {
+			// Waived: there is no way back. Say so and leave it to people.
+			span.SetStatus(codes.Error, "no rollback path")
+			span.End()
+			msg := "no rollback path (pitfall " + string(NoRollbackPlan) + " waived): " + rec.Release.Version + " stays deployed"
+			rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "failed: " + msg})
+			r.note(rec, now, "rollback", rec.Strategy, msg)
+			rec.Error = msg
+			r.toCommunicate(rec, now, Failed, "")
+			return now, nil
 		}
+		err := r.strategy.Rollback(rctx, d)
 		if err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())

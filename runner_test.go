@@ -733,3 +733,22 @@ func TestDarkStepWithoutDataContinues(t *testing.T) {
 		}
 	})
 }
+
+func TestNoRollbackPathWaived(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := ramp()
+		s.NoRollback = true
+		h := newHarness(t, s, deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.5}),
+			deploy.WithWaiver(deploy.NoRollbackPlan, "one-way schema migration; forward fix only"))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err == nil || rep.Status != deploy.Failed {
+			t.Fatalf("status %s, err %v; want failed", rep.Status, err)
+		}
+		if s.Rollbacks() != 0 || !strings.Contains(rep.Error, "v2 stays deployed") {
+			t.Errorf("rollbacks %d, error %q", s.Rollbacks(), rep.Error)
+		}
+		if !strings.Contains(rep.Markdown(), "Waived pitfall no-rollback-plan: one-way schema migration") {
+			t.Error("the waiver is not in the report")
+		}
+	})
+}
