@@ -48,7 +48,7 @@ func TestTriggersAtThresholds(t *testing.T) {
 		{"error rate above floor", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.5}, obsOf(monitor.ErrorRate, monitor.Value(0.5, 1000)), errBase, want{Pass, "error rate 50.0 % vs baseline 25.0 % (+100 %) at or below the 50.0 % floor (1000 samples)"}},
 		{"error rate no data", ri, monitor.Observation{}, errBase, want{Inconclusive, "error rate: no data (0 samples)"}},
 		{"error rate no baseline", ri, obsOf(monitor.ErrorRate, monitor.Value(0.25, 10)), monitor.Observation{}, want{Inconclusive, "error rate 25.0 %: no baseline or control to compare with (10 samples)"}},
-		{"error rate from zero", ri, obsOf(monitor.ErrorRate, monitor.Value(0.01, 10)), obsOf(monitor.ErrorRate, monitor.Value(0, 10)), want{Fail, "error rate 1.0 % vs baseline 0.0 % (n/a) > +50 % (10 samples)"}},
+		{"error rate from zero", ri, obsOf(monitor.ErrorRate, monitor.Value(0.01, 10)), obsOf(monitor.ErrorRate, monitor.Value(0, 10)), want{Fail, "error rate 1.0 % vs baseline 0.0 % (n/a) > 0 (any rise from zero) (10 samples)"}},
 		{"latency below", li, obsOf(monitor.LatencyP95, monitor.Value(0.25, 500)), latBase, want{Pass, "p95 latency 250 ms vs baseline 125 ms (+125 ms) within +250 ms (500 samples)"}},
 		{"latency at", li, obsOf(monitor.LatencyP95, monitor.Value(0.375, 500)), latBase, want{Pass, "p95 latency 375 ms vs baseline 125 ms (+250 ms) within +250 ms (500 samples)"}},
 		{"latency above", li, obsOf(monitor.LatencyP95, monitor.Value(0.3755, 500)), latBase, want{Fail, "p95 latency 376 ms vs baseline 125 ms (+251 ms) > +250 ms (500 samples)"}},
@@ -246,5 +246,13 @@ func TestConditions(t *testing.T) {
 	}
 	if p.Deadline() != 10*time.Minute || p.ErrorLimit() != 4 {
 		t.Errorf("defaults: deadline %v, error limit %d", p.Deadline(), p.ErrorLimit())
+	}
+}
+
+func TestRelativeIncreaseFromZeroNamesTheFloor(t *testing.T) {
+	tr := RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02}
+	r := tr.Evaluate(obsOf(monitor.ErrorRate, monitor.Value(0.3, 23)), obsOf(monitor.ErrorRate, monitor.Value(0, 100)))
+	if r.Outcome != Fail || r.Threshold != 0.02 || r.Reason != "error rate 30.0 % vs baseline 0.0 % (n/a) > the 2.0 % floor (23 samples)" {
+		t.Errorf("got %v, threshold %v, %q", r.Outcome, r.Threshold, r.Reason)
 	}
 }

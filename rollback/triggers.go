@@ -151,7 +151,8 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		return noReference(r, appendValue(b, m.Value, percent), name, m)
 	}
 	limit := ref * (1 + t.MaxIncrease)
-	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
+	// The effective threshold: the relative limit, but never below the floor.
+	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Threshold: max(limit, t.Floor), Samples: n}
 	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, percent)
@@ -163,6 +164,17 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	switch {
 	case m.Value > limit && m.Value > t.Floor:
 		r.Outcome = Fail
+		if ref <= 0 {
+			// No relative change from zero: the floor is what was crossed.
+			if t.Floor > 0 {
+				b = append(b, " > the "...)
+				b = appendValue(b, t.Floor, percent)
+				b = append(b, " floor"...)
+			} else {
+				b = append(b, " > 0 (any rise from zero)"...)
+			}
+			break
+		}
 		b = append(b, " > +"...)
 		b = appendPct(b, t.MaxIncrease)
 	case m.Value > limit:
