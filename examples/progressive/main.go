@@ -17,11 +17,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +29,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature/isolated"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/examples/internal/demo"
 	"github.com/deploykit/deploy/flags"
 	"github.com/deploykit/deploy/gate"
 	"github.com/deploykit/deploy/monitor"
@@ -73,20 +72,20 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	client := api.NewClient()
 
 	svc := &service{flags: client, regress: regress}
-	srv := &http.Server{Handler: svc}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	url, stopServer, err := demo.Serve(svc)
 	if err != nil {
 		return nil, err
 	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	url := "http://" + ln.Addr().String()
+	defer stopServer()
 	fmt.Fprintf(out, "demo service on %s: flag %q is off, everyone gets the old code path; releasing the new one (regress=%v)\n\n", url, flagKey, regress)
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopLoad(); wg.Wait() }()
-	wg.Go(func() { generateLoad(loadCtx, url) })
+	// About 400 requests a second, each from one of 10,000 users.
+	wg.Go(func() {
+		demo.Load(loadCtx, 400, func() string { return url + "/checkout?user=user-" + strconv.Itoa(rand.IntN(10000)) })
+	})
 	time.Sleep(2 * time.Second) // let the baseline fill
 
 	dir, err := os.MkdirTemp("", "deploykit-progressive-")
@@ -144,22 +143,13 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 }
 
 // service is the demo: one HTTP handler that evaluates the flag for each
-// request's user and takes the new code path when it is on, recording every
-// request's outcome and latency per path.
+// request's user and takes the new code path when it is on. It is also the
+// release's monitor: its own error rate and p95 latency, new path against old.
 type service struct {
 	flags    *openfeature.Client
 	regress  bool
 	deployed atomic.Bool
-
-	mu   sync.Mutex
-	reqs []request
-}
-
-type request struct {
-	at      time.Time
-	path    string // "new" or "old"
-	failed  bool
-	latency time.Duration
+	metrics  demo.Metrics
 }
 
 func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -172,105 +162,24 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			path = "new"
 		}
 	}
-	time.Sleep(time.Duration(3+rand.IntN(8)) * time.Millisecond) // the work
-	failed := rand.Float64() < 0.002
-	if path == "new" && s.regress && rand.Float64() < 0.3 {
-		failed = true
+	failRate := 0.0
+	if path == "new" && s.regress {
+		failRate = 0.3
 	}
+	failed := demo.Work(failRate)
 	if failed {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	} else {
 		fmt.Fprintf(w, "hello %s from the %s code path\n", user, path)
 	}
-	s.mu.Lock()
-	s.reqs = append(s.reqs, request{at: start, path: path, failed: failed, latency: time.Since(start)})
-	s.mu.Unlock()
+	s.metrics.Record(path, start, failed)
 }
 
-// Observe implements deploy.Monitor: error rate and p95 latency of the new
-// code path since t.Since, with the old path over the same window as the
-// control.
+// Observe implements deploy.Monitor: the new code path's error rate and p95
+// latency since t.Since, with the old path over the same window as the
+// control; while the binary is dark, everyone's requests against the baseline.
 func (s *service) Observe(ctx context.Context, t monitor.Target) (monitor.Observation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var obs monitor.Observation
-	newP, oldP := "new", "old"
-	// Before any user gets the new path (the baseline, the dark binary),
-	// judge everyone's requests against the baseline, without a control.
-	dark := t.Phase == "baseline" || t.Exposure == 0
-	if dark {
-		newP = "old"
-	}
-	since := t.Since
-	if recent := time.Now().Add(-5 * time.Second); since.Before(recent) {
-		since = recent // judge the last five seconds
-	}
-	errRate := func(path string) (float64, int, []float64) {
-		n, bad := 0, 0
-		var lat []float64
-		for _, r := range s.reqs {
-			if r.path != path || r.at.Before(since) {
-				continue
-			}
-			n++
-			if r.failed {
-				bad++
-			}
-			lat = append(lat, r.latency.Seconds())
-		}
-		if n == 0 {
-			return 0, 0, nil
-		}
-		return float64(bad) / float64(n), n, lat
-	}
-	er, n, lat := errRate(newP)
-	cer, cn, clat := errRate(oldP)
-	m := monitor.Value(er, n)
-	if cn > 0 && !dark && t.Phase != "rollback" {
-		m.Control, m.ControlSamples = cer, cn
-	}
-	obs.Set(monitor.ErrorRate, m)
-	p := monitor.Value(p95(lat), len(lat))
-	if len(clat) > 0 && !dark && t.Phase != "rollback" {
-		p.Control, p.ControlSamples = p95(clat), len(clat)
-	}
-	obs.Set(monitor.LatencyP95, p)
-	if t.Phase == "rollback" { // after a rollback everyone is on the old path again
-		obs.Set(monitor.ErrorRate, monitor.Value(cer, cn))
-		obs.Set(monitor.LatencyP95, monitor.Value(p95(clat), len(clat)))
-	}
-	return obs, nil
+	return s.metrics.Observe(t, "new", "old"), nil
 }
 
 func (s *service) Name() string { return "demo-metrics" }
-
-func p95(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[int(0.95*float64(len(s)-1))]
-}
-
-// generateLoad sends about 400 requests a second, each from one of 10000
-// users, until ctx is done.
-func generateLoad(ctx context.Context, url string) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(2500 * time.Microsecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			go func() {
-				resp, err := client.Get(url + "/checkout?user=user-" + strconv.Itoa(rand.IntN(10000)))
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}()
-		}
-	}
-}

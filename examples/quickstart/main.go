@@ -16,16 +16,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/examples/internal/demo"
 	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/notify"
 	"github.com/deploykit/deploy/rollback"
@@ -50,21 +49,18 @@ func main() {
 }
 
 func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, error) {
-	svc := newService(regress)
-	srv := &http.Server{Handler: svc}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	svc := &service{regress: regress}
+	url, stopServer, err := demo.Serve(svc)
 	if err != nil {
 		return nil, err
 	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	url := "http://" + ln.Addr().String()
+	defer stopServer()
 	fmt.Fprintf(out, "demo service on %s: v1 serves everyone; releasing v2 (regress=%v)\n\n", url, regress)
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopLoad(); wg.Wait() }()
-	wg.Go(func() { generateLoad(loadCtx, url) })
+	wg.Go(func() { demo.Load(loadCtx, 200, func() string { return url }) })
 	time.Sleep(2 * time.Second) // let the baseline fill
 
 	dir, err := os.MkdirTemp("", "deploykit-quickstart-")
@@ -129,24 +125,13 @@ func (c *canary) Rollback(ctx context.Context, d *deploy.Deployment) error {
 	return nil
 }
 
-// service is the demo: an HTTP router in front of two versions, recording
-// every request's outcome and latency per version.
+// service is the demo: an HTTP router in front of two versions. It is also
+// the release's monitor: its own error rate and p95 latency, v2 against v1.
 type service struct {
 	weight  atomic.Uint64 // share of requests to v2, in 1/10000
 	regress bool
-
-	mu   sync.Mutex
-	reqs []request
+	metrics demo.Metrics
 }
-
-type request struct {
-	at      time.Time
-	version string
-	failed  bool
-	latency time.Duration
-}
-
-func newService(regress bool) *service { return &service{regress: regress} }
 
 func (s *service) setWeight(w float64) { s.weight.Store(uint64(w * 10000)) }
 
@@ -156,101 +141,23 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rand.Uint64N(10000) < s.weight.Load() {
 		version = "v2"
 	}
-	time.Sleep(time.Duration(3+rand.IntN(8)) * time.Millisecond) // the work
-	failed := rand.Float64() < 0.002
-	if version == "v2" && s.regress && rand.Float64() < 0.3 {
-		failed = true
+	failRate := 0.0
+	if version == "v2" && s.regress {
+		failRate = 0.3
 	}
+	failed := demo.Work(failRate)
 	if failed {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	} else {
 		fmt.Fprintf(w, "hello from %s\n", version)
 	}
-	s.mu.Lock()
-	s.reqs = append(s.reqs, request{at: start, version: version, failed: failed, latency: time.Since(start)})
-	s.mu.Unlock()
+	s.metrics.Record(version, start, failed)
 }
 
-// Observe implements deploy.Monitor: error rate and p95 latency of v2 since
+// Observe implements deploy.Monitor: v2's error rate and p95 latency since
 // t.Since, with v1 over the same window as the control.
 func (s *service) Observe(ctx context.Context, t monitor.Target) (monitor.Observation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var obs monitor.Observation
-	newV, oldV := "v2", "v1"
-	if t.Phase == "baseline" {
-		newV = "v1"
-	}
-	since := t.Since
-	if recent := time.Now().Add(-5 * time.Second); since.Before(recent) {
-		since = recent // judge the last five seconds
-	}
-	errRate := func(v string) (float64, int, []float64) {
-		n, bad := 0, 0
-		var lat []float64
-		for _, r := range s.reqs {
-			if r.version != v || r.at.Before(since) {
-				continue
-			}
-			n++
-			if r.failed {
-				bad++
-			}
-			lat = append(lat, r.latency.Seconds())
-		}
-		if n == 0 {
-			return 0, 0, nil
-		}
-		return float64(bad) / float64(n), n, lat
-	}
-	er, n, lat := errRate(newV)
-	cer, cn, clat := errRate(oldV)
-	m := monitor.Value(er, n)
-	if cn > 0 && t.Phase != "baseline" && t.Phase != "rollback" {
-		m.Control, m.ControlSamples = cer, cn
-	}
-	obs.Set(monitor.ErrorRate, m)
-	p := monitor.Value(p95(lat), len(lat))
-	if len(clat) > 0 && t.Phase != "baseline" && t.Phase != "rollback" {
-		p.Control, p.ControlSamples = p95(clat), len(clat)
-	}
-	obs.Set(monitor.LatencyP95, p)
-	if t.Phase == "rollback" { // after a rollback everyone is on v1 again
-		cm := monitor.Value(cer, cn)
-		obs.Set(monitor.ErrorRate, cm)
-		obs.Set(monitor.LatencyP95, monitor.Value(p95(clat), len(clat)))
-	}
-	return obs, nil
+	return s.metrics.Observe(t, "v2", "v1"), nil
 }
 
 func (s *service) Name() string { return "demo-metrics" }
-
-func p95(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[int(0.95*float64(len(s)-1))]
-}
-
-// generateLoad sends about 200 requests a second until ctx is done.
-func generateLoad(ctx context.Context, url string) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			go func() {
-				resp, err := client.Get(url)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}()
-		}
-	}
-}
