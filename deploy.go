@@ -3,6 +3,9 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/deploykit/deploy/monitor"
@@ -198,6 +201,42 @@ func (e *PhaseError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *PhaseError) Unwrap() error { return e.Err }
+
+// evidenceKey is the context key of the gate's evidence sink.
+type evidenceKey struct{}
+
+// evidenceSink collects what a gate said it saw.
+type evidenceSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *evidenceSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.lines, "; ")
+}
+
+// Evidence records what a passing gate saw, such as "CI success on 3f2a1c9:
+// build, test, lint" or "approved by alice", so that the checklist items the
+// gate ticks and the report show it instead of a bare "gate passed". Call it
+// from Gate.Check with the context the runner passed; several calls are
+// joined with "; ". Evidence of a gate that then blocks or asks to retry is
+// dropped. Outside a gate's Check it does nothing, so a gate stays usable on
+// its own.
+func Evidence(ctx context.Context, format string, args ...any) {
+	s, ok := ctx.Value(evidenceKey{}).(*evidenceSink)
+	if !ok || s == nil {
+		return
+	}
+	line := format
+	if len(args) > 0 {
+		line = fmt.Sprintf(format, args...)
+	}
+	s.mu.Lock()
+	s.lines = append(s.lines, line)
+	s.mu.Unlock()
+}
 
 // retryError asks for a gate to be checked again at a time.
 type retryError struct {

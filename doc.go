@@ -31,6 +31,9 @@
 // that health is restored and ends "rolled back" with the trigger. A rollback
 // that fails ends with [ErrRollbackFailed] and an urgent event.
 //
+// A gate that passes can say what it saw with [Evidence]; the checklist
+// items it ticks ([Checklister]) and the report show it.
+//
 // # State and resumption
 //
 // The record is saved at every transition, before acting on it. [Runner.Resume]

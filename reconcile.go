@@ -191,7 +191,8 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 	for _, g := range gates {
 		name := nameOf(g)
 		gctx, span := lp.tracer().Start(lp.phaseCtx, "deploy.gate", trace.WithAttributes(attribute.String("deploy.gate", name)))
-		err := g.Check(gctx, d)
+		sink := &evidenceSink{}
+		err := g.Check(context.WithValue(gctx, evidenceKey{}, sink), d)
 		gr := state.Gate{Name: name, Passed: err == nil, At: now}
 		if err != nil {
 			gr.Reason = err.Error()
@@ -219,9 +220,14 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			r.toCommunicate(rec, now, Blocked, reason)
 			return now, nil
 		}
+		evidence := "gate " + name + " passed"
+		if gr.Evidence = sink.String(); gr.Evidence != "" {
+			evidence = "gate " + name + ": " + gr.Evidence
+			span.SetAttributes(attribute.String("deploy.gate.evidence", gr.Evidence))
+		}
 		span.End()
 		rec.Gates = append(rec.Gates, gr)
-		r.tickFrom(rec, now, g, "gate "+name+" passed")
+		r.tickFrom(rec, now, g, evidence)
 	}
 	if !wait.IsZero() {
 		if wait.After(rec.Deadline) {
@@ -239,7 +245,11 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		return wait, nil
 	}
 	for _, g := range rec.Gates {
-		r.note(rec, now, "gate", g.Name, "passed")
+		detail := "passed"
+		if g.Evidence != "" {
+			detail += ": " + g.Evidence
+		}
+		r.note(rec, now, "gate", g.Name, detail)
 	}
 	r.tickRollbackPlan(rec, now)
 	// Baseline.

@@ -752,3 +752,60 @@ func TestNoRollbackPathWaived(t *testing.T) {
 		}
 	})
 }
+
+// migrationsGate ticks "Database migrations tested" with what it saw.
+type migrationsGate struct{ attempts int }
+
+func (g *migrationsGate) Name() string { return "migrations" }
+func (g *migrationsGate) ChecklistItems() []deploy.Item {
+	return []deploy.Item{deploy.ItemMigrationsTested}
+}
+func (g *migrationsGate) Check(ctx context.Context, d *deploy.Deployment) error {
+	g.attempts++
+	deploy.Evidence(ctx, "attempt %d", g.attempts)
+	if g.attempts == 1 {
+		return deploy.RetryAt(time.Now().Add(time.Minute), "migration job still running")
+	}
+	deploy.Evidence(ctx, "migration 0042_add_index applied to a copy of production in %v", 3*time.Second)
+	return nil
+}
+
+// TestGateEvidence: what a passing gate reports with deploy.Evidence ticks
+// its checklist items and shows in the gate record and the timeline; what a
+// gate said before asking to retry is dropped.
+func TestGateEvidence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Healthy(), deploy.WithGates(&migrationsGate{}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = "attempt 2; migration 0042_add_index applied to a copy of production in 3s"
+		if diff := cmp.Diff([]state.Gate{{Name: "migrations", Passed: true, Evidence: want, At: rep.Gates[0].At}}, rep.Gates); diff != "" {
+			t.Errorf("gates (-want +got):\n%s", diff)
+		}
+		var line deploy.ChecklistLine
+		for _, l := range rep.Checklist {
+			if l.Item == deploy.ItemMigrationsTested {
+				line = l
+			}
+		}
+		if !line.Done || line.Evidence != "gate migrations: "+want {
+			t.Errorf("migrations item = %+v, want ticked with the gate's evidence", line)
+		}
+		if md := rep.Markdown(); !strings.Contains(md, "- [x] Database migrations tested (if applicable) — gate migrations: "+want) {
+			t.Errorf("report lacks the evidence:\n%s", md)
+		}
+		found := false
+		for _, e := range rep.Timeline {
+			if e.Kind == "gate" && e.Name == "migrations" && e.Detail == "passed: "+want {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("timeline lacks the gate's evidence: %+v", rep.Timeline)
+		}
+	})
+	// Outside a run, Evidence does nothing.
+	deploy.Evidence(context.Background(), "ignored %d", 1)
+}

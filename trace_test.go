@@ -30,7 +30,10 @@ func TestSpans(t *testing.T) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 		s := &deploytest.Strategy{Steps: deploytest.Ramp(2*time.Minute, 0.25, 1)}
 		h := newHarness(t, s, deploytest.Regression(1, deploytest.Health{ErrorRate: 0.3, P95: time.Second}),
-			deploy.WithTracerProvider(tp), deploy.WithGates(deploy.GateFunc(func(context.Context, *deploy.Deployment) error { return nil })))
+			deploy.WithTracerProvider(tp), deploy.WithGates(deploy.GateFunc(func(ctx context.Context, _ *deploy.Deployment) error {
+				deploy.Evidence(ctx, "pipeline 812 green")
+				return nil
+			})))
 		rep, _ := h.runner.Run(t.Context(), rel)
 		if rep.Status != deploy.RolledBack {
 			t.Fatalf("status %s", rep.Status)
@@ -85,6 +88,9 @@ func TestSpans(t *testing.T) {
 			case "deploy.gate":
 				if parent(sp) != "deploy.phase" {
 					t.Errorf("gate span parent %q", parent(sp))
+				}
+				if ev := attrs(sp)["deploy.gate.evidence"].AsString(); ev != "pipeline 812 green" {
+					t.Errorf("gate span deploy.gate.evidence = %q, want the gate's evidence", ev)
 				}
 			case "deploy.observe", "deploy.verdict":
 				if p := parent(sp); p != "deploy.step" && p != "deploy.phase" {

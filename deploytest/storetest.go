@@ -454,7 +454,7 @@ func FullRecord(id string) *state.Record {
 		Exposure:  0.25,
 		Gates: []state.Gate{
 			{Name: "window", Passed: false, Reason: "outside business hours", RetryAt: at(60), At: at(1)},
-			{Name: "alerts", Passed: true, Reason: "no alert firing", At: at(2)},
+			{Name: "alerts", Passed: true, Evidence: "no alert firing", At: at(2)},
 		},
 		Baseline:  map[string]state.Measurement{"error_rate": {Value: 0.001, Samples: 1000}, "latency_p95": {Value: 0.2125, Samples: 1000}},
 		Last:      map[string]state.Measurement{"error_rate": {Value: 1e-7, Samples: 12}},

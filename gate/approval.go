@@ -164,6 +164,7 @@ func (a *Approval) Check(ctx context.Context, d *deploy.Deployment) error {
 	}
 	switch dec.Verdict {
 	case Approved:
+		deploy.Evidence(ctx, "%s", dec.String())
 		return nil
 	case Rejected:
 		return errors.New(dec.String())

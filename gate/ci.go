@@ -151,6 +151,7 @@ func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
 	}
 	switch st.State {
 	case "success":
+		deploy.Evidence(ctx, "CI success for %s@%s: %s", repo, short(ref), green(st))
 		return nil
 	case "pending":
 		if len(st.Statuses) == 0 {
@@ -184,6 +185,21 @@ func contexts(st combined, states ...string) string {
 		return "no context says which"
 	}
 	return fmt.Sprintf("%s (%d of %d)", strings.Join(out, ", "), len(out), len(st.Statuses))
+}
+
+// green lists the contexts of a successful combined status: "2 of 2
+// contexts green: ci/test, lint".
+func green(st combined) string {
+	var names []string
+	for _, s := range st.Statuses {
+		if s.State == "success" {
+			names = append(names, s.Context)
+		}
+	}
+	if len(names) == 0 {
+		return "no status contexts"
+	}
+	return fmt.Sprintf("%d of %d contexts green: %s", len(names), len(st.Statuses), strings.Join(names, ", "))
 }
 
 // short abbreviates a full commit hash to 12 characters.

@@ -35,6 +35,15 @@
 // [Approval] deploy.ItemCodeReviewed when CodeReview is set, and [HTTP] and
 // [Named] the items they are given.
 //
+// Each gate also says what it saw with [deploy.Evidence], and the item is
+// ticked with it: "gate ci: CI success for acme/shop@3f2a1c9e0b7d: 3 of 3
+// contexts green: build, test, lint", "gate approval: approved by alice",
+// "gate deploy-window: deploy window open at Tuesday 10:02 Europe/Berlin,
+// until 17:00", "gate monitoring-active: 2 scrape targets up
+// (job="shop"); 1 alerting rule mentioning shop: ShopErrors" (with
+// prometheus.Monitoring, which implements [MonitoringConfirmer]). Your own
+// gates can do the same.
+//
 // # Configuration
 //
 // Gates are plain structs. Each has Validate, which names every bad field and

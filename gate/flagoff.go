@@ -99,6 +99,7 @@ func (g FlagOff) Check(ctx context.Context, d *deploy.Deployment) error {
 		if share != 0 {
 			return fmt.Errorf("flag %q is on for %s of users; set it to 0 before deploying dark", g.Flag, flagSharePercent(share))
 		}
+		deploy.Evidence(ctx, "flag %q share is 0 %%", g.Flag)
 	}
 	if g.Client == nil {
 		return nil
@@ -133,6 +134,7 @@ func (g FlagOff) Check(ctx context.Context, d *deploy.Deployment) error {
 		return fmt.Errorf("flag %q is on for %d of %d sampled targeting keys (%s, first %q); turn it off before deploying dark",
 			g.Flag, on, n, flagSharePercent(float64(on)/float64(n)), first)
 	}
+	deploy.Evidence(ctx, "flag %q off for all %d sampled targeting keys", g.Flag, n)
 	return nil
 }
 

@@ -162,6 +162,7 @@ func (h *HTTP) Check(ctx context.Context, d *deploy.Deployment) error {
 	for i := 1; ; i++ {
 		again, err := h.try(ctx, body)
 		if err == nil {
+			deploy.Evidence(ctx, "POST %s answered 2xx", redact(h.URL))
 			return nil
 		}
 		if !again || i >= attempts {

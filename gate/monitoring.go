@@ -17,6 +17,14 @@ type MonitoringChecker interface {
 	Check(ctx context.Context, service string) error
 }
 
+// MonitoringConfirmer is a [MonitoringChecker] that also says what it found
+// when the service is monitored, such as prometheus.Monitoring's Confirm:
+// "2 scrape targets up (job="checkout"); 1 alerting rule mentioning checkout:
+// CheckoutErrors". [MonitoringActive] records it as the gate's evidence.
+type MonitoringConfirmer interface {
+	Confirm(ctx context.Context, service string) (evidence string, err error)
+}
+
 // MonitoringFunc adapts a function to a [MonitoringChecker], such as the
 // method value (*prometheus.Source).CheckMonitoring.
 type MonitoringFunc func(ctx context.Context, service string) error
@@ -79,8 +87,14 @@ func (m *MonitoringActive) Check(ctx context.Context, d *deploy.Deployment) erro
 		return err
 	}
 	service := cmp.Or(m.Service, d.Release.Service)
-	err := m.Checker.Check(ctx, service)
-	if err == nil {
+	var err error
+	if c, ok := m.Checker.(MonitoringConfirmer); ok {
+		var evidence string
+		if evidence, err = c.Confirm(ctx, service); err == nil {
+			deploy.Evidence(ctx, "%s", evidence)
+			return nil
+		}
+	} else if err = m.Checker.Check(ctx, service); err == nil {
 		return nil
 	}
 	if m.Retry > 0 && ctx.Err() == nil {

@@ -15,9 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
 	"github.com/deploykit/deploy/gate"
 	"github.com/deploykit/deploy/internal/promtest"
+	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/monitor/prometheus"
+	"github.com/deploykit/deploy/state"
 )
 
 var _ gate.MonitoringChecker = prometheus.Monitoring{}
@@ -104,6 +107,26 @@ func TestMonitoringActiveRealPrometheus(t *testing.T) {
 			t.Fatalf("checkout not confirmed monitored within 30s: %v", err)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	// Through the runner, what prometheus.Monitoring found is the evidence
+	// that ticks "Confirm monitoring/alerting active".
+	r, err := deploy.NewRunner(&deploytest.Strategy{Steps: deploytest.Ramp(0, 1)},
+		deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
+		deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithGates(g),
+		deploy.WithWaiver(deploy.FridayDeploy, "test: any day"),
+		deploy.WithSchedule(monitor.Schedule{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(ctx, dep.Release)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := `gate monitoring-active: 1 scrape target up (job="checkout"); 1 alerting rule mentioning checkout: CheckoutDown`
+	for _, l := range rep.Checklist {
+		if l.Item == deploy.ItemMonitoringActive && (!l.Done || l.Evidence != want) {
+			t.Errorf("%q: done %v, evidence %q; want ticked with %q", l.Item, l.Done, l.Evidence, want)
+		}
 	}
 	other := &deploy.Deployment{Release: deploy.Release{Service: "payments", Version: "v7"}}
 	err = g.Check(ctx, other)

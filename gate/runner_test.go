@@ -80,21 +80,28 @@ func TestRunnerWaitsForWindow(t *testing.T) {
 				ticked[l.Item] = l.Evidence
 			}
 		}
-		for item, gateName := range map[deploy.Item]string{
-			deploy.ItemTestsPassing:     "ci",
-			deploy.ItemCodeReviewed:     "approval",
-			deploy.ItemMigrationsTested: "migrations-tested",
-			deploy.ItemMonitoringActive: "monitoring-active",
+		// Each item names its gate and what the gate saw (deploy.Evidence);
+		// a gate that reports nothing is "passed".
+		for item, want := range map[deploy.Item]string{
+			deploy.ItemTestsPassing:     "gate ci: CI success for deploykit/deploy@0123456789ab: 2 of 2 contexts green: ci/test, lint",
+			deploy.ItemCodeReviewed:     "gate approval: approved by alice",
+			deploy.ItemMigrationsTested: "gate migrations-tested passed",
+			deploy.ItemMonitoringActive: "gate monitoring-active passed",
 		} {
 			if ev, ok := ticked[item]; !ok {
 				t.Errorf("%q not ticked", item)
-			} else if !strings.Contains(ev, "gate "+gateName+" passed") {
-				t.Errorf("%q ticked with evidence %q, want gate %s", item, ev, gateName)
+			} else if ev != want {
+				t.Errorf("%q ticked with evidence %q, want %q", item, ev, want)
 			}
 		}
 		var gates []string
 		for _, g := range rep.Gates {
 			gates = append(gates, g.Name)
+			if g.Name == "deploy-window" {
+				if want := "deploy window open at Monday 09:00 Europe/Berlin, until 17:00"; g.Evidence != want {
+					t.Errorf("deploy-window evidence = %q, want %q", g.Evidence, want)
+				}
+			}
 		}
 		// The Window replaces the built-in window: it is the only one.
 		if diff := cmp.Diff([]string{"deploy-window", "ci", "approval", "migrations-tested", "monitoring-active"}, gates); diff != "" {

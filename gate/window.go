@@ -168,6 +168,11 @@ func (w *Window) Check(ctx context.Context, d *deploy.Deployment) error {
 	now := time.Now()
 	open, next, reason := w.Next(now)
 	if open {
+		if end := w.closes(now); !end.IsZero() {
+			deploy.Evidence(ctx, "deploy window open at %s, until %s", w.format(now, now), end.In(w.Location).Format("15:04"))
+		} else {
+			deploy.Evidence(ctx, "deploy window open at %s", w.format(now, now))
+		}
 		return nil
 	}
 	if next.IsZero() {
@@ -227,6 +232,20 @@ func (w *Window) Next(t time.Time) (open bool, next time.Time, reason string) {
 }
 
 type span struct{ start, end time.Time }
+
+// closes returns when the open period holding t ends, or the zero time when
+// the window is not open at t. Periods that join at midnight count as one
+// only within the day of t.
+func (w *Window) closes(t time.Time) time.Time {
+	t = t.In(w.Location)
+	y, m, d := t.Date()
+	for _, s := range w.spans(time.Date(y, m, d, 0, 0, 0, 0, w.Location)) {
+		if !s.start.After(t) && s.end.After(t) {
+			return s.end
+		}
+	}
+	return time.Time{}
+}
 
 // wall returns the instant at offset off (0–24h) of wall-clock time on the
 // day that starts at day.

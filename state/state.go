@@ -110,11 +110,13 @@ type Tick struct {
 
 // Gate is the last result of one gate.
 type Gate struct {
-	Name    string    `json:"name"`
-	Passed  bool      `json:"passed"`
-	Reason  string    `json:"reason,omitempty"`
-	RetryAt time.Time `json:"retryAt,omitzero"`
-	At      time.Time `json:"at"`
+	Name   string `json:"name"`
+	Passed bool   `json:"passed"`
+	Reason string `json:"reason,omitempty"`
+	// Evidence is what the gate said it saw when it passed (deploy.Evidence).
+	Evidence string    `json:"evidence,omitempty"`
+	RetryAt  time.Time `json:"retryAt,omitzero"`
+	At       time.Time `json:"at"`
 }
 
 // Trigger is what made a release roll back.

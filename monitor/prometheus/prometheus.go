@@ -70,6 +70,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"text/template"
@@ -504,11 +505,21 @@ func (s *Source) CheckMonitoring(ctx context.Context, service string) error {
 // labels has it as value or its expression has it as a whole word (as in
 // job="checkout"). Errors from the API are returned as they are, wrapped.
 func (m Monitoring) Check(ctx context.Context, service string) error {
+	_, err := m.Confirm(ctx, service)
+	return err
+}
+
+// Confirm is Check that also says, when the service is monitored, what it
+// found: "2 scrape targets up (job="checkout"); 3 alerting rules mentioning
+// checkout: CheckoutDown, CheckoutErrors, CheckoutLatency" (rule names sorted).
+// gate.MonitoringActive records it as the evidence of the checklist's
+// "Confirm monitoring/alerting active".
+func (m Monitoring) Confirm(ctx context.Context, service string) (evidence string, err error) {
 	if m.API == nil {
-		return errors.New("prometheus: Monitoring.API is nil")
+		return "", errors.New("prometheus: Monitoring.API is nil")
 	}
 	if service == "" {
-		return errors.New(`prometheus: Monitoring.Check: service "" is empty`)
+		return "", errors.New(`prometheus: Monitoring.Check: service "" is empty`)
 	}
 	label := m.TargetLabel
 	if label == "" {
@@ -518,7 +529,7 @@ func (m Monitoring) Check(ctx context.Context, service string) error {
 
 	targets, err := m.API.Targets(ctx)
 	if err != nil {
-		return fmt.Errorf("prometheus: checking the monitoring of %q: targets: %w", service, err)
+		return "", fmt.Errorf("prometheus: checking the monitoring of %q: targets: %w", service, err)
 	}
 	found := 0
 	for _, tg := range targets.Active {
@@ -541,13 +552,14 @@ func (m Monitoring) Check(ctx context.Context, service string) error {
 		problems = append(problems, fmt.Sprintf("no scrape target has %s=%q (%d active targets)", label, service, len(targets.Active)))
 	}
 
+	var names []string
 	if !m.NoRules {
 		rules, err := m.API.Rules(ctx, nil)
 		if err != nil {
-			return fmt.Errorf("prometheus: checking the monitoring of %q: rules: %w", service, err)
+			return "", fmt.Errorf("prometheus: checking the monitoring of %q: rules: %w", service, err)
 		}
 		word := regexp.MustCompile(`(^|[^A-Za-z0-9_:-])` + regexp.QuoteMeta(service) + `($|[^A-Za-z0-9_:-])`)
-		alerting, mentioning := 0, 0
+		alerting := 0
 		for _, g := range rules.Groups {
 			for _, r := range g.Rules {
 				a, ok := r.(v1.AlertingRule)
@@ -558,20 +570,33 @@ func (m Monitoring) Check(ctx context.Context, service string) error {
 				if !mentions(a, service, word) {
 					continue
 				}
-				mentioning++
+				names = append(names, a.Name)
 				if a.Health == v1.RuleHealthBad {
 					problems = append(problems, fmt.Sprintf("alerting rule %s (group %s) fails: %s", a.Name, g.Name, a.LastError))
 				}
 			}
 		}
-		if mentioning == 0 {
+		if len(names) == 0 {
 			problems = append(problems, fmt.Sprintf("no alerting rule mentions %q (%d alerting rules loaded)", service, alerting))
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("prometheus: %w for %q: %s", ErrMonitoringInactive, service, strings.Join(problems, "; "))
+		return "", fmt.Errorf("prometheus: %w for %q: %s", ErrMonitoringInactive, service, strings.Join(problems, "; "))
 	}
-	return nil
+	evidence = fmt.Sprintf("%s up (%s=%q)", plural(found, "scrape target"), label, service)
+	if !m.NoRules {
+		slices.Sort(names)
+		names = slices.Compact(names)
+		evidence += fmt.Sprintf("; %s mentioning %s: %s", plural(len(names), "alerting rule"), service, strings.Join(names, ", "))
+	}
+	return evidence, nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func mentions(a v1.AlertingRule, service string, word *regexp.Regexp) bool {

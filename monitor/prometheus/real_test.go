@@ -278,6 +278,11 @@ func TestRealPrometheus(t *testing.T) {
 		if err := byService.Check(ctx, "checkout"); err != nil {
 			t.Errorf("Check by the service label: %v", err)
 		}
+		// Confirm says what it found: the evidence of the checklist item.
+		ev, err := prometheus.Monitoring{API: papi}.Confirm(ctx, "checkout")
+		if want := `1 scrape target up (job="checkout"); 1 alerting rule mentioning checkout: CheckoutHighErrorRate`; err != nil || ev != want {
+			t.Errorf("Confirm = %q, %v; want %q", ev, err, want)
+		}
 	})
 
 	t.Run("monitoring inactive", func(t *testing.T) {
