@@ -538,14 +538,21 @@ func (r *Runner) tickVerified(rec *state.Record, now time.Time, obs monitor.Obse
 	if len(perf) > 0 {
 		r.tick(rec, now, ItemPerformance, strings.Join(perf, "; "))
 	}
-	var checks []string
+	var checks, logs []string
 	for _, c := range obs.Checks {
-		if c.OK {
+		switch {
+		case !c.OK:
+		case c.Kind == monitor.KindLogs:
+			logs = append(logs, c.Name+": "+c.Detail)
+		default:
 			checks = append(checks, c.Name)
 		}
 	}
 	if len(checks) > 0 {
 		r.tick(rec, now, ItemFeatureWorks, "checks passed: "+strings.Join(checks, ", "))
+	}
+	if len(logs) > 0 {
+		r.tick(rec, now, ItemNoNewErrors, strings.Join(logs, "; "))
 	}
 }
 
@@ -776,7 +783,10 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			r.rollbackFailed(rec, now, fmt.Sprintf("strategy %s rollback: %v", rec.Strategy, err))
 			return now, nil
 		}
-		rec.RollbackStart = now
+		// From now on the previous version serves: the rollback's
+		// verification judges the window from here, not what happened while
+		// the strategy rolled back.
+		rec.RollbackStart = time.Now()
 		rec.Exposure = 0
 		rec.Applied = false
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "rolled back: exposure 0 %"})

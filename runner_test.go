@@ -1,8 +1,10 @@
 package deploy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -808,4 +810,86 @@ func TestGateEvidence(t *testing.T) {
 	})
 	// Outside a run, Evidence does nothing.
 	deploy.Evidence(context.Background(), "ignored %d", 1)
+}
+
+// TestLogScanVerifiesTheRollback: a new error signature rolls the release
+// back, and the rollback is verified on the lines written since it, so the
+// release's own errors (even one stamped while the rollback ran) do not make
+// it "rollback failed".
+func TestLogScanVerifiesTheRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		logs := &monitor.LogScan{Reader: &buf}
+		defer logs.Close()
+		order := 0
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			stamp := func(at time.Time, what string) {
+				order++
+				fmt.Fprintf(&buf, "%s ERROR %s in handler /api/orders/%d\n", at.UTC().Format(time.RFC3339Nano), what, order)
+			}
+			stamp(time.Now(), "payment declined") // known: in the log from the start
+			switch {
+			case tg.Phase == "rollback":
+				stamp(tg.Since.Add(-time.Second), "nil map write") // a request in flight during the rollback
+			case tg.Exposure >= 0.25:
+				stamp(time.Now(), "nil map write")
+			}
+			return logs.Observe(ctx, tg)
+		})
+		h := newHarness(t, ramp(), nil, deploy.WithMonitors(m),
+			deploy.WithRollbackPolicy(rollback.Policy{Triggers: []rollback.Trigger{rollback.CriticalChecks{}}}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
+			t.Fatalf("status %s, err %v; want rolled back\n%s", rep.Status, err, rep.Markdown())
+		}
+		if !strings.Contains(rep.Trigger.Reason, "1 new error signature since the baseline") {
+			t.Errorf("trigger %q, want the new signature", rep.Trigger.Reason)
+		}
+		last := rep.RollbackSteps[len(rep.RollbackSteps)-1]
+		if last.Kind != "verify" || !strings.HasPrefix(last.Detail, "healthy: ") {
+			t.Errorf("last rollback step %+v, want verified healthy", last)
+		}
+		if got, want := h.strategy.Applied(), []string{"production/1%", "production/5%", "production/25%"}; !cmp.Equal(got, want) {
+			t.Errorf("applied %v, want %v", got, want)
+		}
+	})
+}
+
+// TestChecksTickTheirItems: after full exposure, passing smoke checks tick
+// "Verify feature works in production" and passing log checks "Check error
+// logs for new errors" (and, at the end, "No new errors observed").
+func TestChecksTickTheirItems(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		logs := &monitor.LogScan{Reader: &buf}
+		defer logs.Close()
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			fmt.Fprintf(&buf, "%s ERROR payment declined for order %d\n", time.Now().UTC().Format(time.RFC3339), time.Now().Unix())
+			o, err := logs.Observe(ctx, tg)
+			o.Checks = append(o.Checks, monitor.Check{Name: "checkout answers", OK: true, Kind: monitor.KindSmoke})
+			return o, err
+		})
+		h := newHarness(t, ramp(), nil, deploy.WithMonitors(m),
+			deploy.WithRollbackPolicy(rollback.Policy{Triggers: []rollback.Trigger{rollback.CriticalChecks{}}}))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[deploy.Item]string{}
+		for _, l := range rep.Checklist {
+			if l.Done {
+				got[l.Item] = l.Evidence
+			}
+		}
+		want := map[deploy.Item]string{
+			deploy.ItemFeatureWorks:     "checks passed: checkout answers",
+			deploy.ItemNoNewErrors:      "no new errors in logs: 51 error lines since the baseline, all with known signatures",
+			deploy.ItemNoErrorsObserved: "no new errors in logs: 51 error lines since the baseline, all with known signatures",
+		}
+		for item, ev := range want {
+			if got[item] != ev {
+				t.Errorf("%q: evidence %q, want %q", item, got[item], ev)
+			}
+		}
+	})
 }

@@ -62,7 +62,7 @@ func ExampleLogScan() {
 	// Output:
 	// no new errors in logs ok: false
 	// log_new_signatures 1
-	// 1 new error signatures since the baseline:
+	// 1 new error signature since the baseline:
 	// - <ts> ERROR nil pointer in /orders/<n> (1×, e.g. "2026-03-02T11:00:02Z ERROR nil pointer in /orders/42")
 }
 

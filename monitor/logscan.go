@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,14 @@ const maxLine = 64 << 10
 // LogNewSignatures counting them. New signatures stay new: once one has
 // appeared, every later observation reports it, so a verification after the
 // bake still sees it.
+//
+// An observation whose Target.Phase is "rollback" verifies a rollback, so
+// it asks another question: are new signatures still appearing since the
+// rollback (Target.Since)? Only the lines of new signatures stamped at or
+// after Since count, and so do lines whose time stamp cannot be read (RFC
+// 3339 and similar, with or without a zone, and Go's log format are read; a
+// time without a zone is local time). Lines written while the rollback ran
+// are the release's own, and do not fail its verification.
 //
 // The log is a file at Path, tailed across observations: each observation
 // reads what was appended since the last one, starts again from the top when
@@ -83,6 +92,13 @@ type LogScan struct {
 	off      int64
 	partial  []byte
 	lines    int // error lines read since the baseline
+	// The rollback phase: new signatures seen since after.since.
+	after struct {
+		since       time.Time
+		fresh       map[string]*sighting
+		old, known  int // lines before since; known lines after it
+		initialised bool
+	}
 }
 
 type sighting struct {
@@ -138,6 +154,10 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 	if s.baseline == nil {
 		s.baseline = make(map[string]struct{})
 	}
+	isRollback := t.Phase == "rollback"
+	if isRollback && (!s.after.initialised || !s.after.since.Equal(t.Since)) {
+		s.after.since, s.after.fresh, s.after.old, s.after.known, s.after.initialised = t.Since, map[string]*sighting{}, 0, 0, true
+	}
 	line := func(l []byte) {
 		if s.Pattern == "" && !mayBeError(l) || !s.pattern.Match(l) {
 			return
@@ -148,7 +168,24 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 			return
 		}
 		s.lines++
-		if _, ok := s.baseline[sig]; ok {
+		_, known := s.baseline[sig]
+		if isRollback {
+			switch at, ok := lineTime(l); {
+			case ok && at.Before(t.Since):
+				if !known {
+					s.after.old++
+				}
+			case known:
+				s.after.known++
+			default:
+				if f := s.after.fresh[sig]; f != nil {
+					f.count++
+				} else {
+					s.after.fresh[sig] = &sighting{count: 1, example: strings.TrimSpace(string(l))}
+				}
+			}
+		}
+		if known {
 			return
 		}
 		if s.fresh == nil {
@@ -177,10 +214,69 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 		o.Set(LogNewSignatures, Value(0, 1))
 		return o, nil
 	}
+	if isRollback {
+		o.Checks = []Check{s.afterCheck()}
+		o.Set(LogNewSignatures, Value(float64(len(s.after.fresh)), 1))
+		return o, nil
+	}
 	o.Checks = []Check{s.check()}
 	o.Set(LogNewSignatures, Value(float64(len(s.fresh)), 1))
 	return o, nil
 }
+
+// afterCheck is the check of the rollback phase: new signatures since
+// after.since.
+func (s *LogScan) afterCheck() Check {
+	since := s.after.since.UTC().Format(time.RFC3339)
+	if len(s.after.fresh) == 0 {
+		return Check{Name: s.name(), OK: true, Critical: s.Critical, Kind: KindLogs,
+			Detail: fmt.Sprintf("no new error signature since %s (%s of new signatures before it, %s after it)",
+				since, count(s.after.old, "line"), count(s.after.known, "known error line"))}
+	}
+	return Check{Name: s.name(), Critical: s.Critical, Kind: KindLogs,
+		Detail: s.list(s.after.fresh, fmt.Sprintf("%s since %s:", count(len(s.after.fresh), "new error signature"), since))}
+}
+
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// lineTime reads the first time stamp of a log line: RFC 3339 and similar
+// ("2026-03-02 11:05:00,123", with or without a zone; no zone is local time)
+// or Go's log format ("2026/03/02 11:05:00.123456").
+func lineTime(l []byte) (time.Time, bool) {
+	m := timePattern.FindSubmatch(l)
+	if m == nil {
+		return time.Time{}, false
+	}
+	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
+	ns := 0
+	if frac := m[7]; len(frac) > 0 {
+		f := string(frac)
+		if len(f) > 9 {
+			f = f[:9]
+		}
+		ns = num([]byte(f + strings.Repeat("0", 9-len(f))))
+	}
+	loc := time.Local
+	switch z := string(m[8]); {
+	case z == "Z":
+		loc = time.UTC
+	case z != "":
+		z = strings.Replace(z, ":", "", 1)
+		off := (num([]byte(z[1:3]))*60 + num([]byte(z[3:5]))) * 60
+		if z[0] == '-' {
+			off = -off
+		}
+		loc = time.FixedZone("", off)
+	}
+	return time.Date(num(m[1]), time.Month(num(m[2])), num(m[3]), num(m[4]), num(m[5]), num(m[6]), ns, loc), true
+}
+
+var timePattern = regexp.MustCompile(`(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?`)
 
 func (s *LogScan) name() string {
 	if s.Name != "" {
@@ -190,17 +286,24 @@ func (s *LogScan) name() string {
 }
 
 func (s *LogScan) check() Check {
-	c := Check{Name: s.name(), OK: len(s.fresh) == 0, Critical: s.Critical}
+	c := Check{Name: s.name(), OK: len(s.fresh) == 0, Critical: s.Critical, Kind: KindLogs}
 	if c.OK {
 		c.Detail = fmt.Sprintf("%d error lines since the baseline, all with known signatures", s.lines)
 		return c
 	}
-	sigs := make([]string, 0, len(s.fresh))
-	for sig := range s.fresh {
+	c.Detail = s.list(s.fresh, fmt.Sprintf("%s since the baseline:", count(len(s.fresh), "new error signature")))
+	return c
+}
+
+// list writes head, then the signatures of fresh, most frequent first, one
+// per line, up to MaxDetail.
+func (s *LogScan) list(fresh map[string]*sighting, head string) string {
+	sigs := make([]string, 0, len(fresh))
+	for sig := range fresh {
 		sigs = append(sigs, sig)
 	}
 	sort.Slice(sigs, func(i, j int) bool {
-		a, b := s.fresh[sigs[i]], s.fresh[sigs[j]]
+		a, b := fresh[sigs[i]], fresh[sigs[j]]
 		if a.count != b.count {
 			return a.count > b.count
 		}
@@ -211,17 +314,16 @@ func (s *LogScan) check() Check {
 		limit = 5
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d new error signatures since the baseline:", len(sigs))
+	b.WriteString(head)
 	for i, sig := range sigs {
 		if i == limit {
 			fmt.Fprintf(&b, "\n- and %d more", len(sigs)-limit)
 			break
 		}
-		f := s.fresh[sig]
+		f := fresh[sig]
 		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", sig, f.count, clip(f.example, 200))
 	}
-	c.Detail = b.String()
-	return c
+	return b.String()
 }
 
 func clip(s string, n int) string {

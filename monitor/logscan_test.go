@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploykit/deploy/monitor"
 )
@@ -270,5 +273,56 @@ func BenchmarkLogScan(b *testing.B) {
 		if _, err := s.Observe(ctx, phase("baseline")); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLogScanAfterRollback: in the rollback phase the check asks whether new
+// errors are still appearing since the rollback (Target.Since), not whether
+// the release ever logged one: lines stamped before Since are the release's
+// own and do not fail the rollback's verification; a new signature written
+// after it, or a line without a time stamp, does.
+func TestLogScanAfterRollback(t *testing.T) {
+	var log bytes.Buffer
+	s := &monitor.LogScan{Reader: &log}
+	defer s.Close()
+	log.WriteString("2026-03-02T10:00:01Z ERROR payment failed for order 1234: card declined\n")
+	observeLog(t, s, "baseline")
+	log.WriteString("2026-03-02T11:05:00Z ERROR nil map write in handler /api/orders/17\n")
+	if c, _ := observeLog(t, s, "bake"); c.OK {
+		t.Fatalf("bake: check %+v, want failed", c)
+	}
+
+	rolledBack := time.Date(2026, 3, 2, 11, 5, 30, 0, time.UTC)
+	rb := phase("rollback")
+	rb.Since = rolledBack
+	observe := func() (monitor.Check, float64) {
+		t.Helper()
+		o, err := s.Observe(context.Background(), rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return check(t, o), o.Metric(monitor.LogNewSignatures).Value
+	}
+	// Written while the rollback ran (before Since, in several time formats),
+	// plus a known error after it: the rollback is healthy.
+	log.WriteString(`2026-03-02T11:05:10Z ERROR nil map write in handler /api/orders/18
+2026-03-02 12:05:20.123+01:00 ERROR nil map write in handler /api/orders/19
+time=2026-03-02T11:05:25.5Z level=ERROR msg="nil map write" path=/api/orders/20
+2026-03-02T11:05:40Z ERROR payment failed for order 99: card declined
+`)
+	c, n := observe()
+	want := monitor.Check{Name: "no new errors in logs", OK: true, Kind: monitor.KindLogs,
+		Detail: "no new error signature since 2026-03-02T11:05:30Z (3 lines of new signatures before it, 1 known error line after it)"}
+	if diff := cmp.Diff(want, c); diff != "" || n != 0 {
+		t.Errorf("after rollback, old lines only (-want +got):\n%s%s = %v", diff, monitor.LogNewSignatures, n)
+	}
+	// A new signature still appearing after the rollback fails it; so does a
+	// line whose time cannot be read.
+	log.WriteString(`2026-03-02T11:05:45Z ERROR nil map write in handler /api/orders/21
+ERROR disk full on /var/lib/app
+`)
+	c, n = observe()
+	if c.OK || n != 2 || !strings.HasPrefix(c.Detail, "2 new error signatures since 2026-03-02T11:05:30Z:\n- ") {
+		t.Errorf("after rollback, new lines: check %+v, %s = %v; want failed with 2", c, monitor.LogNewSignatures, n)
 	}
 }

@@ -74,7 +74,8 @@ type Target struct {
 	// Phase is "baseline", "bake", "verify" or "rollback".
 	Phase string
 	// Since is the start of the window being judged: when the step was applied,
-	// or, for the baseline, the start of the baseline window.
+	// for the baseline the start of the baseline window, and for the rollback
+	// when the strategy's rollback finished.
 	Since time.Time
 	// Labels are the release's labels.
 	Labels map[string]string
@@ -121,9 +122,22 @@ type Check struct {
 	Name string `json:"name"`
 	OK   bool   `json:"ok"`
 	// Critical checks trigger a rollback at once when they fail.
-	Critical bool   `json:"critical,omitempty"`
-	Detail   string `json:"detail,omitempty"`
+	Critical bool `json:"critical,omitempty"`
+	// Kind says which checklist item a passing check is evidence for:
+	// KindSmoke (the default when empty) or KindLogs.
+	Kind   string `json:"kind,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
+
+// Kinds of [Check]. The runner ticks "Verify feature works in production"
+// with passing smoke checks and "Check error logs for new errors" with
+// passing log checks.
+const (
+	// KindSmoke is a functional check of the service, such as a [Probe].
+	KindSmoke = "smoke"
+	// KindLogs is a check of the service's logs, such as a [LogScan].
+	KindLogs = "logs"
+)
 
 // Observation is what one or more sources measured at one time.
 type Observation struct {

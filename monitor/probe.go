@@ -256,7 +256,7 @@ func (p *Probe) Observe(ctx context.Context, t Target) (Observation, error) {
 }
 
 func (p *Probe) observation(name string, ok bool, detail string, latency Metric) Observation {
-	o := Observation{At: time.Now(), Checks: []Check{{Name: name, OK: ok, Critical: p.Critical, Detail: detail}}}
+	o := Observation{At: time.Now(), Checks: []Check{{Name: name, OK: ok, Critical: p.Critical, Kind: KindSmoke, Detail: detail}}}
 	success := 0.0
 	if ok {
 		success = 1

@@ -61,7 +61,7 @@ func TestTriggersAtThresholds(t *testing.T) {
 		{"rps under floor", below, obsOf(monitor.RequestRate, monitor.Value(9.5, 60)), monitor.Observation{}, want{Fail, "request_rate 9.5 < 10 (60 samples)"}},
 		{"rps at floor", below, obsOf(monitor.RequestRate, monitor.Value(10, 60)), monitor.Observation{}, want{Pass, "request_rate 10 >= 10 (60 samples)"}},
 		{"range", Threshold{Metric: "queue", Min: 1, Max: 8}, obsOf("queue", monitor.Value(4, 3)), monitor.Observation{}, want{Pass, "queue 4 within [1, 8] (3 samples)"}},
-		{"checks pass", CriticalChecks{}, monitor.Observation{Checks: []monitor.Check{{Name: "smoke", OK: true}}}, monitor.Observation{}, want{Pass, "1 checks passed"}},
+		{"checks pass", CriticalChecks{}, monitor.Observation{Checks: []monitor.Check{{Name: "smoke", OK: true}}}, monitor.Observation{}, want{Pass, "1 check passed: smoke"}},
 		{"checks fail", CriticalChecks{}, monitor.Observation{Checks: []monitor.Check{{Name: "login", Critical: true, Detail: "HTTP 500"}}}, monitor.Observation{}, want{Fail, "critical check failed: login: HTTP 500"}},
 	}
 	for _, tt := range tests {

@@ -550,7 +550,18 @@ func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []b
 			return append(b, "no checks reported"...)
 		}
 		b = appendInt(b, int64(len(obs.Checks)))
-		return append(b, " checks passed"...)
+		if len(obs.Checks) == 1 {
+			b = append(b, " check passed: "...)
+		} else {
+			b = append(b, " checks passed: "...)
+		}
+		for i, c := range obs.Checks {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, c.Name...)
+		}
+		return b
 	}
 	if r.Critical {
 		b = append(b, "critical "...)

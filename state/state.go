@@ -192,10 +192,12 @@ type Record struct {
 	Outbox    []Message              `json:"outbox,omitempty"`
 
 	// Rollback state.
-	RollbackReason string    `json:"rollbackReason,omitempty"`
-	Trigger        *Trigger  `json:"trigger,omitempty"`
-	RollbackStart  time.Time `json:"rollbackStart,omitzero"`
-	RollbackSteps  []Entry   `json:"rollbackSteps,omitempty"`
+	RollbackReason string   `json:"rollbackReason,omitempty"`
+	Trigger        *Trigger `json:"trigger,omitempty"`
+	// RollbackStart is when the strategy's rollback finished (zero until it has):
+	// the previous version serves from then on.
+	RollbackStart time.Time `json:"rollbackStart,omitzero"`
+	RollbackSteps []Entry   `json:"rollbackSteps,omitempty"`
 	// Outcome is the final status the release is heading for once the
 	// communicate phase has run; Status turns to it at the very end.
 	Outcome Status `json:"outcome,omitempty"`

@@ -1,7 +1,8 @@
 // Command quickstart releases v2 of an in-process demo service with nothing to
 // install: two versions behind an in-process router, real HTTP requests from a
-// small load generator, the service's own error and latency metrics, a
-// three-step canary, a short watch, live progress and the Markdown report.
+// small load generator, the service's own error and latency metrics, its
+// error log, a smoke probe of v2, a three-step canary, a short watch, live
+// progress and the Markdown report.
 //
 //	go run ./examples/quickstart            # v2 is healthy: the release succeeds
 //	go run ./examples/quickstart -regress   # v2 fails a share of requests: it rolls back
@@ -15,10 +16,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,29 +52,45 @@ func main() {
 }
 
 func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, error) {
-	svc := &service{regress: regress}
-	url, stopServer, err := demo.Serve(svc)
-	if err != nil {
-		return nil, err
-	}
-	defer stopServer()
-	fmt.Fprintf(out, "demo service on %s: v1 serves everyone; releasing v2 (regress=%v)\n\n", url, regress)
-
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { stopLoad(); wg.Wait() }()
-	wg.Go(func() { demo.Load(loadCtx, 200, func() string { return url }) })
-	time.Sleep(2 * time.Second) // let the baseline fill
-
 	dir, err := os.MkdirTemp("", "deploykit-quickstart-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	store, err := state.NewFile(dir)
+	logPath := filepath.Join(dir, "demo.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	defer logFile.Close()
+
+	svc := &service{regress: regress, log: slog.New(slog.NewTextHandler(logFile, nil))}
+	url, stopServer, err := demo.Serve(svc)
+	if err != nil {
+		return nil, err
+	}
+	defer stopServer()
+	fmt.Fprintf(out, "demo service on %s: v1 serves everyone; releasing v2 (regress=%v); its log: %s\n\n", url, regress, logPath)
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopLoad(); wg.Wait() }()
+	wg.Go(func() { demo.Load(loadCtx, 200, func() string { return url }) })
+	wg.Go(func() { svc.flakyUpstream(loadCtx) })
+	time.Sleep(2 * time.Second) // let the baseline fill
+
+	stateDir := filepath.Join(dir, "state")
+	store, err := state.NewFile(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	// The service's error log: a signature already there before the deploy
+	// (the flaky upstream) is known; one that first appears after it is new.
+	logs := &monitor.LogScan{Path: logPath}
+	defer logs.Close()
+	// A smoke check of v2 itself, pinned with the header the router honours.
+	smoke := &monitor.Probe{Name: "v2 answers", URL: url + "/", Header: http.Header{"X-Version": {"v2"}},
+		Contains: "hello from v2", MaxLatency: 500 * time.Millisecond, Attempts: 3, Backoff: 50 * time.Millisecond, Critical: true}
 	policy := deploy.DefaultPolicy()
 	policy.Triggers = []rollback.Trigger{
 		rollback.CriticalChecks{},
@@ -80,7 +99,7 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	}
 	policy.MinSamples = 5
 	runner, err := deploy.NewRunner(&canary{router: svc, weights: []float64{0.1, 0.5, 1}, bake: 4 * time.Second},
-		deploy.WithMonitors(svc),
+		deploy.WithMonitors(svc, smoke, logs),
 		deploy.WithNotifiers(&notify.Console{W: out, Report: true}),
 		deploy.WithRollbackPolicy(policy),
 		deploy.WithInterval(time.Second),
@@ -131,6 +150,23 @@ type service struct {
 	weight  atomic.Uint64 // share of requests to v2, in 1/10000
 	regress bool
 	metrics demo.Metrics
+	log     *slog.Logger
+}
+
+// flakyUpstream is an old, known error: the inventory upstream times out now
+// and then, whatever the version. It is in the log before the deploy, so the
+// log scan does not count it as new.
+func (s *service) flakyUpstream(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.log.Error("inventory upstream timed out", "after", fmt.Sprintf("%dms", 800+rand.IntN(400)), "request", fmt.Sprintf("%016x", rand.Uint64()))
+		}
+	}
 }
 
 func (s *service) setWeight(w float64) { s.weight.Store(uint64(w * 10000)) }
@@ -141,17 +177,26 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rand.Uint64N(10000) < s.weight.Load() {
 		version = "v2"
 	}
-	failRate := 0.0
-	if version == "v2" && s.regress {
-		failRate = 0.3
+	if v := r.Header.Get("X-Version"); v == "v1" || v == "v2" {
+		version = v // a pinned request, such as the smoke probe's
 	}
-	failed := demo.Work(failRate)
+	request := fmt.Sprintf("%016x", rand.Uint64())
+	failed := demo.Work(0)
+	switch {
+	case failed:
+		s.log.Error("inventory upstream timed out", "after", "1000ms", "request", request)
+	case version == "v2" && s.regress && rand.Float64() < 0.3:
+		failed = true
+		s.log.Error("pricing rule missing", "sku", rand.IntN(90000)+10000, "request", request, "version", version)
+	}
 	if failed {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	} else {
 		fmt.Fprintf(w, "hello from %s\n", version)
 	}
-	s.metrics.Record(version, start, failed)
+	if r.Header.Get("X-Version") == "" {
+		s.metrics.Record(version, start, failed)
+	}
 }
 
 // Observe implements deploy.Monitor: v2's error rate and p95 latency since
