@@ -15,8 +15,14 @@ import (
 // old side, which is still running.
 type BlueGreen struct {
 	// Idle returns the side ("blue" or "green") not serving traffic now.
-	// Required. It is called when the plan is made, so it must answer the
-	// same until Switch has run.
+	// Required. The plan targets the idle side; once the switch step has
+	// applied (the deployment's exposure is above 0) the plan, made again
+	// for a rollback or a Resume, targets the other side of Idle, which is
+	// then the serving one. So the step names and the rollback stay right
+	// when Idle flips at the switch. Only a process that crashed in the
+	// middle of Switch, before the runner saved it, cannot tell from Idle
+	// whether the switch happened: set the release label "bluegreen.target"
+	// to make the target certain.
 	Idle func(ctx context.Context, d *deploy.Deployment) (string, error)
 	// Deploy puts the new version on side. Required; idempotent.
 	Deploy func(ctx context.Context, d *deploy.Deployment, side string) error
@@ -61,8 +67,9 @@ func other(side string) string {
 }
 
 // Plan returns "deploy-<side>", "test-<side>" (when Test is set) and
-// "switch-<side>". The side is decided from the release's "bluegreen.target"
-// label when set, else from Idle at plan time.
+// "switch-<side>". The side is the release's "bluegreen.target" label when
+// set, else the idle side before the switch and the serving side after it
+// (see Idle), so that the plan is the same every time it is made.
 func (s *BlueGreen) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -98,6 +105,9 @@ func (s *BlueGreen) target(ctx context.Context, d *deploy.Deployment) (string, e
 	}
 	if side != "blue" && side != "green" {
 		return "", fmt.Errorf("strategy: BlueGreen.Idle returned %q, neither blue nor green", side)
+	}
+	if d.Exposure > 0 {
+		return other(side), nil // switched: the target now serves and the old side is idle
 	}
 	return side, nil
 }

@@ -104,6 +104,55 @@ func TestBlueGreenRollsBackToTheOldSide(t *testing.T) {
 		if diff := cmp.Diff([]string{"deploy green", "test green", "switch green", "switch blue"}, l.calls); diff != "" {
 			t.Errorf("calls (-want +got):\n%s", diff)
 		}
+		// The plan made again for the rollback, with Idle now answering
+		// blue, still names the step that was applied.
+		if rep.Trigger.Step != "switch-green" {
+			t.Errorf("trigger at step %q, want switch-green", rep.Trigger.Step)
+		}
+	})
+}
+
+// TestBlueGreenResumeAfterSwitch: a runner that stops during the bake after
+// the switch leaves a release that another runner resumes without deploying
+// to or switching to the old side, although Idle now answers blue.
+func TestBlueGreenResumeAfterSwitch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLB()
+		s := l.bg(nil)
+		s.Bake = 10 * time.Minute
+		store := state.NewMemory()
+		open := func() *deploy.Runner {
+			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "synctest starts on a Saturday"),
+				deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r1 := open()
+		id, err := r1.Start(t.Context(), stRel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l.live != "green" {
+			next, _, err := r1.Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Until(next))
+		}
+		time.Sleep(5 * time.Minute) // r1 is gone; its lease expires
+		rep, err := open().Resume(t.Context(), id)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("Resume: status %s, err %v", rep.Status, err)
+		}
+		if diff := cmp.Diff([]string{"deploy green", "test green", "switch green"}, l.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+		if l.live != "green" {
+			t.Errorf("live side %s, want green", l.live)
+		}
 	})
 }
 
