@@ -243,8 +243,8 @@ func (rep *Report) Markdown() string {
 		if rep.Trigger.Step != "" {
 			fmt.Fprintf(&b, "- At step: %s/%s\n", rep.Trigger.Stage, rep.Trigger.Step)
 		}
-		b.WriteString("\n#")
-		b.WriteString(rep.Procedure.Markdown())
+		b.WriteString("\n")
+		b.WriteString(demote(rep.Procedure.Markdown()))
 	} else if rep.Trigger != nil {
 		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", rep.Trigger.Reason)
 	}
@@ -301,4 +301,17 @@ func (rep *Report) WorkflowState() []byte {
 	}
 	b, _ := json.MarshalIndent(ws, "", "  ")
 	return b
+}
+
+// demote moves every heading of md one level down, so that a document made
+// to stand alone ("## Rollback Procedure", "### Trigger Conditions") nests
+// under the report's "###" sections.
+func demote(md string) string {
+	lines := strings.SplitAfter(md, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "#") {
+			lines[i] = "#" + l
+		}
+	}
+	return strings.Join(lines, "")
 }
