@@ -46,6 +46,7 @@ func TestTriggersAtThresholds(t *testing.T) {
 		{"error rate at", ri, obsOf(monitor.ErrorRate, monitor.Value(0.375, 1000)), errBase, want{Pass, "error rate 37.5 % vs baseline 25.0 % (+50 %) within +50 % (1000 samples)"}},
 		{"error rate above", ri, obsOf(monitor.ErrorRate, monitor.Value(0.376, 1000)), errBase, want{Fail, "error rate 37.6 % vs baseline 25.0 % (+50 %) > +50 % (1000 samples)"}},
 		{"error rate above floor", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.5}, obsOf(monitor.ErrorRate, monitor.Value(0.5, 1000)), errBase, want{Pass, "error rate 50.0 % vs baseline 25.0 % (+100 %) at or below the 50.0 % floor (1000 samples)"}},
+		{"error rate above the binding floor", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.5}, obsOf(monitor.ErrorRate, monitor.Value(0.51, 1000)), errBase, want{Fail, "error rate 51.0 % vs baseline 25.0 % (+104 %) > +50 % and the 50.0 % floor (1000 samples)"}},
 		{"error rate no data", ri, monitor.Observation{}, errBase, want{Inconclusive, "error rate: no data (0 samples)"}},
 		{"error rate no baseline", ri, obsOf(monitor.ErrorRate, monitor.Value(0.25, 10)), monitor.Observation{}, want{Inconclusive, "error rate 25.0 %: no baseline or control to compare with (10 samples)"}},
 		{"error rate from zero", ri, obsOf(monitor.ErrorRate, monitor.Value(0.01, 10)), obsOf(monitor.ErrorRate, monitor.Value(0, 10)), want{Fail, "error rate 1.0 % vs baseline 0.0 % (n/a) > 0 (any rise from zero) (10 samples)"}},

@@ -177,6 +177,12 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		}
 		b = append(b, " > +"...)
 		b = appendPct(b, t.MaxIncrease)
+		if t.Floor > limit {
+			// The floor is the threshold recorded: say it was crossed too.
+			b = append(b, " and the "...)
+			b = appendValue(b, t.Floor, percent)
+			b = append(b, " floor"...)
+		}
 	case m.Value > limit:
 		b = append(b, " at or below the "...)
 		b = appendValue(b, t.Floor, percent)
