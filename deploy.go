@@ -112,9 +112,12 @@ type MonitorFunc = monitor.Func
 // the previous version; it is called under a context that outlives the
 // cancellation of Run, and must be idempotent.
 //
-// A strategy may implement Name() string and RollbackPath() bool; a
-// strategy whose RollbackPath reports false has no way back, which the
-// runner refuses for production unless waived ([NoRollbackPlan]).
+// A strategy may implement Name() string, RollbackPath() bool and
+// Validate() error. A strategy whose RollbackPath reports false has no way
+// back, which the runner refuses for production unless waived
+// ([NoRollbackPlan]). [NewRunner] calls Validate, so that a bad
+// configuration is refused, naming the field and its value, before any
+// release starts. Test a strategy with deploytest.TestStrategy.
 type Strategy interface {
 	Plan(d *Deployment) ([]Step, error)
 	Rollback(ctx context.Context, d *Deployment) error

@@ -98,6 +98,16 @@ func (lp *loop) start(rec *state.Record) {
 	}
 	lp.endStep(nil)
 	if lp.phaseSpan != nil {
+		// The phase being left failed when it led to a rollback, or when
+		// the rollback itself failed or the release was blocked.
+		switch {
+		case rec.Phase == string(PhaseRollback) && rec.RollbackReason != "":
+			lp.phaseSpan.SetStatus(codes.Error, "rolled back: "+rec.RollbackReason)
+		case lp.phase == string(PhaseRollback) && rec.Outcome == RollbackFailed:
+			lp.phaseSpan.SetStatus(codes.Error, "rollback failed: "+rec.Error)
+		case lp.phase == string(PhasePreflight) && rec.Outcome == Blocked && rec.Trigger != nil:
+			lp.phaseSpan.SetStatus(codes.Error, "blocked: "+rec.Trigger.Reason)
+		}
 		lp.phaseSpan.End()
 	}
 	lp.phase = rec.Phase

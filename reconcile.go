@@ -753,7 +753,7 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 	rec.Phase = string(PhaseRollback)
 	rec.RollbackStart = time.Time{}
 	r.note(rec, now, "rollback", t.Kind, "rolling back: "+t.Reason)
-	r.emit(rec, Event{Kind: EventRollback, Message: "rolling back: " + t.Reason})
+	r.emit(rec, Event{Kind: EventRollback, Step: t.Step, Message: "rolling back: " + t.Reason})
 }
 
 func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now time.Time) (time.Time, error) {

@@ -82,15 +82,19 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	validate := func(kind string, i int, x any) error {
 		if v, ok := x.(interface{ Validate() error }); ok {
 			if err := v.Validate(); err != nil {
-				if errors.Is(err, ErrInvalid) {
-					return fmt.Errorf("%s %d (%s): %w", kind, i, nameOf(x), err)
+				where := fmt.Sprintf("%s %d (%s)", kind, i, nameOf(x))
+				if i < 0 {
+					where = fmt.Sprintf("%s %s", kind, nameOf(x))
 				}
-				return fmt.Errorf("%w: %s %d (%s): %v", ErrInvalid, kind, i, nameOf(x), err)
+				if errors.Is(err, ErrInvalid) {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+				return fmt.Errorf("%w: %s: %v", ErrInvalid, where, err)
 			}
 		}
 		return nil
 	}
-	if err := validate("strategy", 0, s); err != nil {
+	if err := validate("strategy", -1, s); err != nil {
 		return nil, err
 	}
 	for i, g := range c.gates {

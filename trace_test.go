@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -77,9 +78,18 @@ func TestSpans(t *testing.T) {
 		for _, sp := range spans {
 			switch sp.Name() {
 			case "deploy.phase":
-				phases = append(phases, attrs(sp)["deploy.phase"].AsString())
+				ph := attrs(sp)["deploy.phase"].AsString()
+				phases = append(phases, ph)
 				if parent(sp) != "deploy.run" {
 					t.Errorf("phase span parent %q", parent(sp))
+				}
+				// The deploy phase led to the rollback: it failed.
+				wantCode := codes.Unset
+				if ph == "deploy" {
+					wantCode = codes.Error
+				}
+				if sp.Status().Code != wantCode || (ph == "deploy" && !strings.HasPrefix(sp.Status().Description, "rolled back: error rate")) {
+					t.Errorf("phase %s span status %+v, want %v", ph, sp.Status(), wantCode)
 				}
 			case "deploy.step":
 				if parent(sp) != "deploy.phase" {

@@ -288,7 +288,7 @@ upstream checkout {
 			{deploy.EventPhase, deploy.PhasePreflight, "", 0, deploy.Running},
 			{deploy.EventStep, deploy.PhaseDeploy, "5%", 0.05, deploy.Running},
 			{deploy.EventStep, deploy.PhaseDeploy, "25%", 0.25, deploy.Running},
-			{deploy.EventRollback, deploy.PhaseRollback, "", 0.25, deploy.Running}, // the step is in its Trigger
+			{deploy.EventRollback, deploy.PhaseRollback, "25%", 0.25, deploy.Running},
 			{deploy.EventFinished, deploy.PhaseCommunicate, "", 0, deploy.RolledBack},
 		}
 		if diff := cmp.Diff(wantEvents, got); diff != "" {
