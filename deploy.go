@@ -142,9 +142,13 @@ type Step struct {
 }
 
 // Notifier tells people what happens. Notify is called from the runner's
-// outbox with retries and backoff; an error means "not delivered, try again".
-// Notifications never block or fail a release. One notifier receives its
-// events one at a time, in order.
+// outbox with retries and backoff (1 s doubling to 1 min, 8 attempts); an
+// error means "not delivered, try again". An error that implements
+// Temporary() bool and returns false is not retried (an HTTP 401 or 404); one
+// that implements RetryAfter() time.Duration makes the next attempt wait at
+// least that long, up to 15 minutes (an HTTP 429 with Retry-After; see
+// notify.HTTPError). Notifications never block or fail a release. One
+// notifier receives its events one at a time, in order.
 type Notifier interface {
 	Notify(ctx context.Context, e Event) error
 }

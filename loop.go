@@ -237,7 +237,7 @@ func (r *Runner) flushSync(lp *loop, id string) bool {
 				r.note(rec, now, "note", "notify", fmt.Sprintf("gave up on event %d for notifier %d: %v", m.ID, m.Notifier, err))
 				continue
 			}
-			m.NextAt = now.Add(backoff(m.Attempts))
+			m.NextAt = now.Add(retryWait(err, m.Attempts))
 			blocked[m.Notifier] = true
 			keep = append(keep, m)
 			continue
@@ -285,6 +285,22 @@ const (
 	maxAttempts          = 8
 	notifyAttemptTimeout = 10 * time.Second
 )
+
+// retryWait is the wait before retrying after the n-th failed attempt: the
+// backoff, or longer when the notifier's error asks for it with a
+// RetryAfter() time.Duration method (an HTTP 429 or 503 with Retry-After),
+// capped at maxRetryAfter.
+func retryWait(err error, n int) time.Duration {
+	d := backoff(n)
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		d = max(d, min(ra.RetryAfter(), maxRetryAfter))
+	}
+	return d
+}
+
+// maxRetryAfter caps how long a receiver's Retry-After can hold a notifier.
+const maxRetryAfter = 15 * time.Minute
 
 // backoff returns the wait after the n-th failed attempt: 1 s, 2 s, 4 s …
 // capped at one minute.
@@ -372,7 +388,7 @@ func (d *dispatcher) work(i int) {
 				m.Attempts = maxAttempts // given up
 				final = true
 			} else {
-				m.NextAt = time.Now().Add(backoff(m.Attempts))
+				m.NextAt = time.Now().Add(retryWait(err, m.Attempts))
 			}
 		} else {
 			m.Delivered = true

@@ -893,3 +893,42 @@ func TestChecksTickTheirItems(t *testing.T) {
 		}
 	})
 }
+
+// slowDown is a notifier error that asks to wait, like an HTTP 429 with
+// Retry-After.
+type slowDown struct{ wait time.Duration }
+
+func (e slowDown) Error() string             { return "429 Too Many Requests" }
+func (e slowDown) Temporary() bool           { return true }
+func (e slowDown) RetryAfter() time.Duration { return e.wait }
+
+// TestNotifierRetryAfter: the outbox waits as long as the notifier's error
+// asks (RetryAfter), not only its own backoff, and still delivers.
+func TestNotifierRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var attempts []time.Duration
+		start := time.Now()
+		n := deploy.NotifierFunc(func(ctx context.Context, e deploy.Event) error {
+			if e.Kind != deploy.EventStarted {
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			attempts = append(attempts, time.Since(start))
+			if len(attempts) == 1 {
+				return slowDown{3 * time.Minute}
+			}
+			return nil
+		})
+		h := newHarness(t, ramp(), deploytest.Healthy(), deploy.WithNotifiers(n))
+		if _, err := h.runner.Run(t.Context(), rel); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if diff := cmp.Diff([]time.Duration{0, 3 * time.Minute}, attempts); diff != "" {
+			t.Errorf("attempts to deliver the start event (-want +got):\n%s", diff)
+		}
+	})
+}

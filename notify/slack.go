@@ -24,8 +24,10 @@ import (
 // Verbose is set. Urgent events (a failed rollback) start with Mention.
 //
 // A response other than 2xx is returned as an *HTTPError, so that the
-// runner retries. A Slack is safe for concurrent use; do not change its
-// fields while it is in use.
+// runner retries an outage, and waits as long as Slack's rate limit asks
+// (a 429 with Retry-After), but not a refusal (a revoked webhook's 404).
+// A Slack is safe for concurrent use; do not change its fields while it is
+// in use.
 type Slack struct {
 	// WebhookURL is the incoming webhook's URL. It is a secret: errors
 	// never show it.

@@ -227,3 +227,35 @@ func TestSlackValidate(t *testing.T) {
 		t.Error(`Name() != "slack"`)
 	}
 }
+
+// TestSlackRetryAfter: a 429 with Retry-After (seconds, or an HTTP date)
+// tells the runner how long to wait, through HTTPError.RetryAfter.
+func TestSlackRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"30", 30 * time.Second},
+		{"0", 0},
+		{"soon", 0},
+		{"", 0},
+		{time.Now().Add(2 * time.Minute).UTC().Format(http.TimeFormat), 2 * time.Minute},
+		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0},
+	} {
+		s := &notify.Slack{WebhookURL: "https://hooks.slack.invalid/services/T000/B000/XXXX",
+			Client: &http.Client{Transport: roundTripper(func(*http.Request) (*http.Response, error) {
+				r := respond(http.StatusTooManyRequests)
+				r.Header.Set("Retry-After", tc.header)
+				return r, nil
+			})}}
+		err := s.Notify(context.Background(), events()["step"])
+		var he *notify.HTTPError
+		if !errors.As(err, &he) || !he.Temporary() {
+			t.Fatalf("Retry-After %q: %v, want a temporary *HTTPError", tc.header, err)
+		}
+		// An HTTP date has a one-second resolution.
+		if got := he.RetryAfter(); got < tc.want-time.Second || got > tc.want {
+			t.Errorf("Retry-After %q: RetryAfter() = %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}

@@ -62,8 +62,9 @@ var defaultClient = &http.Client{Timeout: time.Minute}
 // A response other than 2xx, a transport error or a timeout is returned as
 // an error, so that the runner retries the event with backoff. The error is
 // an *HTTPError for a non-2xx response; its Temporary method tells a
-// receiver's refusal (4xx other than 408 and 429) from an outage. The runner
-// retries both, up to its attempt limit.
+// receiver's refusal (4xx other than 408 and 429), which the runner does not
+// retry, from an outage, which it retries up to its attempt limit, waiting at
+// least as long as the receiver's Retry-After header asks (RetryAfter).
 //
 // A Webhook is safe for concurrent use; do not change its fields while it
 // is in use.
@@ -201,6 +202,32 @@ type HTTPError struct {
 	StatusCode int
 	// Body is the start of the response body.
 	Body string
+	// Retry is how long the receiver asked to wait before trying again
+	// (its Retry-After header, in seconds or as a date), or 0.
+	Retry time.Duration
+}
+
+// RetryAfter returns how long the receiver asked to wait, or 0. The runner
+// waits at least that long before the next attempt.
+func (e *HTTPError) RetryAfter() time.Duration { return e.Retry }
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+// Nonsense and times in the past give 0.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(h); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 func (e *HTTPError) Error() string {
@@ -245,7 +272,8 @@ func send(c *http.Client, req *http.Request, name string) ([]byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &HTTPError{Notifier: name, Method: req.Method, Host: req.URL.Host, StatusCode: resp.StatusCode, Body: clip(strings.TrimSpace(string(body)), 200)}
+		return nil, &HTTPError{Notifier: name, Method: req.Method, Host: req.URL.Host, StatusCode: resp.StatusCode,
+			Body: clip(strings.TrimSpace(string(body)), 200), Retry: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("notify: %s: %s %s: reading response: %w", name, req.Method, req.URL.Host, err)
