@@ -134,7 +134,9 @@ type Step struct {
 	// soon as the step is applied, without observing.
 	Bake time.Duration
 	// Approval makes the runner wait for the approval gate (WithApproval)
-	// before applying the step.
+	// before applying the step. Like a paused Argo Rollout, the wait has no
+	// deadline; unlike one, the users already exposed by the steps before
+	// stay watched every interval, and a breach rolls back.
 	Approval bool
 	// Apply makes the step happen. It must be idempotent: after a crash the
 	// runner may apply a step again that was applied but not yet recorded.

@@ -175,7 +175,11 @@ func WithGateDeadline(d time.Duration) Option {
 	return func(c *config) { c.gateDeadline = d }
 }
 
-// WithApproval sets the gate consulted before a step with Approval set.
+// WithApproval sets the gate consulted before a step with Approval set, such
+// as a gate.Approval. While it asks to wait (RetryAt), the runner re-checks
+// it at the time it gives or at the next observation interval, whichever is
+// sooner, observing the monitors meanwhile: a breach rolls back. A refusal
+// rolls back too.
 func WithApproval(g Gate) Option {
 	return func(c *config) {
 		if g != nil {

@@ -358,6 +358,30 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			span.End()
 			if at, ok := IsRetry(err); ok {
 				r.noteOnce(rec, now, "gate", "approval", "waiting: "+err.Error())
+				if rec.Exposure == 0 || len(r.cfg.monitors) == 0 {
+					return at, nil
+				}
+				// Users are on the new version while the approval is
+				// pending: keep watching them, as during a bake. A breach
+				// rolls back; the wait has no deadline of its own.
+				if rec.BakeStart.IsZero() {
+					rec.BakeStart = now // the window of the wait
+				}
+				dec, _ := r.judge(sctx, rec, lp, "bake", rec.BakeStart)
+				if dec.Verdict == rollback.Rollback {
+					prev := ""
+					if rec.Step > 0 {
+						prev = steps[rec.Step-1].Name
+					}
+					r.announce(rec, lp, dec, prev)
+					t := triggerFrom(dec, "breach")
+					t.Reason = fmt.Sprintf("while step %s/%s waited for approval: %s", stageName, step.Name, dec.Reason)
+					t.Stage, t.Step = stageName, prev
+					return now, r.breach(rec, lp, now, t)
+				}
+				if next := now.Add(r.cfg.interval); next.Before(at) {
+					return next, nil
+				}
 				return at, nil
 			}
 			if err != nil {
@@ -738,7 +762,7 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 	if t.At.IsZero() {
 		t.At = now
 	}
-	if rec.Phase == string(PhaseDeploy) && rec.Step >= 0 {
+	if rec.Phase == string(PhaseDeploy) && rec.Step >= 0 && t.Step == "" {
 		t.Stage, t.Step = r.stageName(rec), r.currentStepName(rec, nil)
 	}
 	if outcome == "" {

@@ -932,3 +932,39 @@ func TestNotifierRetryAfter(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchesWhileApprovalPending: users exposed by the steps before an
+// approval step stay watched while the approval is pending, and a breach
+// then rolls back, naming the step that exposed them.
+func TestWatchesWhileApprovalPending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.05, 0.25, 1)}
+		s.Steps[1].Approval = true
+		pending := deploy.GateFunc(func(context.Context, *deploy.Deployment) error {
+			return deploy.RetryAt(time.Now().Add(time.Hour), "approval pending: nobody has looked yet")
+		})
+		broken := start.Add(3 * time.Hour) // the new version degrades during the wait
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			h := deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond, Samples: 1000}
+			if tg.Phase == "bake" && !time.Now().Before(broken) {
+				h.ErrorRate = 0.2
+			}
+			return h.Observation(), nil
+		})
+		h := newHarness(t, s, nil, deploy.WithMonitors(m), deploy.WithApproval(pending))
+		rep, err := h.runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
+			t.Fatalf("status %s, err %v; want rolled back", rep.Status, err)
+		}
+		if got := rep.Trigger.At.Sub(broken); got < 0 || got > time.Minute {
+			t.Errorf("rolled back %v after the breach, want within one interval (1m)", got)
+		}
+		if rep.Trigger.Step != "5%" || !strings.HasPrefix(rep.Trigger.Reason, "while step production/25% waited for approval: error rate 20.0 %") {
+			t.Errorf("trigger at step %q: %q", rep.Trigger.Step, rep.Trigger.Reason)
+		}
+		if diff := cmp.Diff([]string{"production/5%"}, h.strategy.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+	})
+}
