@@ -110,7 +110,10 @@ type MonitorFunc = monitor.Func
 // continues by step index, so the steps after a restart must be the same
 // steps. Step names are unique within a plan. Rollback returns every user to
 // the previous version; it is called under a context that outlives the
-// cancellation of Run, and must be idempotent.
+// cancellation of Run, and must be idempotent. With several stages
+// (WithStages), Plan is called for each stage (d.Stage), and Rollback once,
+// for the stage being deployed when the release failed; stages already
+// completed, such as staging, keep the new version.
 //
 // A strategy may implement Name() string, RollbackPath() bool and
 // Validate() error. A strategy whose RollbackPath reports false has no way
