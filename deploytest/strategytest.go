@@ -17,10 +17,11 @@ import (
 // a test instance of whatever the strategy drives.
 //
 // The contracts: Plan is deterministic (same names, exposures, bakes and
-// approvals on every call); it returns at least one step; step names are
-// unique and non-empty; exposures are in [0, 1] and never decrease; bakes are
-// not negative; Apply is set; applying a step again succeeds; Rollback
-// succeeds and may be called again.
+// approvals on every call, also when made again after every step was
+// applied, as for a Resume or a rollback); it returns at least one step;
+// step names are unique and non-empty; exposures are in [0, 1], never
+// decrease and end at 1 (everyone); bakes are not negative; Apply is set;
+// applying a step again succeeds; Rollback succeeds and may be called again.
 func TestStrategy(ctx context.Context, s deploy.Strategy, d *deploy.Deployment) error {
 	if s == nil {
 		return errors.New("deploytest: TestStrategy: strategy is nil")
@@ -77,6 +78,9 @@ func TestStrategy(ctx context.Context, s deploy.Strategy, d *deploy.Deployment) 
 			fail("step %d (%q): Apply is nil", i, st.Name)
 		}
 	}
+	if n := len(steps); n > 0 && steps[n-1].Exposure != 1 {
+		fail("the last step (%q) has Exposure %v: a plan must end with everyone on the new version (1)", steps[n-1].Name, steps[n-1].Exposure)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -91,6 +95,19 @@ func TestStrategy(ctx context.Context, s deploy.Strategy, d *deploy.Deployment) 
 			break
 		}
 		d.Exposure = st.Exposure
+	}
+	// Made again once the steps are applied, the plan is the same: Resume and
+	// the rollback's trigger find the steps by index.
+	if after, err := s.Plan(d); err != nil {
+		fail("Plan after the steps were applied: %v", err)
+	} else if len(after) != len(steps) {
+		fail("Plan after the steps were applied has %d steps, not %d", len(after), len(steps))
+	} else {
+		for i := range steps {
+			if after[i].Name != steps[i].Name || after[i].Exposure != steps[i].Exposure {
+				fail("Plan after the steps were applied differs at step %d: %q/%v, was %q/%v", i, after[i].Name, after[i].Exposure, steps[i].Name, steps[i].Exposure)
+			}
+		}
 	}
 	if err := s.Rollback(ctx, d); err != nil {
 		fail("Rollback: %v", err)
