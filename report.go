@@ -165,8 +165,22 @@ func (rep *Report) Markdown() string {
 	switch rep.Status {
 	case Succeeded:
 		fmt.Fprintf(&b, "- %s %s released to %s at %s exposure\n", rep.Release.Service, rep.Release.Version, rep.Release.Environment, percent(rep.Exposure))
-	default:
-		fmt.Fprintf(&b, "- Nothing: %s %s was %s\n", rep.Release.Service, rep.Release.Version, rep.Status)
+	case RollbackFailed:
+		fmt.Fprintf(&b, "- Unknown: the rollback of %s %s did not complete or did not restore health; the new version may still reach users until a person acts\n", rep.Release.Service, rep.Release.Version)
+	case Failed:
+		if rep.Exposure > 0 {
+			fmt.Fprintf(&b, "- %s %s stays at %s exposure: the release failed with no way back\n", rep.Release.Service, rep.Release.Version, percent(rep.Exposure))
+		} else {
+			fmt.Fprintf(&b, "- Nothing: %s %s failed before it reached users\n", rep.Release.Service, rep.Release.Version)
+		}
+	case Blocked:
+		fmt.Fprintf(&b, "- Nothing: %s %s was blocked before anything was deployed\n", rep.Release.Service, rep.Release.Version)
+	default: // rolled back, aborted
+		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rep.Release.Service, rep.Release.Version, rep.Status)
+		if rep.Release.PreviousVersion != "" {
+			fmt.Fprintf(&b, "; %s serves everyone", rep.Release.PreviousVersion)
+		}
+		b.WriteString("\n")
 	}
 	if rep.Release.Description != "" {
 		fmt.Fprintf(&b, "- %s\n", rep.Release.Description)

@@ -258,8 +258,15 @@ func TestRollbackThatFails(t *testing.T) {
 		if !urgent {
 			t.Error("no urgent event was sent")
 		}
-		if !strings.Contains(rep.Markdown(), "URGENT: restore the previous version by hand") {
-			t.Errorf("report lacks the urgent follow-up:\n%s", rep.Markdown())
+		md := rep.Markdown()
+		for _, want := range []string{
+			"## Rollback failed: Faster checkout",
+			"- Unknown: the rollback of checkout v2 did not complete or did not restore health; the new version may still reach users until a person acts",
+			"URGENT: restore the previous version by hand",
+		} {
+			if !strings.Contains(md, want) {
+				t.Errorf("report lacks %q:\n%s", want, md)
+			}
 		}
 	})
 }
@@ -751,6 +758,9 @@ func TestNoRollbackPathWaived(t *testing.T) {
 		}
 		if !strings.Contains(rep.Markdown(), "Waived pitfall no-rollback-plan: one-way schema migration") {
 			t.Error("the waiver is not in the report")
+		}
+		if want := "- checkout v2 stays at 5 % exposure: the release failed with no way back"; !strings.Contains(rep.Markdown(), want) {
+			t.Errorf("report lacks %q:\n%s", want, rep.Markdown())
 		}
 	})
 }
