@@ -92,10 +92,12 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	smoke := &monitor.Probe{Name: "v2 answers", URL: url + "/", Header: http.Header{"X-Version": {"v2"}},
 		Contains: "hello from v2", MaxLatency: 500 * time.Millisecond, Attempts: 3, Backoff: 50 * time.Millisecond, Critical: true}
 	policy := deploy.DefaultPolicy()
+	// A failed critical check wins whatever the order; otherwise the first
+	// trigger that fails names the rollback, so the metrics come first.
 	policy.Triggers = []rollback.Trigger{
-		rollback.CriticalChecks{},
 		rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.02},
 		rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 50 * time.Millisecond},
+		rollback.CriticalChecks{},
 	}
 	policy.MinSamples = 5
 	runner, err := deploy.NewRunner(&canary{router: svc, weights: []float64{0.1, 0.5, 1}, bake: 4 * time.Second},
