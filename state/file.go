@@ -18,9 +18,13 @@ import (
 // synced, so a crash leaves either the old or the new record, never half of
 // one. Files are created with mode 0600.
 //
-// File is safe for concurrent use within one process. Several processes
-// sharing a directory are serialised per record by the compare-and-swap on
-// Rev only within a process; use state/postgres for fleets of runners.
+// File is safe for concurrent use, also by several processes sharing the
+// directory on one machine: Create and Update hold an exclusive flock(2) on
+// the directory's ".lock" file while they read, check and write, so the
+// compare-and-swap on Rev, the fencing token and "one active release per
+// service and environment" hold across processes (on Unix; elsewhere within
+// one process only). Network file systems may not honour flock: use
+// state/postgres for runners on several machines.
 type File struct {
 	dir string
 	mu  sync.Mutex
@@ -111,16 +115,31 @@ func (f *File) write(r *Record) error {
 	return nil
 }
 
+// lock serialises read-check-write sections: within the process with mu,
+// across processes with the directory's lock file.
+func (f *File) lock() (func(), error) {
+	f.mu.Lock()
+	unlock, err := lockDir(f.dir)
+	if err != nil {
+		f.mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); f.mu.Unlock() }, nil
+}
+
 // Create implements Store.
 func (f *File) Create(ctx context.Context, r *Record) error {
 	if r == nil {
 		return errNilRecord("Create")
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if _, err := f.path(r.ID); err != nil {
 		return err
 	}
+	unlock, err := f.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, err := f.read(r.ID); err == nil || !errors.Is(err, ErrNotFound) {
 		if err == nil {
 			return fmt.Errorf("%w: %s", ErrExists, r.ID)
@@ -180,8 +199,11 @@ func (f *File) Update(ctx context.Context, r *Record) error {
 	if r == nil {
 		return errNilRecord("Update")
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	unlock, err := f.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old, err := f.read(r.ID)
 	if err != nil {
 		return err

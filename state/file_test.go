@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,7 +27,8 @@ func newFile(t *testing.T) (*state.File, string) {
 	return f, dir
 }
 
-// names lists the directory, dot files included.
+// names lists the directory, dot files included, but for the store's lock
+// file.
 func names(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -35,7 +37,9 @@ func names(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		out = append(out, e.Name())
+		if e.Name() != ".lock" {
+			out = append(out, e.Name())
+		}
 	}
 	return out
 }
@@ -240,5 +244,88 @@ func TestFileSharedDirectory(t *testing.T) {
 	}
 	if err := a.Update(ctx, r); !errors.Is(err, state.ErrFenced) {
 		t.Errorf("Update with the old token through the first store = %v, want ErrFenced", err)
+	}
+}
+
+// TestFileAcrossProcesses: several processes sharing a directory (here,
+// this test binary started again) each increment a counter in one record
+// with load, change, Update and a retry on ErrConflict. No update is lost,
+// and of releases of one service created at once by all of them, one wins.
+func TestFileAcrossProcesses(t *testing.T) {
+	if dir := os.Getenv("DEPLOYKIT_FILE_WORKER"); dir != "" {
+		fileWorker(t, dir)
+		return
+	}
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("shared")
+	r.Status, r.Step, r.Token = "succeeded", 0, 0
+	if err := f.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	const workers, increments = 4, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestFileAcrossProcesses$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "DEPLOYKIT_FILE_WORKER="+dir, fmt.Sprintf("DEPLOYKIT_FILE_WORKER_ID=%d", i), fmt.Sprintf("DEPLOYKIT_FILE_INCREMENTS=%d", increments))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("worker %d: %v\n%s", i, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := f.Load(ctx, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Step != workers*increments || got.Rev != workers*increments+1 {
+		t.Errorf("counter %d at rev %d, want %d at rev %d: updates were lost", got.Step, got.Rev, workers*increments, workers*increments+1)
+	}
+	active := 0
+	for _, n := range names(t, dir) {
+		if strings.HasPrefix(n, "race-") {
+			active++
+		}
+	}
+	if active != 1 {
+		t.Errorf("%d active releases of one service were created at once, want 1: %v", active, names(t, dir))
+	}
+}
+
+func fileWorker(t *testing.T, dir string) {
+	f, err := state.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var n int
+	fmt.Sscan(os.Getenv("DEPLOYKIT_FILE_INCREMENTS"), &n)
+	for range n {
+		for {
+			r, err := f.Load(ctx, "shared")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Step++
+			err = f.Update(ctx, r)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, state.ErrConflict) {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Every worker starts a release of the same service at once.
+	r := deploytest.FullRecord("race-" + os.Getenv("DEPLOYKIT_FILE_WORKER_ID"))
+	r.Status = "running"
+	if err := f.Create(ctx, r); err != nil && !errors.Is(err, state.ErrActive) {
+		t.Fatal(err)
 	}
 }
