@@ -85,7 +85,14 @@ func (f *File) write(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}
-	tmp, err := os.CreateTemp(f.dir, "."+r.ID+".*.tmp")
+	return f.replace(filepath.Base(p), b)
+}
+
+// replace writes b to the file name in the store's directory atomically:
+// a synced temporary file renamed over the old one, then the directory synced.
+func (f *File) replace(name string, b []byte) error {
+	p := filepath.Join(f.dir, name)
+	tmp, err := os.CreateTemp(f.dir, "."+name+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -96,11 +103,11 @@ func (f *File) write(r *Record) error {
 	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("state: writing %s: %w", r.ID, err)
+		return fmt.Errorf("state: writing %s: %w", name, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("state: syncing %s: %w", r.ID, err)
+		return fmt.Errorf("state: syncing %s: %w", name, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -146,13 +153,24 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 		}
 		return err
 	}
-	all, err := f.list()
+	idx, err := f.activeIndex()
 	if err != nil {
 		return err
 	}
-	for _, o := range all {
-		if conflicts(o, r) {
+	key := fileKey(r)
+	if id, ok := idx[key]; ok {
+		// The index may be stale (a crash between writes): the record decides.
+		if o, err := f.read(id); err == nil && conflicts(o, r) {
 			return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
+		}
+		delete(idx, key)
+	}
+	if !r.Status.Final() {
+		// The index first: a crash before the record leaves a stale entry,
+		// never an active record the index misses.
+		idx[key] = r.ID
+		if err := f.writeIndex(idx); err != nil {
+			return err
 		}
 	}
 	rev := r.Rev
@@ -162,6 +180,45 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 		return err
 	}
 	return nil
+}
+
+// indexName is the file that maps each service and environment to its
+// active release, so that Create does not read every record.
+const indexName = ".active.json"
+
+func fileKey(r *Record) string { return r.Release.Service + "\x00" + r.Release.Environment }
+
+// activeIndex reads the index of active releases. When it is missing or
+// does not decode, it is rebuilt from the records.
+func (f *File) activeIndex() (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(f.dir, indexName))
+	idx := map[string]string{}
+	if err == nil && json.Unmarshal(b, &idx) == nil {
+		return idx, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	all, err := f.list()
+	if err != nil {
+		return nil, err
+	}
+	idx = map[string]string{}
+	for _, o := range all {
+		if !o.Status.Final() {
+			idx[fileKey(o)] = o.ID
+		}
+	}
+	return idx, f.writeIndex(idx)
+}
+
+// writeIndex replaces the index atomically.
+func (f *File) writeIndex(idx map[string]string) error {
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return fmt.Errorf("state: encoding the index: %w", err)
+	}
+	return f.replace(indexName, b)
 }
 
 // list reads every record; corrupt files are skipped so that one bad file
@@ -215,6 +272,14 @@ func (f *File) Update(ctx context.Context, r *Record) error {
 	if err := f.write(r); err != nil {
 		r.Rev--
 		return err
+	}
+	if r.Status.Final() && !old.Status.Final() {
+		// The record first: a crash before the index is updated leaves a
+		// stale entry that Create sees through.
+		if idx, err := f.activeIndex(); err == nil && idx[fileKey(r)] == r.ID {
+			delete(idx, fileKey(r))
+			f.writeIndex(idx)
+		}
 	}
 	return nil
 }

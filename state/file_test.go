@@ -28,7 +28,7 @@ func newFile(t *testing.T) (*state.File, string) {
 }
 
 // names lists the directory, dot files included, but for the store's lock
-// file.
+// file and index of active releases.
 func names(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -37,7 +37,7 @@ func names(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Name() != ".lock" {
+		if e.Name() != ".lock" && e.Name() != ".active.json" {
 			out = append(out, e.Name())
 		}
 	}
@@ -327,5 +327,78 @@ func fileWorker(t *testing.T, dir string) {
 	r.Status = "running"
 	if err := f.Create(ctx, r); err != nil && !errors.Is(err, state.ErrActive) {
 		t.Fatal(err)
+	}
+}
+
+// TestFileActiveIndex: Create finds the active release of a service through
+// the index, sees through stale entries and rebuilds a missing or corrupt
+// index from the records.
+func TestFileActiveIndex(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	rec := func(id, service, status string) *state.Record {
+		r := deploytest.FullRecord(id)
+		r.Release.Service, r.Status = service, state.Status(status)
+		return r
+	}
+	if err := f.Create(ctx, rec("a1", "a", "running")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Create(ctx, rec("a2", "a", "running")); !errors.Is(err, state.ErrActive) {
+		t.Fatalf("second active release of a: %v, want ErrActive", err)
+	}
+	// Finishing a1 frees the service.
+	r, _ := f.Load(ctx, "a1")
+	r.Status = "succeeded"
+	if err := f.Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Create(ctx, rec("a2", "a", "running")); err != nil {
+		t.Fatalf("after a1 finished: %v", err)
+	}
+	// A stale entry (its record gone) does not block.
+	os.WriteFile(filepath.Join(dir, ".active.json"), []byte(`{"b\u0000production":"gone"}`), 0o600)
+	if err := f.Create(ctx, rec("b1", "b", "running")); err != nil {
+		t.Fatalf("stale entry: %v", err)
+	}
+	// A missing or corrupt index is rebuilt from the records: a2 and b1
+	// are active.
+	for _, broken := range []func(){
+		func() { os.Remove(filepath.Join(dir, ".active.json")) },
+		func() { os.WriteFile(filepath.Join(dir, ".active.json"), []byte(`{"a`), 0o600) },
+	} {
+		broken()
+		if err := f.Create(ctx, rec("a3", "a", "running")); !errors.Is(err, state.ErrActive) {
+			t.Errorf("rebuilt index: a3: %v, want ErrActive (a2 is active)", err)
+		}
+		if err := f.Create(ctx, rec("b2", "b", "running")); !errors.Is(err, state.ErrActive) {
+			t.Errorf("rebuilt index: b2: %v, want ErrActive (b1 is active)", err)
+		}
+	}
+}
+
+// BenchmarkFileCreate: Create with 1,000 finished releases in the directory
+// reads the index, not every record.
+func BenchmarkFileCreate(b *testing.B) {
+	f, err := state.NewFile(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		r := deploytest.FullRecord(fmt.Sprintf("old-%d", i))
+		r.Status, r.Release.Service = "succeeded", fmt.Sprintf("svc-%d", i)
+		if err := f.Create(b.Context(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	for b.Loop() {
+		r := deploytest.FullRecord(fmt.Sprintf("new-%d", i))
+		r.Status = "running"
+		r.Release.Service = fmt.Sprintf("new-%d", i)
+		i++
+		if err := f.Create(b.Context(), r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
