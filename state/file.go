@@ -16,7 +16,10 @@ import (
 // default store. Each write goes to a temporary file in the same directory,
 // is synced, closed and renamed over the old one, then the directory is
 // synced, so a crash leaves either the old or the new record, never half of
-// one. Files are created with mode 0600.
+// one. Files are created with mode 0600. A small index, ".active.json",
+// names the active release of each service and environment, so that Create
+// does not read every record; it is rebuilt from the records when it is
+// missing or does not decode, and the records decide when it is stale.
 //
 // File is safe for concurrent use, also by several processes sharing the
 // directory on one machine: Create and Update hold an exclusive flock(2) on
