@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -93,18 +95,23 @@ type ProgressiveStep struct {
 //		Deploy: deployBinary, Bake: 30 * time.Minute,
 //	}, deploy.WithGates(gate.FlagOff{Flag: "new-checkout", Client: client, Controller: p}), ...)
 //
-// The flag is the same for every stage: with several stages (deploy.WithStages)
-// each stage's "dark" step would set the share back to 0, so use Progressive
-// with one stage, or one runner per stage with its own flag.
+// With several stages (deploy.WithStages), each stage usually has its own
+// flag backend — staging's flagd file and production's — given in Stages:
+// each stage then ramps its own flag from 0, and a rollback turns off only
+// the flag of the stage that failed. A stage missing from Stages uses
+// Controller and Client.
 type Progressive struct {
 	// Flag is the key of a boolean flag whose on variant (true) takes users to
 	// the new code path. Required.
 	Flag string
-	// Controller sets the flag's share (the write side). Required.
+	// Controller sets the flag's share (the write side). Required unless
+	// Stages covers every stage.
 	Controller flags.Controller
 	// Client evaluates the flag as users do (the read side), to check each
-	// share. Required; *openfeature.Client implements it.
+	// share. Required with Controller; *openfeature.Client implements it.
 	Client FlagClient
+	// Stages gives stages, by deploy.Stage.Name, their own flag backend.
+	Stages map[string]FlagTarget
 	// Deploy puts the new binary in place, with the flag off. Nil when the
 	// code is already deployed. It must be idempotent.
 	Deploy func(ctx context.Context, d *deploy.Deployment) error
@@ -141,18 +148,26 @@ func (s *Progressive) Name() string { return "progressive" }
 // RollbackPath reports true: Rollback sets the share to 0.
 func (s *Progressive) RollbackPath() bool { return true }
 
-// Validate reports a missing Flag, Controller or Client; a negative Bake,
+// Validate reports a missing Flag, Controller or Client (or one of a Stages entry);
 // Samples or Settle; a step whose share is outside (0, 1] or not above the
 // previous step's (in whole buckets), or whose Bake is negative; a Tolerance
 // outside [0, 1); or more Traced evaluations than Samples. The error names
 // the field and its value.
 func (s *Progressive) Validate() error {
+	for _, name := range slices.Sorted(maps.Keys(s.Stages)) {
+		switch t := s.Stages[name]; {
+		case t.Controller == nil:
+			return fmt.Errorf("strategy: Progressive.Stages[%q].Controller is nil", name)
+		case t.Client == nil:
+			return fmt.Errorf("strategy: Progressive.Stages[%q].Client is nil", name)
+		}
+	}
 	switch {
 	case s.Flag == "":
 		return errors.New("strategy: Progressive.Flag is empty")
-	case s.Controller == nil:
+	case s.Controller == nil && (s.Client != nil || len(s.Stages) == 0):
 		return errors.New("strategy: Progressive.Controller is nil")
-	case s.Client == nil:
+	case s.Client == nil && (s.Controller != nil || len(s.Stages) == 0):
 		return errors.New("strategy: Progressive.Client is nil")
 	case s.Bake < 0:
 		return fmt.Errorf("strategy: Progressive.Bake %v is negative", s.Bake)
@@ -219,6 +234,9 @@ func (s *Progressive) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := s.target(d); err != nil {
+		return nil, err
+	}
 	steps := []deploy.Step{{Name: "dark", Exposure: 0, Bake: s.Bake, Apply: s.dark}}
 	for _, st := range s.steps() {
 		name := shareName(st.Share)
@@ -251,12 +269,33 @@ func (s *Progressive) Rollback(ctx context.Context, d *deploy.Deployment) error 
 	return s.set(ctx, d, "rollback", 0)
 }
 
+// FlagTarget is one flag backend: where a stage's flag is set and read.
+type FlagTarget struct {
+	Controller flags.Controller
+	Client     FlagClient
+}
+
+// target returns the flag backend of d's stage.
+func (s *Progressive) target(d *deploy.Deployment) (FlagTarget, error) {
+	if t, ok := s.Stages[d.Stage.Name]; ok {
+		return t, nil
+	}
+	if s.Controller == nil || s.Client == nil {
+		return FlagTarget{}, fmt.Errorf("strategy: Progressive has no flag backend for stage %q: set Controller and Client, or Stages[%q]", d.Stage.Name, d.Stage.Name)
+	}
+	return FlagTarget{Controller: s.Controller, Client: s.Client}, nil
+}
+
 // set sets the share and checks it through the read side.
 func (s *Progressive) set(ctx context.Context, d *deploy.Deployment, step string, share float64) error {
-	if err := s.Controller.SetShare(ctx, s.Flag, share); err != nil {
+	t, err := s.target(d)
+	if err != nil {
+		return err
+	}
+	if err := t.Controller.SetShare(ctx, s.Flag, share); err != nil {
 		return fmt.Errorf("strategy: set flag %q to %s: %w", s.Flag, pct(share), err)
 	}
-	return s.check(ctx, d.ID, step, share)
+	return s.check(ctx, t.Client, d.ID, step, share)
 }
 
 // tolerance returns how far the observed share of n samples may be from share.
@@ -269,7 +308,7 @@ func (s *Progressive) tolerance(share float64, n int) float64 {
 
 // check evaluates the flag for synthetic keys until the observed share is
 // within tolerance of share, or Settle has passed.
-func (s *Progressive) check(ctx context.Context, id, step string, share float64) error {
+func (s *Progressive) check(ctx context.Context, client FlagClient, id, step string, share float64) error {
 	settle := s.Settle
 	if settle == 0 {
 		settle = DefaultSettle
@@ -279,7 +318,7 @@ func (s *Progressive) check(ctx context.Context, id, step string, share float64)
 	deadline := time.Now().Add(settle)
 	wait := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		on, err := s.sample(ctx, id, step, attempt, n)
+		on, err := s.sample(ctx, client, id, step, attempt, n)
 		observed := float64(on) / float64(n)
 		ok := err == nil && math.Abs(observed-share) <= tol
 		span := trace.SpanFromContext(ctx)
@@ -320,7 +359,7 @@ func (s *Progressive) check(ctx context.Context, id, step string, share float64)
 
 // sample evaluates the flag for n synthetic keys and counts the keys that
 // get true. The first error ends the sample.
-func (s *Progressive) sample(ctx context.Context, id, step string, attempt, n int) (int, error) {
+func (s *Progressive) sample(ctx context.Context, client FlagClient, id, step string, attempt, n int) (int, error) {
 	traced := s.Traced
 	if traced == 0 {
 		traced = DefaultTraced
@@ -345,7 +384,7 @@ func (s *Progressive) sample(ctx context.Context, id, step string, attempt, n in
 		if i < traced {
 			opts = hook
 		}
-		det, err := s.Client.BooleanValueDetails(ctx, s.Flag, false, openfeature.NewEvaluationContext(string(key), nil), opts...)
+		det, err := client.BooleanValueDetails(ctx, s.Flag, false, openfeature.NewEvaluationContext(string(key), nil), opts...)
 		if err != nil {
 			return on, fmt.Errorf("evaluating for targeting key %q: %w", key, err)
 		}

@@ -512,3 +512,68 @@ func TestProgressiveConformance(t *testing.T) {
 		t.Errorf("share %v after the suite's rollback, want 0", share)
 	}
 }
+
+// TestProgressiveStages: with staging before production, each stage ramps
+// its own flag backend (Stages); a regression in production turns off
+// production's flag only, and staging keeps the new code path.
+func TestProgressiveStages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stagingP, stagingC := newFlag(t, 0)
+		prodP, prodC := newFlag(t, 0)
+		s := &strategy.Progressive{Flag: flagKey, Bake: 10 * time.Minute, Stages: map[string]strategy.FlagTarget{
+			"staging":    {Controller: stagingP, Client: stagingC},
+			"production": {Controller: prodP, Client: prodC},
+		}}
+		var prodShares []float64
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			h := deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond, Samples: 1000}
+			if tg.Stage == "production" {
+				share, _ := prodP.Share(ctx, flagKey)
+				prodShares = append(prodShares, share)
+				if tg.Exposure >= 0.25 {
+					h.ErrorRate = 0.09
+				}
+			}
+			return h.Observation(), nil
+		})
+		r := newRunner(t, s, m, deploy.WithStages(deploy.Stage{Name: "staging", Environment: "staging"}, deploy.Stage{Name: "production"}))
+		rep, err := r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Trigger.Stage != "production" || rep.Trigger.Step != "25%" {
+			t.Fatalf("err %v, trigger %+v; want a rollback at production/25%%", err, rep.Trigger)
+		}
+		if share, _ := stagingP.Share(t.Context(), flagKey); share != 1 {
+			t.Errorf("staging share %v, want 1: a finished stage keeps the new version", share)
+		}
+		if share, _ := prodP.Share(t.Context(), flagKey); share != 0 {
+			t.Errorf("production share %v after the rollback, want 0", share)
+		}
+		// Production's flag stayed off while staging ramped.
+		if len(prodShares) == 0 || prodShares[0] != 0 {
+			t.Errorf("production shares seen %v, want it to start at 0", prodShares)
+		}
+	})
+}
+
+func TestProgressiveStagesValidate(t *testing.T) {
+	p, c := newFlag(t, 0)
+	for _, tc := range []struct {
+		s    *strategy.Progressive
+		want string
+	}{
+		{&strategy.Progressive{Flag: flagKey, Stages: map[string]strategy.FlagTarget{"staging": {Client: c}}}, `strategy: Progressive.Stages["staging"].Controller is nil`},
+		{&strategy.Progressive{Flag: flagKey, Stages: map[string]strategy.FlagTarget{"staging": {Controller: p}}}, `strategy: Progressive.Stages["staging"].Client is nil`},
+	} {
+		if err := tc.s.Validate(); err == nil || err.Error() != tc.want {
+			t.Errorf("Validate = %v, want %q", err, tc.want)
+		}
+	}
+	// A stage with no backend of its own and none by default is refused when planned.
+	s := &strategy.Progressive{Flag: flagKey, Stages: map[string]strategy.FlagTarget{"staging": {Controller: p, Client: c}}}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Plan(&deploy.Deployment{Stage: deploy.Stage{Name: "production"}})
+	if want := `strategy: Progressive has no flag backend for stage "production": set Controller and Client, or Stages["production"]`; err == nil || err.Error() != want {
+		t.Errorf("Plan(production) = %v, want %q", err, want)
+	}
+}
