@@ -148,11 +148,11 @@ func (s *Progressive) Name() string { return "progressive" }
 // RollbackPath reports true: Rollback sets the share to 0.
 func (s *Progressive) RollbackPath() bool { return true }
 
-// Validate reports a missing Flag, Controller or Client (or one of a Stages entry);
-// Samples or Settle; a step whose share is outside (0, 1] or not above the
-// previous step's (in whole buckets), or whose Bake is negative; a Tolerance
-// outside [0, 1); or more Traced evaluations than Samples. The error names
-// the field and its value.
+// Validate reports a missing Flag, Controller or Client (or one of a Stages
+// entry); a negative Bake, Samples or Settle; a step whose share is outside
+// (0, 1] or not above the previous step's (in whole buckets), or whose Bake
+// is negative; a Tolerance outside [0, 1); or more Traced evaluations than
+// Samples. The error names the field and its value.
 func (s *Progressive) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(s.Stages)) {
 		switch t := s.Stages[name]; {
