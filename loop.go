@@ -28,7 +28,9 @@ type loop struct {
 
 	phase     string
 	phaseSpan trace.Span
-	phaseCtx  context.Context
+	// restored is set once stateful monitors were given their saved state.
+	restored bool
+	phaseCtx context.Context
 
 	stepKey stepKey
 	stepSpn trace.Span

@@ -258,6 +258,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		if err != nil {
 			r.note(rec, now, "observation", "baseline", "baseline not measured: "+err.Error())
 		}
+		r.saveMonitors(rec, now)
 		rec.Baseline = make(map[string]state.Measurement, len(obs.Metrics))
 		for k, m := range obs.Metrics {
 			if m.HasData() && !math.IsInf(m.Value, 0) {
@@ -593,6 +594,10 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 	stages := r.stages(rec.Release)
 	if rec.Stage < len(stages) {
 		t.Stage, t.Environment = stages[rec.Stage].Name, stages[rec.Stage].Environment
+	}
+	if phase != "baseline" && !lp.restored {
+		r.restoreMonitors(rec)
+		lp.restored = true
 	}
 	octx, span := lp.tracer().Start(ctx, "deploy.observe", trace.WithAttributes(
 		attribute.String("deploy.observation.phase", phase), attribute.Float64("deploy.exposure", rec.Exposure)))
@@ -982,4 +987,45 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// monitorKey names a monitor's saved state: its position and name, so that
+// a reordered configuration does not hand one monitor another's state.
+func (r *Runner) monitorKey(i int) string {
+	return strconv.Itoa(i) + ":" + nameOf(r.cfg.monitors[i])
+}
+
+// saveMonitors keeps the state of stateful monitors after the baseline.
+func (r *Runner) saveMonitors(rec *state.Record, now time.Time) {
+	for i, m := range r.cfg.monitors {
+		sm, ok := m.(monitor.Stateful)
+		if !ok {
+			continue
+		}
+		b, err := sm.State()
+		if err != nil {
+			r.note(rec, now, "note", nameOf(m), "baseline state not saved: "+err.Error())
+			continue
+		}
+		if rec.MonitorState == nil {
+			rec.MonitorState = map[string][]byte{}
+		}
+		rec.MonitorState[r.monitorKey(i)] = b
+	}
+}
+
+// restoreMonitors gives stateful monitors back what they saved, once per
+// loop: in a process that resumes a release they have not seen the baseline.
+func (r *Runner) restoreMonitors(rec *state.Record) {
+	for i, m := range r.cfg.monitors {
+		sm, ok := m.(monitor.Stateful)
+		if !ok {
+			continue
+		}
+		if b, ok := rec.MonitorState[r.monitorKey(i)]; ok {
+			if err := sm.Restore(b); err != nil {
+				r.cfg.logger.Warn("deploy: restoring a monitor's state", "release", rec.ID, "monitor", nameOf(m), "err", err)
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -975,6 +976,91 @@ func TestWatchesWhileApprovalPending(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"production/5%"}, h.strategy.Applied()); diff != "" {
 			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestResumeKeepsTheLogBaseline: a release with a log scan is resumed by a
+// new process whose LogScan has never seen the log before the deploy. The
+// runner hands it the baseline it saved (monitor.Stateful), so the resumed
+// release neither fails for want of a baseline nor takes the old errors for
+// new ones; a new error after the resume still rolls back.
+func TestResumeKeepsTheLogBaseline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		logPath := dir + "/app.log"
+		appendLog := func(line string) {
+			f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
+			f.Close()
+		}
+		appendLog("ERROR payment declined for order 17") // known before the deploy
+		s := ramp()
+		open := func() (*deploy.Runner, *monitor.LogScan) {
+			fs, err := state.NewFile(dir + "/state")
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &monitor.LogScan{Path: logPath}
+			r, err := deploy.NewRunner(s, deploy.WithStore(fs), deploy.WithMonitors(logs),
+				deploy.WithRollbackPolicy(rollback.Policy{Triggers: []rollback.Trigger{rollback.CriticalChecks{}}}),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
+				deploy.WithInterval(time.Minute), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r, logs
+		}
+		r1, logs1 := open()
+		id, err := r1.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(s.Applied()) < 2 {
+			next, _, err := r1.Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Until(next))
+		}
+		logs1.Close()                                    // the first process is gone
+		appendLog("ERROR payment declined for order 18") // an old error, again
+		time.Sleep(5 * time.Minute)                      // its lease expires
+
+		r2, logs2 := open()
+		defer logs2.Close()
+		rep, err := r2.Resume(t.Context(), id)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("Resume: status %s, err %v\n%s", rep.Status, err, rep.Markdown())
+		}
+
+		// A new error in a release resumed the same way rolls back.
+		s2 := ramp()
+		s = s2
+		appendLog("ERROR payment declined for order 19")
+		r3, logs3 := open()
+		id, err = r3.Start(t.Context(), deploy.Release{Service: "checkout", Version: "v3", PreviousVersion: "v2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(s2.Applied()) < 2 {
+			next, _, err := r3.Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Until(next))
+		}
+		logs3.Close()
+		appendLog("ERROR nil map write in handler /api/orders/7")
+		time.Sleep(5 * time.Minute)
+		r4, logs4 := open()
+		defer logs4.Close()
+		rep, err = r4.Resume(t.Context(), id)
+		if !errors.Is(err, deploy.ErrUnhealthy) || !strings.Contains(rep.Trigger.Reason, "nil map write") || strings.Contains(rep.Trigger.Reason, "payment declined") {
+			t.Fatalf("Resume: err %v, trigger %q; want a rollback for the new error only", err, rep.Trigger.Reason)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,7 +61,9 @@ const maxLine = 64 << 10
 //
 // Observing a non-baseline phase before any baseline is an error, unless
 // Known seeds the baseline (for instance with [LogScan.Baseline] saved before
-// a restart).
+// a restart). A LogScan is [Stateful]: a deploy.Runner saves its baseline in
+// the release's record and restores it in a process that resumes the
+// release, which then re-reads the file from its start.
 //
 // A LogScan keeps state between observations: use it through a pointer, do
 // not copy it after the first Observe, and Close it when done. Its methods are
@@ -331,6 +334,29 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+var _ Stateful = (*LogScan)(nil)
+
+// State returns the known signatures as JSON, for [Stateful].
+func (s *LogScan) State() ([]byte, error) { return json.Marshal(s.Baseline()) }
+
+// Restore adds the signatures of a State to the known ones, so that a
+// LogScan in a process that resumes a release judges as the first one did.
+func (s *LogScan) Restore(state []byte) error {
+	var sigs []string
+	if err := json.Unmarshal(state, &sigs); err != nil {
+		return fmt.Errorf("monitor: %s: restoring the baseline: %w", s.name(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.baseline == nil {
+		s.baseline = make(map[string]struct{}, len(sigs))
+	}
+	for _, sig := range sigs {
+		s.baseline[sig] = struct{}{}
+	}
+	return nil
 }
 
 // Baseline returns the known signatures, sorted: those of the baseline and

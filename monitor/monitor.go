@@ -192,6 +192,19 @@ type Source interface {
 	Observe(ctx context.Context, t Target) (Observation, error)
 }
 
+// Stateful is a Source that learns something before the deploy that its
+// later verdicts depend on, such as the error signatures a [LogScan] knows
+// from the baseline. The runner saves State after the baseline observation
+// in the release's record, and gives it back with Restore before observing
+// in a process that resumes the release (Runner.Resume, Reconcile from a
+// cron job), so that a restart does not lose it. Restore may be called on
+// a source that already has the state; it must then change nothing.
+type Stateful interface {
+	Source
+	State() ([]byte, error)
+	Restore(state []byte) error
+}
+
 // Func adapts a function to a [Source].
 type Func func(ctx context.Context, t Target) (Observation, error)
 

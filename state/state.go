@@ -180,16 +180,19 @@ type Record struct {
 	BakeStart time.Time `json:"bakeStart,omitzero"`
 	Exposure  float64   `json:"exposure"`
 
-	Gates     []Gate                 `json:"gates,omitempty"`
-	Baseline  map[string]Measurement `json:"baseline,omitempty"`
-	Last      map[string]Measurement `json:"last,omitempty"`
-	Counters  Counters               `json:"counters"`
-	Observed  int                    `json:"observed"`
-	Windows   []Window               `json:"windows,omitempty"`
-	Timeline  []Entry                `json:"timeline,omitempty"`
-	Checklist map[string]Tick        `json:"checklist,omitempty"`
-	Waivers   []Waiver               `json:"waivers,omitempty"`
-	Outbox    []Message              `json:"outbox,omitempty"`
+	Gates    []Gate                 `json:"gates,omitempty"`
+	Baseline map[string]Measurement `json:"baseline,omitempty"`
+	Last     map[string]Measurement `json:"last,omitempty"`
+	Counters Counters               `json:"counters"`
+	// MonitorState is what stateful monitors learned at the baseline
+	// (monitor.Stateful), by monitor, restored in a process that resumes.
+	MonitorState map[string][]byte `json:"monitorState,omitempty"`
+	Observed     int               `json:"observed"`
+	Windows      []Window          `json:"windows,omitempty"`
+	Timeline     []Entry           `json:"timeline,omitempty"`
+	Checklist    map[string]Tick   `json:"checklist,omitempty"`
+	Waivers      []Waiver          `json:"waivers,omitempty"`
+	Outbox       []Message         `json:"outbox,omitempty"`
 
 	// Rollback state.
 	RollbackReason string   `json:"rollbackReason,omitempty"`
