@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 
+	ofotel "github.com/open-feature/go-sdk-contrib/hooks/open-telemetry/pkg"
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/deploykit/deploy"
@@ -22,6 +23,9 @@ type FlagClient = flags.Client
 // DefaultFlagOffSamples is how many synthetic targeting keys FlagOff evaluates
 // when Samples is 0.
 const DefaultFlagOffSamples = 2000
+
+// DefaultFlagOffTraced is how many of FlagOff's evaluations are traced.
+const DefaultFlagOffTraced = 10
 
 // FlagOff passes when a boolean feature flag exists and is off for everyone,
 // so that a binary deployed dark serves nobody the new code path: the
@@ -42,6 +46,10 @@ const DefaultFlagOffSamples = 2000
 // Give both when you have both: the Controller says what was written, the
 // Client what is served. The reason of a block names the flag and what was
 // found.
+//
+// The first DefaultFlagOffTraced evaluations carry the OpenTelemetry traces
+// hook of go-sdk-contrib: each adds a feature_flag.evaluation event, with
+// the feature_flag.* attributes, to the runner's deploy.gate span.
 type FlagOff struct {
 	// Flag is the key of the flag. Required.
 	Flag string
@@ -111,12 +119,17 @@ func (g FlagOff) Check(ctx context.Context, d *deploy.Deployment) error {
 	key := []byte("deploykit-flagoff-" + d.ID + "-")
 	prefix := len(key)
 	on, first := 0, ""
+	hook := []openfeature.Option{openfeature.WithHooks(ofotel.NewTracesHook())}
 	for i := range n {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
 		}
 		key = strconv.AppendInt(key[:prefix], int64(i), 10)
-		det, err := g.Client.BooleanValueDetails(ctx, g.Flag, false, openfeature.NewEvaluationContext(string(key), nil))
+		var opts []openfeature.Option
+		if i < DefaultFlagOffTraced {
+			opts = hook
+		}
+		det, err := g.Client.BooleanValueDetails(ctx, g.Flag, false, openfeature.NewEvaluationContext(string(key), nil), opts...)
 		if err != nil {
 			if det.ErrorCode == openfeature.FlagNotFoundCode {
 				return fmt.Errorf("flag %q does not exist: %w", g.Flag, err)

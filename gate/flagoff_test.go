@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/deploytest"
@@ -89,6 +91,8 @@ func TestFlagOff(t *testing.T) {
 
 func TestFlagOffInRunner(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		sr := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 		run := func(share float64) (*deploy.Report, error, *deploytest.Strategy) {
 			p, client := newFlag(t, share)
 			s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.5, 1)}
@@ -97,6 +101,7 @@ func TestFlagOffInRunner(t *testing.T) {
 				deploy.WithMonitors(deploytest.Healthy()),
 				deploy.WithNotifiers(&deploytest.Recorder{}),
 				deploy.WithSchedule(monitor.Schedule{}),
+				deploy.WithTracerProvider(tp),
 				deploy.WithWaiver(deploy.FridayDeploy, "test clock starts on a Saturday"),
 				deploy.WithGates(gate.FlagOff{Flag: flagKey, Client: client, Controller: p}))
 			if err != nil {
@@ -116,8 +121,31 @@ func TestFlagOffInRunner(t *testing.T) {
 				line = &rep.Checklist[i]
 			}
 		}
-		if line == nil || !line.Done {
-			t.Errorf("checklist line for %q = %+v, want ticked", deploy.ItemFlagsConfigured, line)
+		want := `gate flag-off:new-checkout: flag "new-checkout" share is 0 %; flag "new-checkout" off for all 2000 sampled targeting keys`
+		if line == nil || !line.Done || line.Evidence != want {
+			t.Errorf("checklist line for %q = %+v, want ticked with %q", deploy.ItemFlagsConfigured, line, want)
+		}
+		// The first evaluations are on the gate's span, through the
+		// OpenTelemetry hook of go-sdk-contrib.
+		events := 0
+		for _, sp := range sr.Ended() {
+			if sp.Name() != "deploy.gate" {
+				continue
+			}
+			for _, e := range sp.Events() {
+				if e.Name != "feature_flag.evaluation" {
+					continue
+				}
+				events++
+				for _, a := range e.Attributes {
+					if a.Key == "feature_flag.key" && a.Value.AsString() != flagKey {
+						t.Errorf("event feature_flag.key = %q", a.Value.AsString())
+					}
+				}
+			}
+		}
+		if events != gate.DefaultFlagOffTraced {
+			t.Errorf("%d feature_flag.evaluation events on the gate span, want %d", events, gate.DefaultFlagOffTraced)
 		}
 		if md := rep.Markdown(); !strings.Contains(md, "[x] "+string(deploy.ItemFlagsConfigured)) {
 			t.Errorf("report does not tick %q:\n%s", deploy.ItemFlagsConfigured, md)
