@@ -160,9 +160,9 @@ func (h *HTTP) Check(ctx context.Context, d *deploy.Deployment) error {
 	attempts := cmp.Or(h.Attempts, DefaultAttempts)
 	wait := cmp.Or(h.Backoff, DefaultBackoff)
 	for i := 1; ; i++ {
-		again, err := h.try(ctx, body)
+		answer, again, err := h.try(ctx, body)
 		if err == nil {
-			deploy.Evidence(ctx, "POST %s answered 2xx", redact(h.URL))
+			deploy.Evidence(ctx, "POST %s answered %s", redact(h.URL), answer)
 			return nil
 		}
 		if !again || i >= attempts {
@@ -183,12 +183,14 @@ func (h *HTTP) Check(ctx context.Context, d *deploy.Deployment) error {
 }
 
 // try makes one attempt; again says whether another may help.
-func (h *HTTP) try(ctx context.Context, body []byte) (again bool, err error) {
+// try posts body once. On a 2xx answer it returns the status and the start
+// of the body ("200 OK: checkout v2 ready").
+func (h *HTTP) try(ctx context.Context, body []byte) (answer string, again bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(h.Timeout, DefaultTimeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return "", false, err
 	}
 	for k, vs := range h.Header {
 		for _, v := range vs {
@@ -202,18 +204,24 @@ func (h *HTTP) try(ctx context.Context, body []byte) (again bool, err error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is in the message below
 		}
-		return true, fmt.Errorf("POST %s: %w", redact(h.URL), err)
+		return "", true, fmt.Errorf("POST %s: %w", redact(h.URL), err)
 	}
 	defer resp.Body.Close()
 	text := readBody(resp.Body)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return false, nil
+		if text != "" {
+			if len(text) > 200 {
+				text = strings.ToValidUTF8(text[:200], "") + " …"
+			}
+			return resp.Status + ": " + text, false, nil
+		}
+		return resp.Status, false, nil
 	}
 	err = fmt.Errorf("%s answered %s", redact(h.URL), resp.Status)
 	if text != "" {
 		err = fmt.Errorf("%s answered %s: %s", redact(h.URL), resp.Status, text)
 	}
-	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, err
+	return "", resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, err
 }
 
 func client(c *http.Client) *http.Client {

@@ -17,7 +17,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
 	"github.com/deploykit/deploy/gate"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
 )
 
 // TestHTTPRealServer posts to a real server: the payload, the headers, a 2xx
@@ -154,5 +157,30 @@ func TestHTTPValidate(t *testing.T) {
 			t.Errorf("Validate() = %v, want ErrInvalid naming %q", err, c.want)
 		}
 		wantBlock(t, c.h.Check(t.Context(), dep), c.want)
+	}
+}
+
+// TestHTTPEvidence: what the endpoint answered is the gate's evidence in
+// the report.
+func TestHTTPEvidence(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "checkout v2: 214 acceptance tests passed\n")
+	}))
+	defer srv.Close()
+	h := &gate.HTTP{Label: "acceptance", URL: srv.URL + "/hooks/pre-rollout?token=secret", Items: []deploy.Item{deploy.ItemStagingVerified}}
+	r, err := deploy.NewRunner(&deploytest.Strategy{Steps: deploytest.Ramp(0, 1)},
+		deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
+		deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithGates(h),
+		deploy.WithWaiver(deploy.FridayDeploy, "test: any day"), deploy.WithSchedule(monitor.Schedule{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(t.Context(), deploy.Release{Service: "checkout", Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "POST " + srv.URL + "/hooks/pre-rollout answered 200 OK: checkout v2: 214 acceptance tests passed"
+	if len(rep.Gates) != 1 || rep.Gates[0].Evidence != want {
+		t.Errorf("gates %+v, want evidence %q (the token redacted)", rep.Gates, want)
 	}
 }

@@ -1,8 +1,10 @@
 // Command quickstart releases v2 of an in-process demo service with nothing to
 // install: two versions behind an in-process router, real HTTP requests from a
-// small load generator, the service's own error and latency metrics, its
-// error log, a smoke probe of v2, a three-step canary, a short watch, live
-// progress and the Markdown report.
+// small load generator, two pre-deployment gates (a Flagger-style pre-rollout
+// hook that checks v2 is ready, and a check that the metrics are flowing),
+// the service's own error and latency metrics, its error log, a smoke probe
+// of v2, a three-step canary, a short watch, live progress and the Markdown
+// report.
 //
 //	go run ./examples/quickstart            # v2 is healthy: the release succeeds
 //	go run ./examples/quickstart -regress   # v2 fails a share of requests: it rolls back
@@ -12,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +31,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/examples/internal/demo"
+	"github.com/deploykit/deploy/gate"
 	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/notify"
 	"github.com/deploykit/deploy/rollback"
@@ -101,6 +105,15 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	}
 	policy.MinSamples = 5
 	runner, err := deploy.NewRunner(&canary{router: svc, weights: []float64{0.1, 0.5, 1}, bake: 4 * time.Second},
+		deploy.WithGates(
+			// Flagger's pre-rollout webhook: the service says whether the
+			// version in the payload is deployed and ready, before any user
+			// is sent to it.
+			&gate.HTTP{Label: "pre-rollout", URL: url + "/hooks/pre-rollout", Attempts: 2},
+			// "Confirm monitoring/alerting active": the metrics the runner
+			// judges are flowing.
+			&gate.MonitoringActive{Checker: svc},
+		),
 		deploy.WithMonitors(svc, smoke, logs),
 		deploy.WithNotifiers(&notify.Console{W: out, Report: true}),
 		deploy.WithRollbackPolicy(policy),
@@ -174,6 +187,10 @@ func (s *service) flakyUpstream(ctx context.Context) {
 func (s *service) setWeight(w float64) { s.weight.Store(uint64(w * 10000)) }
 
 func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/hooks/pre-rollout" {
+		s.preRollout(w, r)
+		return
+	}
 	start := time.Now()
 	version := "v1"
 	if rand.Uint64N(10000) < s.weight.Load() {
@@ -199,6 +216,38 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-Version") == "" {
 		s.metrics.Record(version, start, failed)
 	}
+}
+
+// preRollout answers the runner's pre-rollout hook (gate.HTTP): 200 when the
+// version in the payload is deployed and answers its readiness check.
+func (s *service) preRollout(w http.ResponseWriter, r *http.Request) {
+	var p gate.Payload
+	if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+		http.Error(w, "bad payload: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if p.Version != "v1" && p.Version != "v2" {
+		http.Error(w, p.Name+" "+p.Version+" is not deployed", http.StatusPreconditionFailed)
+		return
+	}
+	fmt.Fprintf(w, "%s %s deployed and ready\n", p.Name, p.Version)
+}
+
+// Check implements gate.MonitoringChecker: requests are being measured.
+func (s *service) Check(ctx context.Context, service string) error {
+	_, err := s.Confirm(ctx, service)
+	return err
+}
+
+// Confirm implements gate.MonitoringConfirmer: it says how many requests the
+// metrics saw in the last two seconds.
+func (s *service) Confirm(ctx context.Context, service string) (string, error) {
+	obs := s.metrics.Observe(monitor.Target{Phase: "baseline", Since: time.Now().Add(-2 * time.Second)}, "v2", "v1")
+	n := obs.Metric(monitor.ErrorRate).Samples
+	if n == 0 {
+		return "", errors.New("no request measured in the last 2s")
+	}
+	return fmt.Sprintf("demo metrics measured %d requests in the last 2s", n), nil
 }
 
 // Observe implements deploy.Monitor: v2's error rate and p95 latency since
