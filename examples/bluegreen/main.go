@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
@@ -62,21 +61,13 @@ func main() {
 
 func run(ctx context.Context, out io.Writer, regress, broken bool) (*deploy.Report, error) {
 	svc := &service{versions: map[string]string{"blue": "v1"}, live: "blue", regress: regress, broken: broken}
-	url, stopServer, err := demo.Serve(svc)
+	// About 200 requests a second through the router, each from one of 10,000 users.
+	url, stop, err := demo.Start(ctx, svc, 200, demo.Users("/checkout"))
 	if err != nil {
 		return nil, err
 	}
-	defer stopServer()
+	defer stop()
 	fmt.Fprintf(out, "demo service on %s: blue (v1) serves everyone, green is idle; releasing v2 (regress=%v, broken=%v)\n\n", url, regress, broken)
-
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { stopLoad(); wg.Wait() }()
-	// About 200 requests a second through the router, each from one of 10,000 users.
-	wg.Go(func() {
-		demo.Load(loadCtx, 200, func() string { return url + "/checkout?user=user-" + strconv.Itoa(rand.IntN(10000)) })
-	})
-	time.Sleep(2 * time.Second) // let the baseline fill
 
 	dir, err := os.MkdirTemp("", "deploykit-bluegreen-")
 	if err != nil {

@@ -16,12 +16,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,21 +70,13 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	client := api.NewClient()
 
 	svc := &service{flags: client, regress: regress}
-	url, stopServer, err := demo.Serve(svc)
+	// About 400 requests a second, each from one of 10,000 users.
+	url, stop, err := demo.Start(ctx, svc, 400, demo.Users("/checkout"))
 	if err != nil {
 		return nil, err
 	}
-	defer stopServer()
+	defer stop()
 	fmt.Fprintf(out, "demo service on %s: flag %q is off, everyone gets the old code path; releasing the new one (regress=%v)\n\n", url, flagKey, regress)
-
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { stopLoad(); wg.Wait() }()
-	// About 400 requests a second, each from one of 10,000 users.
-	wg.Go(func() {
-		demo.Load(loadCtx, 400, func() string { return url + "/checkout?user=user-" + strconv.Itoa(rand.IntN(10000)) })
-	})
-	time.Sleep(2 * time.Second) // let the baseline fill
 
 	dir, err := os.MkdirTemp("", "deploykit-progressive-")
 	if err != nil {

@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,19 +68,14 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	defer logFile.Close()
 
 	svc := &service{regress: regress, log: slog.New(slog.NewTextHandler(logFile, nil))}
-	url, stopServer, err := demo.Serve(svc)
+	// 200 requests a second, and the flaky upstream logging its old error
+	// from before the deploy.
+	url, stop, err := demo.Start(ctx, svc, 200, nil, svc.flakyUpstream)
 	if err != nil {
 		return nil, err
 	}
-	defer stopServer()
+	defer stop()
 	fmt.Fprintf(out, "demo service on %s: v1 serves everyone; releasing v2 (regress=%v); its log: %s\n\n", url, regress, logPath)
-
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { stopLoad(); wg.Wait() }()
-	wg.Go(func() { demo.Load(loadCtx, 200, func() string { return url }) })
-	wg.Go(func() { svc.flakyUpstream(loadCtx) })
-	time.Sleep(2 * time.Second) // let the baseline fill
 
 	stateDir := filepath.Join(dir, "state")
 	store, err := state.NewFile(stateDir)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +27,35 @@ func Serve(h http.Handler) (url string, stop func(), err error) {
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// Start serves h (see Serve), sends it perSecond requests (see Load) to the
+// URL followed by path() — the root when path is nil — runs each of
+// background alongside, and returns after two seconds of traffic, so that a
+// release's baseline has data. stop ends the traffic and the background
+// work, waits for them, then stops the server.
+func Start(ctx context.Context, h http.Handler, perSecond int, path func() string, background ...func(context.Context)) (url string, stop func(), err error) {
+	url, stopServer, err := Serve(h)
+	if err != nil {
+		return "", nil, err
+	}
+	if path == nil {
+		path = func() string { return "" }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { Load(ctx, perSecond, func() string { return url + path() }) })
+	for _, f := range background {
+		wg.Go(func() { f(ctx) })
+	}
+	time.Sleep(2 * time.Second) // let the baseline fill
+	return url, func() { cancel(); wg.Wait(); stopServer() }, nil
+}
+
+// Users returns a path for Start: prefix with one of 10,000 users, as in
+// "/checkout?user=user-4711".
+func Users(prefix string) func() string {
+	return func() string { return prefix + "?user=user-" + strconv.Itoa(rand.IntN(10000)) }
 }
 
 // Work simulates a request's work (3 to 10 ms) and reports whether it failed:
