@@ -28,6 +28,13 @@
 // interval, all joined before the verdict) but never calls the same source
 // concurrently with itself.
 //
+// # State across restarts
+//
+// A source that learns something at the baseline which its later verdicts
+// depend on, such as the error signatures a LogScan knows, implements
+// Stateful: the runner keeps that state in the release's record and gives it
+// back in a process that resumes the release.
+//
 // # Errors
 //
 // An error from Observe means "could not measure", never "unhealthy". The
