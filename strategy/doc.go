@@ -4,8 +4,9 @@
 //   - [Direct]: one step to full exposure, then a bake — for low-risk changes.
 //   - [BlueGreen]: deploy to the idle side, test it, switch traffic, keep the
 //     old side for rollback — for critical changes.
-//   - Progressive: deploy dark behind an OpenFeature flag, then 1 % → 5 % →
-//     25 % → 50 % → 100 % — for higher-risk changes.
+//   - [Progressive]: deploy dark behind an OpenFeature flag, then 1 % → 5 % →
+//     25 % → 50 % → 100 % — for higher-risk changes; with stages, each stage
+//     may ramp its own flag backend (Progressive.Stages).
 //
 // Each strategy's settings are a value struct with a Validate method; the
 // runner validates the plan before anything is applied.
@@ -16,5 +17,6 @@
 // deterministic for the same deployment (Resume continues by step index);
 // each Step.Apply must be idempotent; Rollback must be idempotent and is
 // called under a context that outlives the cancellation of Run. Run
-// deploytest.TestStrategy against it.
+// deploytest.TestStrategy against it. examples/customstrategy is one, an
+// nginx-weights canary, with its tests.
 package strategy
