@@ -23,7 +23,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,12 +35,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/deploykit/deploy/internal/proctest"
 )
 
 // Environment variables read by Start.
@@ -68,9 +68,7 @@ type Server struct {
 	// named by $DEPLOY_TEST_POSTGRES_DSN.
 	Dir string
 
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	waitExit chan error // nil once stopped
+	proc *proctest.Process // nil until postgres runs
 }
 
 // BinDir returns the directory holding initdb and postgres:
@@ -138,11 +136,13 @@ func Start(t testing.TB) *Server {
 	s, err := start(bin)
 	if s != nil {
 		t.Cleanup(func() {
-			if err := s.stop(); err != nil {
-				t.Errorf("pgtest: %v", err)
-			}
-			if t.Failed() && s.logs != nil {
-				t.Logf("postgres log:\n%s", s.logs.tail(4000))
+			if s.proc != nil {
+				if err := s.proc.Stop(); err != nil {
+					t.Errorf("pgtest: %v", err)
+				}
+				if t.Failed() {
+					t.Logf("postgres log:\n%s", s.proc.Logs(4000))
+				}
 			}
 			if err := os.RemoveAll(s.Dir); err != nil {
 				t.Errorf("pgtest: %v", err)
@@ -249,7 +249,7 @@ func start(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, logs: &syncBuffer{}}
+	s := &Server{Dir: dir}
 	if owner != nil {
 		if err := os.Chown(dir, owner.uid, owner.gid); err != nil {
 			return s, err
@@ -280,35 +280,19 @@ func start(bin string) (*Server, error) {
 		"-c", "max_connections=100",
 	)
 	cmd.Dir = dir
-	cmd.Stdout = s.logs
-	cmd.Stderr = s.logs
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = sysProcAttr(cred) // dies with the test binary where supported
-	if err := cmd.Start(); err != nil {
-		return s, fmt.Errorf("starting postgres: %w", err)
+	// Its backends exit on their own once the postmaster is gone.
+	cmd.SysProcAttr = proctest.SysProcAttr(cred)
+	// SIGINT is PostgreSQL's fast shutdown.
+	if s.proc, err = proctest.Start("postgres", cmd, syscall.SIGINT); err != nil {
+		return s, err
 	}
-	s.cmd = cmd
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	s.waitExit = exited
 	s.DSN = fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable", quote(dir), port)
-
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		err := ping(pctx, s.DSN)
-		pcancel()
-		if err == nil {
-			return s, nil
-		}
-		select {
-		case werr := <-exited:
-			s.waitExit = nil
-			return s, fmt.Errorf("postgres exited before it was ready (%v):\n%s", werr, s.logs.tail(4000))
-		case <-ctx.Done():
-			return s, fmt.Errorf("postgres not ready after %s (last error: %v):\n%s", readyTimeout, err, s.logs.tail(4000))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return s, s.proc.WaitReady(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return ping(ctx, s.DSN)
+	})
 }
 
 // quote quotes a value for a keyword/value connection string.
@@ -336,57 +320,17 @@ func credential() (*syscall.Credential, *ids, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, &ids{uid, gid}, nil
 }
 
-// stop ends the server with a fast shutdown (SIGINT), then SIGKILL after
-// 10 seconds.
-func (s *Server) stop() error {
-	if s.waitExit == nil {
-		return nil
-	}
-	exited := s.waitExit
-	s.waitExit = nil
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("postgres (pid %d) ignored SIGINT for 10s and was killed", s.cmd.Process.Pid)
-	}
-}
-
 // Logs returns what the server has logged so far; empty for a server named
 // by $DEPLOY_TEST_POSTGRES_DSN.
 func (s *Server) Logs() string {
-	if s.logs == nil {
+	if s.proc == nil {
 		return ""
 	}
-	return s.logs.tail(1 << 20)
+	return s.proc.Logs(1 << 20)
 }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.b.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }

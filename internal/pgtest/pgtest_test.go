@@ -15,7 +15,7 @@ func TestStartStop(t *testing.T) {
 	var dir string
 	t.Run("running", func(t *testing.T) {
 		s := Start(t)
-		pid, dir = s.cmd.Process.Pid, s.Dir
+		pid, dir = s.proc.Pid(), s.Dir
 		dsn := s.NewDatabase(t)
 		conn, err := pgx.Connect(t.Context(), dsn)
 		if err != nil {
@@ -81,7 +81,7 @@ func TestExistingServer(t *testing.T) {
 	var name string
 	t.Run("existing", func(t *testing.T) {
 		s := Start(t)
-		if s.cmd != nil || s.Dir != "" || s.DSN != srv.DSN {
+		if s.proc != nil || s.Dir != "" || s.DSN != srv.DSN {
 			t.Fatalf("Start with $%s set started a server: %+v", EnvDSN, s)
 		}
 		cfg, err := pgx.ParseConfig(s.NewDatabase(t))

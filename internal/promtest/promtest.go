@@ -15,7 +15,6 @@
 package promtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -25,10 +24,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deploykit/deploy/internal/proctest"
 )
 
 // Job is one scrape job.
@@ -59,9 +59,7 @@ type Server struct {
 	// Dir holds the configuration, the rules and the data.
 	Dir string
 
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	waitExit chan error // nil once stopped
+	proc *proctest.Process
 }
 
 // Binary returns the path of the prometheus binary: $PROMETHEUS_BIN, else
@@ -99,11 +97,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		s, err := start(bin, dir)
 		if err == nil {
 			t.Cleanup(func() {
-				if err := s.stop(); err != nil {
+				if err := s.proc.Stop(); err != nil {
 					t.Errorf("promtest: stopping prometheus: %v", err)
 				}
 				if t.Failed() {
-					t.Logf("prometheus log:\n%s", s.logs.tail(4000))
+					t.Logf("prometheus log:\n%s", s.proc.Logs(4000))
 				}
 			})
 			return s
@@ -183,7 +181,6 @@ func start(bin, dir string) (*Server, error) {
 	if err := os.RemoveAll(data); err != nil {
 		return nil, err
 	}
-	logs := &syncBuffer{}
 	cmd := exec.Command(bin,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--web.listen-address="+addr,
@@ -193,56 +190,38 @@ func start(bin, dir string) (*Server, error) {
 		"--log.level=warn",
 	)
 	cmd.Dir = dir
-	cmd.Stdout = logs
-	cmd.Stderr = logs
-	cmd.SysProcAttr = sysProcAttr() // dies with the test binary where supported
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	proc, err := proctest.Start("prometheus", cmd, syscall.SIGTERM)
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{URL: "http://" + addr, Dir: dir, cmd: cmd, logs: logs}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	s.waitExit = exited
-
+	s := &Server{URL: "http://" + addr, Dir: dir, proc: proc}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/-/ready", nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case err := <-exited:
-			s.waitExit = nil
-			return nil, fmt.Errorf("prometheus exited before it was ready (%v):\n%s", err, logs.tail(4000))
-		case <-ctx.Done():
-			s.stop()
-			return nil, fmt.Errorf("prometheus not ready at %s after 30s:\n%s", s.URL, logs.tail(4000))
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := proc.WaitReady(ctx, s.ready); err != nil {
+		_ = proc.Stop()
+		return nil, err
 	}
+	return s, nil
 }
 
-// stop ends the server: SIGTERM, then SIGKILL after 10 seconds.
-func (s *Server) stop() error {
-	if s.waitExit == nil {
-		return nil
+// readyClient bounds each readiness probe.
+var readyClient = &http.Client{Timeout: time.Second}
+
+// ready reports whether the server answers /-/ready with 200 OK.
+func (s *Server) ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/-/ready", nil)
+	if err != nil {
+		return err
 	}
-	exited := s.waitExit
-	s.waitExit = nil
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("prometheus (pid %d) ignored SIGTERM for 10s and was killed", s.cmd.Process.Pid)
+	resp, err := readyClient.Do(req)
+	if err != nil {
+		return err
 	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", req.URL, resp.Status)
+	}
+	return nil
 }
 
 // Reload makes the server read its configuration and rules again, after a
@@ -269,25 +248,4 @@ func (s *Server) WriteRules(rules string) error {
 }
 
 // Logs returns what the server has logged so far.
-func (s *Server) Logs() string { return s.logs.tail(1 << 20) }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.b.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
-}
+func (s *Server) Logs() string { return s.proc.Logs(1 << 20) }

@@ -13,7 +13,7 @@ func TestStartStop(t *testing.T) {
 	var pid int
 	t.Run("running", func(t *testing.T) {
 		s := Start(t, Config{Rules: "groups: []\n", Interval: 500 * time.Millisecond})
-		pid = s.cmd.Process.Pid
+		pid = s.proc.Pid()
 		resp, err := http.Get(s.URL + "/api/v1/status/config")
 		if err != nil {
 			t.Fatal(err)
