@@ -87,7 +87,7 @@ func DefaultPolicy() rollback.Policy {
 	return rollback.Policy{
 		Triggers: []rollback.Trigger{
 			rollback.CriticalChecks{},
-			rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.01},
+			rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.01, Confidence: 0.95},
 			rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond},
 		},
 		InconclusiveLimit: 3,

@@ -1064,3 +1064,29 @@ func TestResumeKeepsTheLogBaseline(t *testing.T) {
 		}
 	})
 }
+
+// TestSmallCanaryNoiseDoesNotRollBack: at 1 % exposure the canary sees 20
+// requests a minute; one of them failing (5 %) is above the 1 % floor but no
+// more than chance gives against it, and the default policy's significance
+// test lets it pass, while 6 failures of 20 roll back.
+func TestSmallCanaryNoiseDoesNotRollBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		canary := func(failed int) deploy.Monitor {
+			return deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+				h := deploytest.Health{ErrorRate: 0.002, P95: 100 * time.Millisecond, Samples: 10000}
+				if tg.Phase == "bake" && tg.Exposure <= 0.01 {
+					h = deploytest.Health{ErrorRate: float64(failed) / 20, P95: 100 * time.Millisecond, Samples: 20}
+				}
+				return h.Observation(), nil
+			})
+		}
+		rep, err := newHarness(t, ramp(), nil, deploy.WithMonitors(canary(1))).runner.Run(t.Context(), rel)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("1 failure of 20: status %s, err %v; want succeeded", rep.Status, err)
+		}
+		rep, err = newHarness(t, ramp(), nil, deploy.WithMonitors(canary(6))).runner.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Trigger.Step != "1%" {
+			t.Fatalf("6 failures of 20: status %s, err %v; want a rollback at 1%%", rep.Status, err)
+		}
+	})
+}

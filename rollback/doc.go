@@ -13,7 +13,9 @@
 // "error rate 2.4 % vs baseline 0.3 % (+700 %) > +50 % (1200 samples)".
 //
 //   - [RelativeIncrease]: a metric (by default the error rate) up by more than
-//     X % relative to the reference.
+//     X % relative to the reference, above a floor, and — with Confidence —
+//     significantly so by an exact binomial test, so that one failed request
+//     of a small canary's twenty is not a breach.
 //   - [LatencyIncrease]: a latency (by default p95) up by more than Y ms.
 //   - [RelativeDecrease]: a business metric (orders, sign-ups, revenue) down
 //     by more than Z %.

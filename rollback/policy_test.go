@@ -257,3 +257,45 @@ func TestRelativeIncreaseFromZeroNamesTheFloor(t *testing.T) {
 		t.Errorf("got %v, threshold %v, %q", r.Outcome, r.Threshold, r.Reason)
 	}
 }
+
+// TestRelativeIncreaseConfidence: with Confidence, a rise above the threshold
+// fails only when the exact binomial test says it is no accident. One failed
+// request of 20 against a 2 % floor (p = 0.33) passes; 6 of 20 (p = 2e-6)
+// fails; without Confidence, one of 20 fails.
+func TestRelativeIncreaseConfidence(t *testing.T) {
+	base := obsOf(monitor.ErrorRate, monitor.Value(0.002, 10000))
+	tr := RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95}
+	for _, tc := range []struct {
+		name    string
+		tr      RelativeIncrease
+		obs     monitor.Metric
+		outcome Outcome
+		reason  string
+	}{
+		{"1 of 20", tr, monitor.Value(0.05, 20), Pass,
+			"error rate 5.0 % vs baseline 0.2 % (+2400 %) above the threshold 2.0 %, but not significantly at 95 % confidence (1 of 20, p = 0.33)"},
+		{"6 of 20", tr, monitor.Value(0.3, 20), Fail,
+			"error rate 30.0 % vs baseline 0.2 % (+14900 %) > +50 % and the 2.0 % floor (20 samples)"},
+		{"3 of 40: p = 0.046 < 0.05", tr, monitor.Value(0.075, 40), Fail,
+			"error rate 7.5 % vs baseline 0.2 % (+3650 %) > +50 % and the 2.0 % floor (40 samples)"},
+		{"1 of 20 without Confidence", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02}, monitor.Value(0.05, 20), Fail,
+			"error rate 5.0 % vs baseline 0.2 % (+2400 %) > +50 % and the 2.0 % floor (20 samples)"},
+		{"not a rate: no test", RelativeIncrease{Metric: "queue_depth", MaxIncrease: 0.5, Confidence: 0.95}, monitor.Value(30, 20), Fail,
+			"queue_depth 30 vs baseline 10 (+200 %) > +50 % (20 samples)"},
+	} {
+		b := base
+		if tc.tr.Metric != "" {
+			b = obsOf(tc.tr.Metric, monitor.Value(10, 100))
+		}
+		got := tc.tr.Evaluate(obsOf(tc.tr.metric(), tc.obs), b)
+		if got.Outcome != tc.outcome || got.Reason != tc.reason {
+			t.Errorf("%s: %s %q\nwant %s %q", tc.name, got.Outcome, got.Reason, tc.outcome, tc.reason)
+		}
+	}
+	if err := (RelativeIncrease{MaxIncrease: 0.5, Confidence: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "RelativeIncrease.Confidence 1 must be in [0, 1)") {
+		t.Errorf("Validate(Confidence 1) = %v", err)
+	}
+	if got := tr.Condition(); got != "error rate increases by >50% relative to the baseline (significant at 95% confidence)" {
+		t.Errorf("Condition = %q", got)
+	}
+}

@@ -88,6 +88,16 @@ type RelativeIncrease struct {
 	// Percent formats values as percentages (for ratios such as error rate).
 	// It is on by default for monitor.ErrorRate.
 	Percent bool
+	// Confidence, when set (0.95, say), makes a rise fail only when it is
+	// also statistically significant, so that a small canary's one failed
+	// request out of 20 is not a breach while 6 out of 20 is. For a rate in
+	// [0, 1] with a sample count, the one-sided exact binomial test must
+	// reject, at this confidence, that the new version's true rate is at or
+	// below the threshold (the reference plus MaxIncrease, or the Floor,
+	// whichever is higher); the reference is taken as exact, as a threshold
+	// is. A rise that is not significant passes, saying so. Metrics that are
+	// not rates, or have no sample count, are judged without the test.
+	Confidence float64
 }
 
 func (t RelativeIncrease) metric() string {
@@ -111,7 +121,11 @@ func (t RelativeIncrease) nameParts() (string, string) {
 
 // Condition describes the trigger.
 func (t RelativeIncrease) Condition() string {
-	return fmt.Sprintf("%s increases by >%s relative to the baseline", human(t.metric()), pct(t.MaxIncrease))
+	s := fmt.Sprintf("%s increases by >%s relative to the baseline", human(t.metric()), pct(t.MaxIncrease))
+	if t.Confidence > 0 {
+		s += fmt.Sprintf(" (significant at %s confidence)", pct(t.Confidence))
+	}
+	return s
 }
 
 // Validate reports a negative or NaN MaxIncrease or Floor.
@@ -121,6 +135,9 @@ func (t RelativeIncrease) Validate() error {
 	}
 	if !validFraction(t.Floor) {
 		return fmt.Errorf("RelativeIncrease.Floor %v must be a finite number >= 0: %w", t.Floor, ErrInvalid)
+	}
+	if math.IsNaN(t.Confidence) || t.Confidence < 0 || t.Confidence >= 1 {
+		return fmt.Errorf("RelativeIncrease.Confidence %v must be in [0, 1): %w", t.Confidence, ErrInvalid)
 	}
 	return nil
 }
@@ -135,6 +152,17 @@ func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 	)
 	b := t.eval(&r, arr[:0], &obs, &baseline)
 	return finish(&r, t.Name(), b)
+}
+
+// significant reports whether m is significantly above threshold at
+// t.Confidence; true when the test does not apply (no Confidence, not a
+// rate, no sample count).
+func (t RelativeIncrease) significant(m monitor.Metric, threshold float64) bool {
+	if t.Confidence <= 0 || m.Samples <= 0 || m.Value < 0 || m.Value > 1 || threshold >= 1 {
+		return true
+	}
+	k := int(math.Round(m.Value * float64(m.Samples)))
+	return binomialSF(k, m.Samples, threshold) < 1-t.Confidence
 }
 
 func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
@@ -162,6 +190,20 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	b = appendValue(b, ref, percent)
 	b = appendChange(b, m.Value, ref)
 	switch {
+	case m.Value > limit && m.Value > t.Floor && !t.significant(m, max(limit, t.Floor)):
+		// Above the threshold, but no more than chance would give.
+		r.Outcome = Pass
+		b = append(b, " above the threshold "...)
+		b = appendValue(b, max(limit, t.Floor), percent)
+		b = append(b, ", but not significantly at "...)
+		b = appendPct(b, t.Confidence)
+		b = append(b, " confidence ("...)
+		b = appendInt(b, int64(math.Round(m.Value*float64(m.Samples))))
+		b = append(b, " of "...)
+		b = appendInt(b, int64(m.Samples))
+		b = append(b, ", p = "...)
+		b = strconv.AppendFloat(b, binomialSF(int(math.Round(m.Value*float64(m.Samples))), m.Samples, max(limit, t.Floor)), 'g', 2, 64)
+		return append(b, ')')
 	case m.Value > limit && m.Value > t.Floor:
 		r.Outcome = Fail
 		if ref <= 0 {

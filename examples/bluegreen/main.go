@@ -81,7 +81,7 @@ func run(ctx context.Context, out io.Writer, regress, broken bool) (*deploy.Repo
 	policy := deploy.DefaultPolicy()
 	policy.Triggers = []rollback.Trigger{
 		rollback.CriticalChecks{},
-		rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.02},
+		rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95},
 		rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 50 * time.Millisecond},
 	}
 	policy.MinSamples = 5

@@ -93,7 +93,7 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	// A failed critical check wins whatever the order; otherwise the first
 	// trigger that fails names the rollback, so the metrics come first.
 	policy.Triggers = []rollback.Trigger{
-		rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.02},
+		rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95},
 		rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 50 * time.Millisecond},
 		rollback.CriticalChecks{},
 	}
