@@ -282,8 +282,20 @@ func TestRelativeIncreaseConfidence(t *testing.T) {
 			"error rate 5.0 % vs baseline 0.2 % (+2400 %) > +50 % and the 2.0 % floor (20 samples)"},
 		{"not a rate: no test", RelativeIncrease{Metric: "queue_depth", MaxIncrease: 0.5, Confidence: 0.95}, monitor.Value(30, 20), Fail,
 			"queue_depth 30 vs baseline 10 (+200 %) > +50 % (20 samples)"},
+		// A sample count that is not a count of requests (an instant PromQL
+		// ratio without Query.Count has 1) must not hide a rise: 30 % of "1"
+		// counts as one failure, significant against a 2 % threshold...
+		{"30 % of 1 sample", tr, monitor.Value(0.3, 1), Fail,
+			"error rate 30.0 % vs baseline 0.2 % (+14900 %) > +50 % and the 2.0 % floor (1 samples)"},
+		// ...and where no outcome of so few samples could be significant, the
+		// rise is inconclusive (pause, then roll back at the limit), not a pass.
+		{"90 % of 1 sample, threshold 12 %", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95}, monitor.Value(0.9, 1), Inconclusive,
+			"error rate 90.0 % vs baseline 8.0 % (+1025 %) above the threshold 12.0 %, but 1 samples are too few to tell at 95 % confidence"},
 	} {
 		b := base
+		if strings.Contains(tc.name, "threshold 12 %") {
+			b = obsOf(monitor.ErrorRate, monitor.Value(0.08, 10000))
+		}
 		if tc.tr.Metric != "" {
 			b = obsOf(tc.tr.Metric, monitor.Value(10, 100))
 		}

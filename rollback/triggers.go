@@ -95,8 +95,14 @@ type RelativeIncrease struct {
 	// reject, at this confidence, that the new version's true rate is at or
 	// below the threshold (the reference plus MaxIncrease, or the Floor,
 	// whichever is higher); the reference is taken as exact, as a threshold
-	// is. A rise that is not significant passes, saying so. Metrics that are
-	// not rates, or have no sample count, are judged without the test.
+	// is. A rise that is not significant passes, saying so. The failures
+	// counted are the rate times the samples, rounded up, so that a sample
+	// count that is not a count of requests (1, for an instant PromQL ratio
+	// without Query.Count) errs towards a breach; and when the samples are
+	// so few that even all of them failing would not be significant, the
+	// rise is inconclusive (the step pauses and, past the inconclusive
+	// limit, rolls back), never a pass. Metrics that are not rates, or have
+	// no sample count, are judged without the test.
 	Confidence float64
 }
 
@@ -154,15 +160,35 @@ func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 	return finish(&r, t.Name(), b)
 }
 
-// significant reports whether m is significantly above threshold at
-// t.Confidence; true when the test does not apply (no Confidence, not a
-// rate, no sample count).
-func (t RelativeIncrease) significant(m monitor.Metric, threshold float64) bool {
-	if t.Confidence <= 0 || m.Samples <= 0 || m.Value < 0 || m.Value > 1 || threshold >= 1 {
-		return true
+// significance is the outcome of the test of a rise above the threshold.
+type significance int
+
+const (
+	significant    significance = iota // or the test does not apply
+	notSignificant                     // no more than chance gives
+	tooFew                             // no outcome of so few samples could be significant
+)
+
+// test runs the exact binomial test of m above threshold at t.Confidence.
+// k, the events counted, is the value times the samples rounded up, and at
+// least 1: a sample count that is not a count of trials (1 for an instant
+// PromQL ratio) then errs towards a significant rise, never hides one. It
+// returns k and the p-value.
+func (t RelativeIncrease) test(m monitor.Metric, threshold float64) (significance, int, float64) {
+	if t.Confidence <= 0 || m.Samples <= 0 || m.Value < 0 || m.Value > 1 || threshold <= 0 || threshold >= 1 {
+		return significant, 0, 0
 	}
-	k := int(math.Round(m.Value * float64(m.Samples)))
-	return binomialSF(k, m.Samples, threshold) < 1-t.Confidence
+	alpha := 1 - t.Confidence
+	n := m.Samples
+	if binomialSF(n, n, threshold) >= alpha {
+		return tooFew, n, 1
+	}
+	k := max(1, int(math.Ceil(m.Value*float64(n)-1e-9)))
+	p := binomialSF(k, n, threshold)
+	if p < alpha {
+		return significant, k, p
+	}
+	return notSignificant, k, p
 }
 
 func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
@@ -189,8 +215,24 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	b = append(b, ' ')
 	b = appendValue(b, ref, percent)
 	b = appendChange(b, m.Value, ref)
+	above := m.Value > limit && m.Value > t.Floor
+	sig, k, p := significant, 0, 0.0
+	if above {
+		sig, k, p = t.test(m, max(limit, t.Floor))
+	}
 	switch {
-	case m.Value > limit && m.Value > t.Floor && !t.significant(m, max(limit, t.Floor)):
+	case above && sig == tooFew:
+		// Above the threshold, but so few samples that even all of them
+		// failing would prove nothing: wait for more, never promote.
+		r.Outcome = Inconclusive
+		b = append(b, " above the threshold "...)
+		b = appendValue(b, max(limit, t.Floor), percent)
+		b = append(b, ", but "...)
+		b = appendInt(b, int64(m.Samples))
+		b = append(b, " samples are too few to tell at "...)
+		b = appendPct(b, t.Confidence)
+		return append(b, " confidence"...)
+	case above && sig == notSignificant:
 		// Above the threshold, but no more than chance would give.
 		r.Outcome = Pass
 		b = append(b, " above the threshold "...)
@@ -198,13 +240,13 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		b = append(b, ", but not significantly at "...)
 		b = appendPct(b, t.Confidence)
 		b = append(b, " confidence ("...)
-		b = appendInt(b, int64(math.Round(m.Value*float64(m.Samples))))
+		b = appendInt(b, int64(k))
 		b = append(b, " of "...)
 		b = appendInt(b, int64(m.Samples))
 		b = append(b, ", p = "...)
-		b = strconv.AppendFloat(b, binomialSF(int(math.Round(m.Value*float64(m.Samples))), m.Samples, max(limit, t.Floor)), 'g', 2, 64)
+		b = strconv.AppendFloat(b, p, 'g', 2, 64)
 		return append(b, ')')
-	case m.Value > limit && m.Value > t.Floor:
+	case above:
 		r.Outcome = Fail
 		if ref <= 0 {
 			// No relative change from zero: the floor is what was crossed.
