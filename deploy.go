@@ -115,10 +115,13 @@ type MonitorFunc = monitor.Func
 // for the stage being deployed when the release failed; stages already
 // completed, such as staging, keep the new version.
 //
-// A strategy may implement Name() string, RollbackPath() bool and
-// Validate() error. A strategy whose RollbackPath reports false has no way
-// back, which the runner refuses for production unless waived
-// ([NoRollbackPlan]). [NewRunner] calls Validate, so that a bad
+// A strategy may implement Name() string, RollbackPath() bool,
+// DescribeRollback() string and Validate() error. A strategy whose
+// RollbackPath reports false has no way back, which the runner refuses for
+// production unless waived ([NoRollbackPlan]). DescribeRollback says what
+// Rollback does, for the rollback procedure of the plan and the report
+// ("switch traffic back to the old side"); the default is "return every
+// user to the previous version". [NewRunner] calls Validate, so that a bad
 // configuration is refused, naming the field and its value, before any
 // release starts. Test a strategy with deploytest.TestStrategy.
 type Strategy interface {

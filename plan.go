@@ -77,7 +77,8 @@ func (r *Runner) Plan(rel Release) (*PlanDoc, error) {
 	for _, n := range r.cfg.notifiers {
 		doc.Notifiers = append(doc.Notifiers, nameOf(n))
 	}
-	if _, err := r.guard(rel); err != nil {
+	_, errs := r.guard(rel)
+	for _, err := range errs {
 		doc.Problems = append(doc.Problems, err.Error())
 	}
 	return doc, nil
@@ -90,7 +91,11 @@ func (p *PlanDoc) Markdown() string {
 	fmt.Fprintf(&b, "## Deployment plan: %s %s to %s\n\n", p.Release.Service, p.Release.Version, p.Release.Environment)
 	fmt.Fprintf(&b, "- Strategy: %s\n", p.Strategy)
 	fmt.Fprintf(&b, "- Gates: %s\n", listOr(p.Gates))
-	fmt.Fprintf(&b, "- Monitors: %s (every %v while a step bakes)\n", listOr(p.Monitors), p.Interval)
+	if len(p.Monitors) > 0 {
+		fmt.Fprintf(&b, "- Monitors: %s (every %v while a step bakes)\n", listOr(p.Monitors), p.Interval)
+	} else {
+		b.WriteString("- Monitors: none\n")
+	}
 	fmt.Fprintf(&b, "- Notifiers: %s\n", listOr(p.Notifiers))
 	for pf, reason := range p.Waivers {
 		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", pf, reason)
@@ -127,7 +132,14 @@ func (p *PlanDoc) Markdown() string {
 // when rec has run a rollback.
 func (r *Runner) procedure(rec *state.Record) rollback.Plan {
 	name := nameOf(r.strategy)
-	steps := []string{name + " rollback: return every user to the previous version"}
+	how := "return every user to the previous version"
+	if d, ok := r.strategy.(interface{ DescribeRollback() string }); ok {
+		how = d.DescribeRollback()
+	}
+	if !hasRollbackPath(r.strategy) {
+		how = "none: the strategy has no way back (pitfall " + string(NoRollbackPlan) + "); the new version stays"
+	}
+	steps := []string{name + " rollback: " + how}
 	for _, s := range r.cfg.rollbackSteps {
 		steps = append(steps, s.Name)
 	}

@@ -717,6 +717,7 @@ func triggerFrom(dec rollback.Decision, kind string) *state.Trigger {
 	if c := dec.Cause; c != nil {
 		t.Metric = c.Metric
 		t.Samples = c.Samples
+		t.Reference = c.Reference
 		t.Observed, t.Baseline, t.Threshold = num(c.Observed), num(c.Baseline), num(c.Threshold)
 	}
 	return t

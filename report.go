@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -183,7 +184,11 @@ func (rep *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	if rep.Release.Description != "" {
-		fmt.Fprintf(&b, "- %s\n", rep.Release.Description)
+		if rep.Status == Succeeded {
+			fmt.Fprintf(&b, "- %s\n", rep.Release.Description)
+		} else {
+			fmt.Fprintf(&b, "- Not delivered: %s\n", rep.Release.Description)
+		}
 	}
 	b.WriteString("\n### Key Artifacts\n")
 	if len(rep.Release.Links) == 0 {
@@ -251,8 +256,8 @@ func (rep *Report) Markdown() string {
 		b.WriteString("\n### Rollback\n")
 		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", rep.Trigger.Reason, rep.Trigger.Kind)
 		if rep.Trigger.Metric != "" {
-			fmt.Fprintf(&b, "- Metric: %s, observed %s, baseline %s, threshold %s, %d samples\n", rep.Trigger.Metric,
-				fnum(rep.Trigger.Observed), fnum(rep.Trigger.Baseline), fnum(rep.Trigger.Threshold), rep.Trigger.Samples)
+			fmt.Fprintf(&b, "- Metric: %s, observed %s, %s %s, threshold %s, %d samples\n", rep.Trigger.Metric,
+				fnum(rep.Trigger.Observed), cmp.Or(rep.Trigger.Reference, "baseline"), fnum(rep.Trigger.Baseline), fnum(rep.Trigger.Threshold), rep.Trigger.Samples)
 		}
 		if rep.Trigger.Step != "" {
 			fmt.Fprintf(&b, "- At step: %s/%s\n", rep.Trigger.Stage, rep.Trigger.Step)

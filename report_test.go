@@ -2,9 +2,11 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/deploytest"
 	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -91,5 +94,38 @@ func TestPlanIsADryRun(t *testing.T) {
 	golden(t, "plan.md", doc.Markdown())
 	if len(s.Applied()) != 0 || h.monitor.Calls() != 0 || len(h.rec.Events()) != 0 {
 		t.Error("Plan had side effects")
+	}
+}
+
+// TestPlanListsEveryProblem: a dry run of a release Run would refuse lists
+// every pitfall at once, and its rollback procedure says there is no way back.
+func TestPlanListsEveryProblem(t *testing.T) {
+	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1), NoRollback: true}
+	r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := r.Plan(deploy.Release{Service: "checkout", Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pitfalls []string
+	for _, p := range doc.Problems {
+		for _, pf := range []string{"no-rollback-plan", "no-monitoring", "silent-deploy"} {
+			if strings.Contains(p, "pitfall "+pf+":") {
+				pitfalls = append(pitfalls, pf)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"no-rollback-plan", "no-monitoring", "silent-deploy"}, pitfalls); diff != "" {
+		t.Errorf("problems (-want +got):\n%s\n%v", diff, doc.Problems)
+	}
+	if md := doc.Markdown(); !strings.Contains(md, "1. test rollback: none: the strategy has no way back (pitfall no-rollback-plan); the new version stays") {
+		t.Errorf("the procedure does not say there is no way back:\n%s", md)
+	}
+	// Run refuses it with all three reasons.
+	_, err = r.Run(t.Context(), deploy.Release{Service: "checkout", Version: "v2"})
+	if !errors.Is(err, deploy.ErrBlocked) || strings.Count(err.Error(), "pitfall ") != 3 {
+		t.Errorf("Run: %v, want ErrBlocked naming the three pitfalls", err)
 	}
 }

@@ -238,29 +238,31 @@ func validateSteps(stage string, steps []Step) error {
 	return nil
 }
 
-// guard checks the pitfall guards for a release; waived pitfalls are returned.
-func (r *Runner) guard(rel Release) ([]state.Waiver, error) {
-	var waivers []state.Waiver
-	check := func(p Pitfall, bad bool, what string) error {
+// guard checks the pitfall guards for a release; waived pitfalls are
+// returned, and one error for each pitfall that is neither avoided nor
+// waived.
+func (r *Runner) guard(rel Release) ([]state.Waiver, []error) {
+	var (
+		waivers []state.Waiver
+		errs    []error
+	)
+	check := func(p Pitfall, bad bool, what string) {
 		if !bad {
-			return nil
+			return
 		}
 		if reason, ok := r.cfg.waivers[p]; ok {
 			waivers = append(waivers, state.Waiver{Pitfall: string(p), Reason: reason})
-			return nil
+			return
 		}
-		return fmt.Errorf("%w: pitfall %s: production release of %s with %s; fix it or waive it with WithWaiver(deploy.%s, reason)",
-			ErrBlocked, p, rel.Service, what, pitfallConst(p))
+		errs = append(errs, fmt.Errorf("%w: pitfall %s: production release of %s with %s; fix it or waive it with WithWaiver(deploy.%s, reason)",
+			ErrBlocked, p, rel.Service, what, pitfallConst(p)))
 	}
 	prod := isProduction(rel.Environment)
-	if err := check(NoRollbackPlan, prod && !hasRollbackPath(r.strategy), "no rollback path"); err != nil {
-		return nil, err
-	}
-	if err := check(NoMonitoring, prod && len(r.cfg.monitors) == 0, "no monitor"); err != nil {
-		return nil, err
-	}
-	if err := check(SilentDeploy, prod && len(r.cfg.notifiers) == 0, "no notifier"); err != nil {
-		return nil, err
+	check(NoRollbackPlan, prod && !hasRollbackPath(r.strategy), "no rollback path")
+	check(NoMonitoring, prod && len(r.cfg.monitors) == 0, "no monitor")
+	check(SilentDeploy, prod && len(r.cfg.notifiers) == 0, "no notifier")
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	// A Friday deploy is judged by the window gate at preflight; a waiver
 	// turns the built-in window off.
@@ -329,9 +331,9 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 	if err != nil {
 		return nil, err
 	}
-	waivers, err := r.guard(rel)
-	if err != nil {
-		return nil, err
+	waivers, errs := r.guard(rel)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	now := time.Now()
 	d := &Deployment{Release: rel, Started: now}

@@ -471,7 +471,7 @@ func FullRecord(id string) *state.Record {
 		}},
 		RollbackReason: "error rate above baseline",
 		Trigger: &state.Trigger{
-			Kind: "breach", Metric: "error_rate", Observed: f(0.08), Baseline: f(0.001), Threshold: f(0.01),
+			Kind: "breach", Metric: "error_rate", Observed: f(0.08), Baseline: f(0.001), Reference: "control", Threshold: f(0.01),
 			Samples: 400, Reason: "error rate 8% > 1%", Stage: "canary", Step: "25%", At: at(30),
 		},
 		RollbackStart: at(31),

@@ -168,10 +168,13 @@ func (w *Window) Check(ctx context.Context, d *deploy.Deployment) error {
 	now := time.Now()
 	open, next, reason := w.Next(now)
 	if open {
-		if end := w.closes(now); !end.IsZero() {
+		switch end := w.closes(now); {
+		case end.IsZero():
+			deploy.Evidence(ctx, "deploy window open at %s, around the clock for the next week", w.format(now, now))
+		case sameDay(end.In(w.Location), now.In(w.Location)):
 			deploy.Evidence(ctx, "deploy window open at %s, until %s", w.format(now, now), end.In(w.Location).Format("15:04"))
-		} else {
-			deploy.Evidence(ctx, "deploy window open at %s", w.format(now, now))
+		default:
+			deploy.Evidence(ctx, "deploy window open at %s, until %s", w.format(now, now), end.In(w.Location).Format("Monday 15:04"))
 		}
 		return nil
 	}
@@ -233,16 +236,24 @@ func (w *Window) Next(t time.Time) (open bool, next time.Time, reason string) {
 
 type span struct{ start, end time.Time }
 
-// closes returns when the open period holding t ends, or the zero time when
-// the window is not open at t. Periods that join at midnight count as one
-// only within the day of t.
+// closes returns when the open period holding t ends, following periods
+// that join across midnight, or the zero time when the window is not open at
+// t or stays open for the next seven days.
 func (w *Window) closes(t time.Time) time.Time {
 	t = t.In(w.Location)
 	y, m, d := t.Date()
+	end := time.Time{}
 	for _, s := range w.spans(time.Date(y, m, d, 0, 0, 0, 0, w.Location)) {
 		if !s.start.After(t) && s.end.After(t) {
-			return s.end
+			end = s.end
 		}
+	}
+	for i := 1; !end.IsZero() && i <= 7; i++ {
+		next := w.spans(time.Date(y, m, d+i, 0, 0, 0, 0, w.Location))
+		if len(next) == 0 || !next[0].start.Equal(end) {
+			return end
+		}
+		end = next[0].end
 	}
 	return time.Time{}
 }
@@ -393,4 +404,10 @@ func clock(d time.Duration) string {
 		return fmt.Sprintf("%02d:%02d:%02d", h, mi, s)
 	}
 	return fmt.Sprintf("%02d:%02d", h, mi)
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
 }

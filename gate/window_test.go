@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
 	"github.com/deploykit/deploy/gate"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
 )
 
 func TestWindowNext(t *testing.T) {
@@ -187,4 +190,46 @@ func ExampleWindow() {
 	// Fri Dec 19 14:00: closed until Mon Dec 22 09:00: Friday afternoon
 	// Wed Dec 24 15:00: closed until Fri Dec 26 09:00: day before holiday "Christmas"
 	// Tue Dec 30 10:00: closed until Mon Jan 5 09:00: freeze "year-end freeze"
+}
+
+// TestWindowEvidence: a passing window says until when it stays open,
+// following hours that run on past midnight.
+func TestWindowEvidence(t *testing.T) {
+	allDay := func(days ...time.Weekday) []gate.Hours {
+		var hs []gate.Hours
+		for _, d := range days {
+			hs = append(hs, gate.Hours{Day: d, From: 0, To: 24 * time.Hour})
+		}
+		return hs
+	}
+	everyDay := allDay(time.Sunday, time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday, time.Saturday)
+	for _, tc := range []struct {
+		name  string
+		hours []gate.Hours
+		want  string
+	}{
+		// synctest's clock starts on Saturday 2000-01-01 00:00 UTC; the
+		// release starts at 10:00.
+		{"office hours", []gate.Hours{{Day: time.Saturday, From: 9 * time.Hour, To: 17 * time.Hour}}, "deploy window open at Saturday 10:00 UTC, until 17:00"},
+		{"into Sunday", append(allDay(time.Saturday), gate.Hours{Day: time.Sunday, From: 0, To: 12 * time.Hour}), "deploy window open at Saturday 10:00 UTC, until Sunday 12:00"},
+		{"around the clock", everyDay, "deploy window open at Saturday 10:00 UTC, around the clock for the next week"},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			time.Sleep(10 * time.Hour)
+			r, err := deploy.NewRunner(&deploytest.Strategy{Steps: deploytest.Ramp(0, 1)},
+				deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithSchedule(monitor.Schedule{}),
+				deploy.WithGates(&gate.Window{Location: time.UTC, Hours: tc.hours, Holidays: []gate.Holiday{}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := r.Run(t.Context(), deploy.Release{Service: "checkout", Version: "v2"})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if got := rep.Gates[0].Evidence; got != tc.want {
+				t.Errorf("%s: evidence %q, want %q", tc.name, got, tc.want)
+			}
+		})
+	}
 }

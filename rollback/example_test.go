@@ -49,9 +49,9 @@ func Example() {
 	//
 	// ### Trigger Conditions
 	// - Critical functionality broken (a critical check fails)
-	// - error rate increases by >50% relative to the baseline
+	// - error rate increases by >50% relative to the control or baseline
 	// - p95 latency increases by >200ms
-	// - orders_per_minute decreases by >10% relative to the baseline
+	// - orders_per_minute decreases by >10% relative to the control or baseline
 	// - More than 1 failed observation(s)
 	// - More than 0 inconclusive observation(s) (no data or too few samples)
 	// - 4 metric-source errors in a row

@@ -22,7 +22,7 @@ func TestPlanMarkdown(t *testing.T) {
 	want := `## Rollback Procedure
 
 ### Trigger Conditions
-- error rate increases by >50% relative to the baseline
+- error rate increases by >50% relative to the control or baseline
 - p95 latency increases by >200ms
 - Critical functionality broken (a critical check fails)
 - More than 0 failed observation(s)

@@ -48,6 +48,10 @@ type Result struct {
 	// Baseline is what Observed was compared with (the control or the
 	// preflight baseline), NaN when nothing was.
 	Baseline float64 `json:"baseline"`
+	// Reference says which Baseline is: "control" (the stable version over
+	// the same window) or "baseline" (the preflight observation); empty
+	// for absolute thresholds and checks.
+	Reference string `json:"reference,omitempty"`
 	// Threshold is the value Observed had to stay within, NaN when none.
 	Threshold float64 `json:"threshold"`
 	// Samples is how many samples back the judgement: the new version's, or

@@ -81,7 +81,7 @@ func TestControlOverBaseline(t *testing.T) {
 	base := obsOf(monitor.ErrorRate, monitor.Value(0.5, 1000)) // would pass 0.5
 	tr := RelativeIncrease{MaxIncrease: 0.5}
 	got := tr.Evaluate(obsOf(monitor.ErrorRate, withControl(0.5, 1000, 0.25, 900)), base)
-	want := Result{Trigger: "relative-increase:error_rate", Metric: monitor.ErrorRate, Outcome: Fail, Observed: 0.5, Baseline: 0.25, Threshold: 0.375, Samples: 900,
+	want := Result{Trigger: "relative-increase:error_rate", Metric: monitor.ErrorRate, Outcome: Fail, Observed: 0.5, Baseline: 0.25, Reference: "control", Threshold: 0.375, Samples: 900,
 		Reason: "error rate 50.0 % vs control 25.0 % (+100 %) > +50 % (1000 vs 900 samples)"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("with control (-want +got)\n%s", diff)
@@ -174,7 +174,7 @@ func TestDecisionCause(t *testing.T) {
 	p := Policy{Triggers: []Trigger{RelativeIncrease{MaxIncrease: 0.5}}}
 	var c Counters
 	d := p.Judge(&c, obsOf(monitor.ErrorRate, monitor.Value(0.5, 100)), obsOf(monitor.ErrorRate, monitor.Value(0.25, 100)), nil)
-	res := Result{Trigger: "relative-increase:error_rate", Metric: monitor.ErrorRate, Outcome: Fail, Observed: 0.5, Baseline: 0.25, Threshold: 0.375, Samples: 100,
+	res := Result{Trigger: "relative-increase:error_rate", Metric: monitor.ErrorRate, Outcome: Fail, Observed: 0.5, Baseline: 0.25, Reference: "baseline", Threshold: 0.375, Samples: 100,
 		Reason: "error rate 50.0 % vs baseline 25.0 % (+100 %) > +50 % (100 samples)"}
 	want := Decision{Verdict: Rollback, Reason: res.Reason, Results: []Result{res}, Cause: &res}
 	if diff := cmp.Diff(want, d); diff != "" {
@@ -232,10 +232,10 @@ func TestConditions(t *testing.T) {
 	}, InconclusiveLimit: 3}
 	want := []string{
 		"Critical functionality broken (a critical check fails)",
-		"error rate increases by >7% relative to the baseline",
+		"error rate increases by >7% relative to the control or baseline",
 		"p95 latency increases by >200ms",
 		"CPU above 0.9",
-		"orders_per_minute decreases by >10% relative to the baseline",
+		"orders_per_minute decreases by >10% relative to the control or baseline",
 		"latency_seconds of the canary is higher than the control (Mann-Whitney U, 95% confidence) by >10% in mean",
 		"More than 0 failed observation(s)",
 		"More than 3 inconclusive observation(s) (no data or too few samples)",
@@ -307,7 +307,7 @@ func TestRelativeIncreaseConfidence(t *testing.T) {
 	if err := (RelativeIncrease{MaxIncrease: 0.5, Confidence: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "RelativeIncrease.Confidence 1 must be in [0, 1)") {
 		t.Errorf("Validate(Confidence 1) = %v", err)
 	}
-	if got := tr.Condition(); got != "error rate increases by >50% relative to the baseline (significant at 95% confidence)" {
+	if got := tr.Condition(); got != "error rate increases by >50% relative to the control or baseline (significant at 95% confidence)" {
 		t.Errorf("Condition = %q", got)
 	}
 }

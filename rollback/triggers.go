@@ -127,7 +127,7 @@ func (t RelativeIncrease) nameParts() (string, string) {
 
 // Condition describes the trigger.
 func (t RelativeIncrease) Condition() string {
-	s := fmt.Sprintf("%s increases by >%s relative to the baseline", human(t.metric()), pct(t.MaxIncrease))
+	s := fmt.Sprintf("%s increases by >%s relative to the control or baseline", human(t.metric()), pct(t.MaxIncrease))
 	if t.Confidence > 0 {
 		s += fmt.Sprintf(" (significant at %s confidence)", pct(t.Confidence))
 	}
@@ -206,7 +206,7 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	}
 	limit := ref * (1 + t.MaxIncrease)
 	// The effective threshold: the relative limit, but never below the floor.
-	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Threshold: max(limit, t.Floor), Samples: n}
+	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: max(limit, t.Floor), Samples: n}
 	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, percent)
@@ -335,9 +335,9 @@ func (t RelativeDecrease) Name() string { return joinName(t.nameParts()) }
 func (t RelativeDecrease) nameParts() (string, string) { return "relative-decrease:", t.Metric }
 
 // Condition describes the trigger, e.g. "orders_per_minute decreases by
-// >10% relative to the baseline".
+// >10% relative to the control or baseline".
 func (t RelativeDecrease) Condition() string {
-	return fmt.Sprintf("%s decreases by >%s relative to the baseline", human(t.Metric), pct(t.MaxDecrease))
+	return fmt.Sprintf("%s decreases by >%s relative to the control or baseline", human(t.Metric), pct(t.MaxDecrease))
 }
 
 // Validate reports an empty metric name or a MaxDecrease outside [0, 1].
@@ -375,7 +375,7 @@ func (t RelativeDecrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		return noReference(r, appendValue(b, m.Value, t.Percent), t.Metric, m)
 	}
 	limit := ref * (1 - t.MaxDecrease)
-	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n, Critical: t.Critical}
+	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: ref, Reference: label, Threshold: limit, Samples: n, Critical: t.Critical}
 	b = append(b, human(t.Metric)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, t.Percent)
@@ -459,7 +459,7 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 		return noReference(r, appendMs(b, m.Value), name, m)
 	}
 	limit := ref + t.MaxIncrease.Seconds()
-	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Threshold: limit, Samples: n}
+	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: limit, Samples: n}
 	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendMs(b, m.Value)

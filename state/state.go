@@ -121,10 +121,12 @@ type Gate struct {
 
 // Trigger is what made a release roll back.
 type Trigger struct {
-	Kind      string    `json:"kind"` // breach, verification, deadline, manual, error, cancelled
-	Metric    string    `json:"metric,omitempty"`
-	Observed  *float64  `json:"observed,omitempty"`
-	Baseline  *float64  `json:"baseline,omitempty"`
+	Kind     string   `json:"kind"` // breach, verification, deadline, manual, error, cancelled
+	Metric   string   `json:"metric,omitempty"`
+	Observed *float64 `json:"observed,omitempty"`
+	Baseline *float64 `json:"baseline,omitempty"`
+	// Reference says what Baseline is: "control" or "baseline".
+	Reference string    `json:"reference,omitempty"`
 	Threshold *float64  `json:"threshold,omitempty"`
 	Samples   int       `json:"samples,omitempty"`
 	Reason    string    `json:"reason"`

@@ -128,3 +128,8 @@ func (s *BlueGreen) Rollback(ctx context.Context, d *deploy.Deployment) error {
 	}
 	return s.Switch(ctx, d, idle)
 }
+
+// DescribeRollback says what Rollback does, for the rollback procedure.
+func (s *BlueGreen) DescribeRollback() string {
+	return "switch traffic back to the old side, which is still running (nothing to do before the switch)"
+}

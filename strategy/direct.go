@@ -55,3 +55,6 @@ func (s *Direct) Rollback(ctx context.Context, d *deploy.Deployment) error {
 
 // RollbackPath reports whether Revert is set.
 func (s *Direct) RollbackPath() bool { return s.Revert != nil }
+
+// DescribeRollback says what Rollback does, for the rollback procedure.
+func (s *Direct) DescribeRollback() string { return "run Revert, which puts the previous version back" }

@@ -399,3 +399,8 @@ func (s *Progressive) sample(ctx context.Context, client FlagClient, id, step st
 func pct(share float64) string {
 	return strconv.FormatFloat(math.Round(share*1e4)/100, 'f', -1, 64) + " %"
 }
+
+// DescribeRollback says what Rollback does, for the rollback procedure.
+func (s *Progressive) DescribeRollback() string {
+	return fmt.Sprintf("set flag %q to 0 %% and check that nobody gets it (the binary deployed dark stays)", s.Flag)
+}

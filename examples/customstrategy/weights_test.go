@@ -244,6 +244,7 @@ func TestRegressionAt25PercentRollsBack(t *testing.T) {
 			Metric:    monitor.ErrorRate,
 			Observed:  ptr(0.08),
 			Baseline:  ptr(0.001),
+			Reference: "baseline",
 			Threshold: ptr(0.01), // 50 % above a 0.1 % baseline is under the default policy's 1 % floor
 			Samples:   1000,
 			Reason:    "error rate 8.0 % vs baseline 0.1 % (+7900 %) > +50 % and the 1.0 % floor (1000 samples)",
