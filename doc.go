@@ -53,12 +53,30 @@
 // # Tracing
 //
 // Every run, phase, gate, step, observation, verdict, rollback and
-// notification is an OpenTelemetry span (deploy.run, deploy.phase,
-// deploy.gate, deploy.step, deploy.observe, deploy.verdict, deploy.rollback,
-// deploy.notify) with semantic-convention attributes (service.name,
-// service.version, deployment.environment.name, deployment.id) and deploy.*
-// attributes. The global providers are used unless WithTracerProvider or
-// WithMeterProvider is given.
+// notification is an OpenTelemetry span; failures record the error and set
+// the span's status. The spans and their attributes:
+//
+//	deploy.run       service.name, service.version, deployment.environment.name,
+//	                 deployment.id, deploy.strategy, deploy.status (at the end)
+//	deploy.phase     deploy.phase (preflight, deploy, verify, rollback, communicate);
+//	                 Error status when the phase led to a rollback or a block
+//	deploy.gate      deploy.gate, and deploy.gate.evidence, deploy.gate.reason or
+//	                 deploy.gate.retry_at
+//	deploy.step      deploy.step, deploy.step.index, deploy.stage, deploy.exposure,
+//	                 deploy.bake_ms; under it the observations of its bake
+//	deploy.observe   deploy.observation.phase (baseline, bake, verify, rollback),
+//	                 deploy.exposure
+//	deploy.verdict   deploy.verdict (continue, wait, rollback), deploy.verdict.reason
+//	deploy.rollback  deploy.trigger (breach, verification, deadline, manual,
+//	                 error, cancelled), deploy.rollback.reason
+//	deploy.notify    deploy.notifier, deploy.event, deploy.attempt
+//
+// The resource-like attributes (service.name…) are on deploy.run only; find
+// a step's release through its trace. Strategies add their own: Progressive
+// puts feature_flag.evaluation events (OpenFeature's semantic conventions)
+// and deploy.flag.check events on the step's span. The meter records
+// deploy.releases, by service.name and deploy.status. The global providers
+// are used unless WithTracerProvider or WithMeterProvider is given.
 //
 // # Testing release logic
 //

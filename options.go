@@ -82,7 +82,22 @@ func WithRollbackPolicy(p rollback.Policy) Option {
 	return func(c *config) { c.policy = p }
 }
 
-// DefaultPolicy returns the policy used when WithRollbackPolicy is not given.
+// DefaultPolicy returns the policy used when WithRollbackPolicy is not given,
+// and a good start for your own:
+//
+//   - CriticalChecks: a failed critical check rolls back at once;
+//   - RelativeIncrease of the error rate: more than +50 % over the control or
+//     baseline, above a 1 % floor, significant at 95 % confidence;
+//   - LatencyIncrease of the p95: more than +200 ms;
+//   - limits: FailureLimit 0 (the first failed observation rolls back),
+//     InconclusiveLimit 3 (three observations with no data or too few
+//     samples pause the step; the fourth rolls back), ConsecutiveErrorLimit 0 (the 4th
+//     metric-source error in a row rolls back), ProgressDeadline 0 (10
+//     minutes for a step to make progress), MinSamples 0 (1).
+//
+// A rollback.Policy built from scratch has InconclusiveLimit 0: the first
+// observation without data rolls back, which a small canary's first minute
+// may well be. Start from DefaultPolicy and change what you need.
 func DefaultPolicy() rollback.Policy {
 	return rollback.Policy{
 		Triggers: []rollback.Trigger{

@@ -677,7 +677,8 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase s
 	return dec, obs
 }
 
-// announce sends an observation event. The runner announces the observations
+// announce sends an observation event (see notify.Console's documentation,
+// which repeats this rule for users). The runner announces the observations
 // that matter to people — a verdict other than continue, the one that
 // completes a bake, the first and last of a watch window, the post-deployment
 // checks — not every healthy minute of a day-long watch.

@@ -163,7 +163,9 @@ func (m *Monitor) Calls() int {
 	return len(m.targets)
 }
 
-// Health is an error rate and p95 latency, with a sample count.
+// Health is an error rate and p95 latency, with a sample count. A Samples
+// of 0 means 1000, so that Health{ErrorRate: 0.08} is a clear verdict; to
+// test too few samples or no data, set Samples or use monitor.NoData.
 type Health struct {
 	ErrorRate float64
 	P95       time.Duration
@@ -183,7 +185,7 @@ func (h Health) Observation() monitor.Observation {
 }
 
 // Healthy returns a monitor that always reports good health: 0.1 % errors and
-// a p95 of 120 ms.
+// a p95 of 120 ms, over 1000 samples, for the new version and as baseline.
 func Healthy() *Monitor {
 	return &Monitor{Script: func(monitor.Target) (monitor.Observation, error) {
 		return Health{ErrorRate: 0.001, P95: 120 * time.Millisecond}.Observation(), nil
@@ -203,8 +205,9 @@ func Regression(at float64, bad Health) *Monitor {
 	}}
 }
 
-// Recorder is a deploy.Notifier that records events. Err, if set, is
-// returned by Notify (and the event is not recorded), to test retries.
+// Recorder is a deploy.Notifier that records the events it is given, in
+// order. FailNext makes the next deliveries fail (the events are then not
+// recorded), to test the runner's retries.
 type Recorder struct {
 	mu     sync.Mutex
 	events []deploy.Event

@@ -19,7 +19,7 @@
 // Register it with an OpenFeature API, preferably an isolated one in tests:
 //
 //	p, _ := flags.NewProvider(flags.BoolFlag("new-checkout", 0.05))
-//	api := isolated.NewAPI()
+//	api := isolated.NewAPI() // github.com/open-feature/go-sdk/openfeature/isolated
 //	_ = api.SetProviderAndWait(ctx, p)
 //	client := api.NewClient()
 //	on, _ := client.BooleanValue(ctx, "new-checkout", false, openfeature.NewEvaluationContext(userID, nil))

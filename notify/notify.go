@@ -85,6 +85,12 @@ func (l Log) Notify(ctx context.Context, e deploy.Event) error {
 // Console writes concise, human progress lines with timestamps: phase,
 // step, exposure, the key metrics against their thresholds, and the verdict.
 // With Report set, the Markdown report follows the final line.
+//
+// It prints every event it is given. The runner sends an observation event
+// only when it matters to people: a verdict other than continue, the one
+// that completes a step's bake, the post-deployment checks, and the first
+// and last of each watch window. So a step observed four times shows once,
+// as it is promoted, unless something went wrong.
 type Console struct {
 	W io.Writer
 	// Report prints the Markdown report when the release finishes.

@@ -87,7 +87,7 @@ type ProgressiveStep struct {
 // Wired to a runner, with gate.FlagOff to check that the flag is off first:
 //
 //	p, _ := flags.NewProvider(flags.BoolFlag("new-checkout", 0)) // or flags.NewFlagdFile(path)
-//	api := isolated.NewAPI()
+//	api := isolated.NewAPI() // github.com/open-feature/go-sdk/openfeature/isolated
 //	_ = api.SetProviderAndWait(ctx, p)
 //	client := api.NewClient()
 //	r, err := deploy.NewRunner(&strategy.Progressive{
