@@ -32,3 +32,20 @@ func TestBinomialSF(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSignificance: the exact binomial test that RelativeIncrease with
+// Confidence runs when a rate is above its threshold, for a small canary
+// (1 of 20) and a large one (5,200 of 100,000).
+func BenchmarkSignificance(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		k, n int
+		p    float64
+	}{{"n=20", 1, 20, 0.02}, {"n=100000", 5200, 100000, 0.05}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				binomialSF(tc.k, tc.n, tc.p)
+			}
+		})
+	}
+}
