@@ -11,9 +11,17 @@
 //	sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}",code=~"5.."}[{{.Window}}]))
 //	  / sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}]))
 //
-// {{.Window}} is the time since Target.Since (the step was applied, or the
-// baseline window began) in whole seconds, such as "300s", so the query
-// judges exactly the window being baked.
+// {{.Version}} is the version users are on in the phase judged: the new one
+// while steps bake and during verification, the previous one before the
+// deploy (the baseline) and after a rollback (see [Vars]); {{.NewVersion}}
+// is always the new one.
+//
+// {{.Window}} is the time since Target.Since (the step was applied, the
+// baseline window began, the rollback finished) in whole seconds, rounded
+// up, such as "300s". PromQL's rate and increase over it also see the last
+// scrape before Since, so keep the scrape interval well below the bake and
+// the runner's interval (deploy.WithInterval), or the first observations of
+// a step still hold data from before it.
 //
 // An instant query (Step 0) is evaluated at the time of the observation and
 // must give one value: a scalar or a vector of at most one series (aggregate
@@ -28,7 +36,14 @@
 // with .Version set to Target.PreviousVersion and .Control true, and fills
 // Metric.Control: the stable version measured alongside the new one (canary
 // versus control), which the rollback policy prefers to the preflight
-// baseline.
+// baseline. It is measured while steps bake and during verification, not
+// in the baseline and rollback phases, where only one version serves.
+//
+// A control is for strategies where both versions serve at once: a canary
+// or a progressive rollout. With Direct or BlueGreen, the stable version
+// has no traffic after the switch; give it MinSamples (or a Count), so that
+// a control of a few stale samples is no control and the policy compares
+// with the baseline.
 //
 // # No data
 //
@@ -98,9 +113,18 @@ const (
 type Vars struct {
 	DeploymentID string
 	Service      string
-	// Version is the version measured: the new one, or the stable one when
-	// Control is true.
-	Version         string
+	// Version is the version measured: the one users are on in the phase
+	// being judged. While steps bake and during verification that is the
+	// new version, or the stable one when Control is true. Before the
+	// deploy (Phase "baseline") and after a rollback (Phase "rollback")
+	// it is PreviousVersion, when the release names it: a baseline of a
+	// version nobody uses yet would be empty, and a rollback verified on
+	// the version just taken away would judge its last stragglers. No
+	// control is measured in those phases.
+	Version string
+	// NewVersion is always the release's new version (Target.Version), for
+	// queries that must name it in every phase, such as metrics labelled
+	// by the binary while a feature flag decides the code path.
 	NewVersion      string
 	PreviousVersion string
 	Environment     string
@@ -274,10 +298,14 @@ func (s *Source) Queries() []Query {
 
 // VarsFor returns the template variables for t at time now.
 func (s *Source) VarsFor(t monitor.Target, now time.Time) Vars {
+	version := t.Version
+	if servesPrevious(t) {
+		version = t.PreviousVersion
+	}
 	return Vars{
 		DeploymentID:    t.DeploymentID,
 		Service:         t.Service,
-		Version:         t.Version,
+		Version:         version,
 		NewVersion:      t.Version,
 		PreviousVersion: t.PreviousVersion,
 		Environment:     t.Environment,
@@ -287,6 +315,12 @@ func (s *Source) VarsFor(t monitor.Target, now time.Time) Vars {
 		Window:          Duration(s.windowOf(t, now)),
 		Labels:          t.Labels,
 	}
+}
+
+// servesPrevious reports whether users are on the previous version in t's
+// phase: before the deploy and after a rollback.
+func servesPrevious(t monitor.Target) bool {
+	return (t.Phase == "baseline" || t.Phase == "rollback") && t.PreviousVersion != ""
 }
 
 func (s *Source) windowOf(t monitor.Target, now time.Time) time.Duration {
@@ -336,7 +370,7 @@ func (s *Source) measure(ctx context.Context, q compiled, vars Vars, t monitor.T
 	if n >= max(q.MinSamples, 1) {
 		m.Value, m.Samples, m.Raw = v, n, raw
 	}
-	if !q.Control || t.PreviousVersion == "" {
+	if !q.Control || t.PreviousVersion == "" || servesPrevious(t) {
 		return m, nil
 	}
 	vars.Version, vars.Control = t.PreviousVersion, true

@@ -240,3 +240,50 @@ func TestDurationAndWindow(t *testing.T) {
 		t.Errorf("window = %q, want 42s", w)
 	}
 }
+
+// TestVersionFollowsThePhase: before the deploy (baseline) and after a
+// rollback, users are on the previous version, so .Version is the previous
+// version then and no control is measured; while steps bake and during
+// verification it is the new one. .NewVersion is always the new one.
+func TestVersionFollowsThePhase(t *testing.T) {
+	f := &fakeAPI{answer: map[string]model.Value{
+		`err{v="v1",new="v2"}`: vec(0.01),
+		`err{v="v2",new="v2"}`: vec(0.05),
+	}}
+	src, err := prometheus.New(f, []prometheus.Query{{
+		Metric: monitor.ErrorRate, Query: `err{v="{{.Version}}",new="{{.NewVersion}}"}`, Control: true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		phase   string
+		value   float64
+		control bool
+	}{
+		{"baseline", 0.01, false},
+		{"bake", 0.05, true},
+		{"verify", 0.05, true},
+		{"rollback", 0.01, false},
+	} {
+		tg := rel
+		tg.Phase = tc.phase
+		o, err := src.Observe(context.Background(), tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := o.Metric(monitor.ErrorRate)
+		if m.Value != tc.value || m.HasControl() != tc.control {
+			t.Errorf("%s: %+v, want value %v, control %v", tc.phase, m, tc.value, tc.control)
+		}
+		if v := src.VarsFor(tg, time.Now()); v.NewVersion != "v2" {
+			t.Errorf("%s: NewVersion %q", tc.phase, v.NewVersion)
+		}
+	}
+	// Without a previous version, the new one is all there is to measure.
+	tg := rel
+	tg.Phase, tg.PreviousVersion = "baseline", ""
+	if v := src.VarsFor(tg, time.Now()); v.Version != "v2" {
+		t.Errorf("baseline without PreviousVersion: Version %q, want v2", v.Version)
+	}
+}
