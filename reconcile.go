@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,6 +268,18 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			}
 		}
 		r.note(rec, now, "observation", "baseline", summarize(obs))
+		var empty []string
+		for _, k := range slices.Sorted(maps.Keys(obs.Metrics)) {
+			if !obs.Metrics[k].HasData() {
+				empty = append(empty, k)
+			}
+		}
+		if len(empty) > 0 {
+			msg := "baseline has no data for " + strings.Join(empty, ", ") + ": triggers on them can compare only with a control, else they are inconclusive"
+			r.note(rec, now, "note", "baseline", msg)
+			r.emit(rec, Event{Kind: EventPhase, Message: msg})
+			r.cfg.logger.Warn("deploy: "+msg, "release", rec.ID)
+		}
 	}
 	r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("preflight passed (%s)", plural(len(rec.Gates), "gate"))})
 	rec.Phase = string(PhaseDeploy)

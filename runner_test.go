@@ -1090,3 +1090,32 @@ func TestSmallCanaryNoiseDoesNotRollBack(t *testing.T) {
 		}
 	})
 }
+
+// TestBaselineWithoutDataIsSaid: a baseline that measured nothing for a
+// metric is said in the timeline and to the notifiers, not left to surface
+// as "no baseline or control" at the first step.
+func TestBaselineWithoutDataIsSaid(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			o := deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation()
+			if tg.Phase == "baseline" {
+				o.Set(monitor.ErrorRate, monitor.NoData())
+			}
+			return o, nil
+		})
+		h := newHarness(t, ramp(), nil, deploy.WithMonitors(m))
+		rep, _ := h.runner.Run(t.Context(), rel)
+		const want = "baseline has no data for error_rate: triggers on them can compare only with a control, else they are inconclusive"
+		said := false
+		for _, e := range h.rec.Events() {
+			said = said || e.Message == want
+		}
+		noted := false
+		for _, e := range rep.Timeline {
+			noted = noted || e.Detail == want
+		}
+		if !said || !noted {
+			t.Errorf("event %v, timeline %v: want %q in both", said, noted, want)
+		}
+	})
+}
