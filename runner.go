@@ -387,7 +387,9 @@ func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 // Rollback rolls the release id back now, for reason, whoever holds it: a
 // person's decision takes over the lease, and the runner that held it stops
 // with ErrLocked at its next write. It returns when the rollback is verified
-// and the release is over.
+// and the release is over, with a nil error when it ended as asked: rolled
+// back, or aborted when nothing had been deployed yet. A rollback that fails
+// returns ErrRollbackFailed, as from Run.
 func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, error) {
 	if strings.TrimSpace(reason) == "" {
 		return nil, fmt.Errorf("%w: Rollback reason is empty", ErrInvalid)
@@ -424,7 +426,11 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			return nil, fmt.Errorf("%w: %v", ErrLocked, err)
 		}
 	}
-	return r.loop(ctx, id)
+	rep, err := r.loop(ctx, id)
+	if err != nil && rep != nil && (rep.Status == RolledBack || rep.Status == Aborted) {
+		return rep, nil // what was asked for
+	}
+	return rep, err
 }
 
 // Reconcile does whatever is due now for the release id (a gate re-check, an
