@@ -186,8 +186,10 @@ var (
 	// ErrAborted: the context was cancelled or a step failed; the release was
 	// rolled back.
 	ErrAborted = errors.New("deploy: aborted")
-	// ErrLocked: another runner holds the release, or another release of the
-	// same service and environment is active.
+	// ErrLocked: another runner holds the release (a *LockedError says who
+	// and until when), or another release of the same service and
+	// environment is active (the error also matches state.ErrActive and
+	// names it).
 	ErrLocked = errors.New("deploy: locked")
 	// ErrRollbackFailed: the rollback failed or did not restore health. A
 	// person must act; an urgent event was sent.
@@ -252,6 +254,22 @@ func Evidence(ctx context.Context, format string, args ...any) {
 	s.lines = append(s.lines, line)
 	s.mu.Unlock()
 }
+
+// LockedError is the ErrLocked of a release whose lease another runner
+// holds: it names the holder (see WithHolder) and when the lease runs out,
+// after which Resume takes the release over (see WithLeaseGrace).
+type LockedError struct {
+	ID     string
+	Holder string
+	Until  time.Time
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%v: release %s is held by %s until %s", ErrLocked, e.ID, e.Holder, e.Until.Format(time.RFC3339))
+}
+
+// Unwrap returns ErrLocked.
+func (e *LockedError) Unwrap() error { return ErrLocked }
 
 // retryError asks for a gate to be checked again at a time.
 type retryError struct {

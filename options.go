@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -33,6 +34,8 @@ type config struct {
 	gateDeadline    time.Duration
 	approval        Gate
 	rollbackTimeout time.Duration
+	leaseGrace      time.Duration
+	holder          string
 	baselineWindow  time.Duration
 	notifyTimeout   time.Duration
 	location        *time.Location
@@ -206,6 +209,26 @@ func WithApproval(g Gate) Option {
 // WithRollbackTimeout bounds Strategy.Rollback. The default is 5 minutes.
 func WithRollbackTimeout(d time.Duration) Option {
 	return func(c *config) { c.rollbackTimeout = d }
+}
+
+// WithLeaseGrace sets how long past its next due action a runner keeps its
+// lease on a release. The default is 2 minutes. A runner that crashes holds
+// the release until then: Resume from another process returns a
+// *LockedError (ErrLocked) naming the holder and the time, and succeeds once
+// it has passed; Runner.Rollback takes over at once.
+func WithLeaseGrace(d time.Duration) Option {
+	return func(c *config) { c.leaseGrace = d }
+}
+
+// WithHolder names this runner in the leases it takes, so that a locked
+// release says which machine or job holds it. The default is the host name,
+// the process id and a random suffix ("deploy-7.example-4711-3fa9c2").
+func WithHolder(name string) Option {
+	return func(c *config) {
+		if strings.TrimSpace(name) != "" {
+			c.holder = name
+		}
+	}
 }
 
 // WithBaselineWindow sets how far back the preflight baseline observation

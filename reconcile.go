@@ -35,7 +35,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	now := time.Now()
 	if rec.Holder != r.holder {
 		if now.Before(rec.LeaseUntil) {
-			return time.Time{}, rec, fmt.Errorf("%w: release %s is held by %s until %s", ErrLocked, id, rec.Holder, rec.LeaseUntil.Format(time.RFC3339))
+			return time.Time{}, rec, &LockedError{ID: id, Holder: rec.Holder, Until: rec.LeaseUntil}
 		}
 		rec.Holder, rec.Token = r.holder, rec.Token+1
 	}
@@ -66,7 +66,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	if next.IsZero() {
 		next = now
 	}
-	rec.LeaseUntil = next.Add(leaseGrace)
+	rec.LeaseUntil = next.Add(r.cfg.leaseGrace)
 	lp.disp.apply(rec)
 	if err := r.save(ctx, rec); err != nil {
 		return time.Time{}, rec, err
@@ -77,9 +77,6 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	}
 	return next, rec, nil
 }
-
-// leaseGrace is how long past its next action a runner keeps its lease.
-const leaseGrace = 2 * time.Minute
 
 func (r *Runner) save(ctx context.Context, rec *state.Record) error {
 	rec.Updated = time.Now()

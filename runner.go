@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -49,6 +51,7 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 		interval:        time.Minute,
 		gateDeadline:    time.Hour,
 		rollbackTimeout: 5 * time.Minute,
+		leaseGrace:      2 * time.Minute,
 		baselineWindow:  10 * time.Minute,
 		notifyTimeout:   30 * time.Second,
 		storeDir:        ".deploy",
@@ -73,7 +76,7 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	}
 	for name, d := range map[string]time.Duration{
 		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
-		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout,
+		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,
 	} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, name, d)
@@ -133,7 +136,12 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 		}
 		seen[st.Name] = true
 	}
-	return &Runner{strategy: s, cfg: c, holder: "runner-" + randomHex(6), conditions: c.policy.Conditions()}, nil
+	holder := c.holder
+	if holder == "" {
+		host, _ := os.Hostname()
+		holder = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "runner"), os.Getpid(), randomHex(3))
+	}
+	return &Runner{strategy: s, cfg: c, holder: holder, conditions: c.policy.Conditions()}, nil
 }
 
 func randomHex(n int) string {
@@ -304,7 +312,10 @@ func nameOf(x any) string {
 // Run carries rel through a whole release and returns its report. It
 // validates the release and the plan, and checks the pitfall guards, before
 // any side effect. It returns when the release has succeeded, rolled back,
-// been blocked or aborted; the report is returned with the error.
+// been blocked or aborted; the report is returned with the error. Errors
+// that come before the release exists have no report: ErrInvalid, a pitfall
+// guard's ErrBlocked, and ErrLocked when another release of the service and
+// environment is active (the error then also matches state.ErrActive).
 //
 // Cancelling ctx during the deploy or verify phase rolls the release back
 // (under a context that outlives ctx) and ends with ErrAborted.
@@ -369,7 +380,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 	r.emit(rec, Event{Kind: EventStarted, Message: fmt.Sprintf("release of %s %s to %s started (%s)", rel.Service, rel.Version, rel.Environment, rec.Strategy)})
 	if err := store.Create(ctx, rec); err != nil {
 		if errors.Is(err, state.ErrActive) {
-			return nil, fmt.Errorf("%w: %v", ErrLocked, err)
+			return nil, fmt.Errorf("%w: %w", ErrLocked, err)
 		}
 		return nil, fmt.Errorf("deploy: creating the release record: %w", err)
 	}
@@ -380,6 +391,11 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 // completed step (steps are idempotent), or it finishes a rollback that was
 // under way. On a release that is already over it delivers any undelivered
 // notifications and returns the report.
+//
+// A runner that crashed still holds the release until its lease runs out
+// (its next due action plus WithLeaseGrace, 2 minutes by default): until
+// then Resume returns a *LockedError naming the holder and the time. Retry
+// after it, or call Rollback, which takes over at once.
 func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 	return r.loop(ctx, id)
 }

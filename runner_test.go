@@ -1119,3 +1119,44 @@ func TestBaselineWithoutDataIsSaid(t *testing.T) {
 		}
 	})
 }
+
+// TestLocks: a second release of an active service is refused with an error
+// that says so (ErrLocked and state.ErrActive); a crashed runner's release
+// is locked, with the holder and the time, until its lease runs out.
+func TestLocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		open := func(holder string) *deploy.Runner {
+			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
+				deploy.WithHolder(holder), deploy.WithLeaseGrace(30*time.Second), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		a := open("deployer-a")
+		id, err := a.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.Reconcile(t.Context(), id); err != nil { // a takes the lease, then "crashes"
+			t.Fatal(err)
+		}
+		b := open("deployer-b")
+		if _, err := b.Run(t.Context(), rel); !errors.Is(err, deploy.ErrLocked) || !errors.Is(err, state.ErrActive) || !strings.Contains(err.Error(), id) {
+			t.Errorf("a second release of checkout: %v, want ErrLocked and state.ErrActive naming %s", err, id)
+		}
+		_, err = b.Resume(t.Context(), id)
+		var le *deploy.LockedError
+		if !errors.As(err, &le) || !errors.Is(err, deploy.ErrLocked) || le.Holder != "deployer-a" || le.ID != id {
+			t.Fatalf("Resume while a holds the lease: %v, want a *LockedError naming deployer-a", err)
+		}
+		time.Sleep(time.Until(le.Until) + time.Second)
+		rep, err := b.Resume(t.Context(), id)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("Resume after the lease ran out: status %v, err %v", rep.Status, err)
+		}
+	})
+}
