@@ -233,6 +233,7 @@ func (r *Runner) flushSync(lp *loop, id string) bool {
 		}
 		if err := r.deliver(ctx, lp, m); err != nil {
 			m.Attempts++
+			r.logDelivery(m, err)
 			m.LastError = err.Error()
 			if m.Attempts >= maxAttempts || permanent(err) {
 				rec.Delivered++
@@ -274,6 +275,19 @@ func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	return err
+}
+
+// logDelivery warns of a failed delivery, and of giving up.
+func (r *Runner) logDelivery(m state.Message, err error) {
+	name := fmt.Sprint(m.Notifier)
+	if m.Notifier >= 0 && m.Notifier < len(r.cfg.notifiers) {
+		name = nameOf(r.cfg.notifiers[m.Notifier])
+	}
+	msg := "deploy: notification not delivered, will retry"
+	if m.Attempts >= maxAttempts || permanent(err) {
+		msg = "deploy: notification not delivered, giving up"
+	}
+	r.cfg.logger.Warn(msg, "notifier", name, "event", m.ID, "attempt", m.Attempts, "err", err)
 }
 
 // permanent reports whether a notifier's error says that retrying cannot
@@ -385,6 +399,7 @@ func (d *dispatcher) work(i int) {
 		m.Attempts++
 		final := err == nil
 		if err != nil {
+			d.r.logDelivery(m, err)
 			m.LastError = err.Error()
 			if m.Attempts >= maxAttempts || permanent(err) {
 				m.Attempts = maxAttempts // given up

@@ -160,8 +160,12 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	}
 }
 
-// WithLogger sets the logger for the runner's own diagnostics. The default
-// discards. For progress for people, use notify.Log or notify.Console.
+// WithLogger sets the logger for the runner's own diagnostics: every event
+// it sends the notifiers (urgent ones at Error, rollbacks and blocks at
+// Warn, observations at Debug, the rest at Info), failed notification
+// deliveries, a lost lease, a monitor that failed to measure and a
+// baseline without data (Warn). The default discards. For progress for
+// people, use notify.Log or notify.Console.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {

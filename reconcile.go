@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -82,6 +83,7 @@ func (r *Runner) save(ctx context.Context, rec *state.Record) error {
 	rec.Updated = time.Now()
 	err := r.cfg.store.Update(context.WithoutCancel(ctx), rec)
 	if errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrConflict) {
+		r.cfg.logger.Warn("deploy: lost the release to another runner; stopping", "release", rec.ID, "err", err)
 		return fmt.Errorf("%w: %v", ErrLocked, err)
 	}
 	if err != nil {
@@ -963,6 +965,7 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 
 // emit puts an event in the outbox for every notifier.
 func (r *Runner) emit(rec *state.Record, ev Event) {
+	r.logEvent(rec, ev)
 	if len(r.cfg.notifiers) == 0 {
 		return
 	}
@@ -1041,4 +1044,27 @@ func (r *Runner) restoreMonitors(rec *state.Record) {
 			}
 		}
 	}
+}
+
+// logEvent writes an event to the runner's logger: urgent ones at Error,
+// rollbacks and blocks at Warn, observations at Debug, the rest at Info.
+func (r *Runner) logEvent(rec *state.Record, ev Event) {
+	level := slog.LevelInfo
+	switch {
+	case ev.Urgent:
+		level = slog.LevelError
+	case ev.Kind == EventRollback, ev.Kind == EventGate && ev.Gate == "blocked":
+		level = slog.LevelWarn
+	case ev.Kind == EventObservation:
+		level = slog.LevelDebug
+	}
+	if !r.cfg.logger.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("release", rec.ID), slog.String("event", string(ev.Kind)), slog.String("phase", rec.Phase)}
+	if ev.Step != "" {
+		attrs = append(attrs, slog.String("step", ev.Step))
+	}
+	attrs = append(attrs, slog.Float64("exposure", rec.Exposure))
+	r.cfg.logger.LogAttrs(context.Background(), level, "deploy: "+ev.Message, attrs...)
 }

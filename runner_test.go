@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -1157,6 +1158,32 @@ func TestLocks(t *testing.T) {
 		rep, err := b.Resume(t.Context(), id)
 		if err != nil || rep.Status != deploy.Succeeded {
 			t.Fatalf("Resume after the lease ran out: status %v, err %v", rep.Status, err)
+		}
+	})
+}
+
+// TestLogger: the runner's logger hears the release's events at levels that
+// match their weight, and failed notification deliveries.
+func TestLogger(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		h := newHarness(t, ramp(), deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.2}), deploy.WithLogger(logger))
+		h.rec.FailNext(1)
+		h.runner.Run(t.Context(), rel)
+		out := buf.String()
+		for _, want := range []string{
+			`level=INFO msg="deploy: release of checkout v2 to production started`,
+			`level=WARN msg="deploy: rolling back: error rate 20.0 %`,
+			`level=WARN msg="deploy: notification not delivered, will retry" notifier=recorder`,
+			`level=INFO msg="deploy: checkout v2 to production: rolled back`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("log lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "level=DEBUG") {
+			t.Error("Debug records at Info level")
 		}
 	})
 }
