@@ -35,6 +35,7 @@ type config struct {
 	approval        Gate
 	rollbackTimeout time.Duration
 	leaseGrace      time.Duration
+	rollbackSettle  time.Duration
 	holder          string
 	baselineWindow  time.Duration
 	notifyTimeout   time.Duration
@@ -213,6 +214,14 @@ func WithApproval(g Gate) Option {
 // WithRollbackTimeout bounds Strategy.Rollback. The default is 5 minutes.
 func WithRollbackTimeout(d time.Duration) Option {
 	return func(c *config) { c.rollbackTimeout = d }
+}
+
+// WithRollbackSettle sets how long after the strategy's rollback the runner
+// observes the monitors to verify it. The default is the observation
+// interval (WithInterval). Give metrics time to show the previous version:
+// a few scrape intervals for Prometheus.
+func WithRollbackSettle(d time.Duration) Option {
+	return func(c *config) { c.rollbackSettle = d }
 }
 
 // WithLeaseGrace sets how long past its next due action a runner keeps its

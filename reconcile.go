@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -847,7 +848,7 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			r.toCommunicate(rec, now, rec.Outcome, "")
 			return now, nil
 		}
-		return now.Add(r.cfg.interval), nil
+		return now.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)), nil
 	}
 	// Verify the rollback: the triggers must not fire against the baseline.
 	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", rec.RollbackStart)

@@ -74,6 +74,9 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 			return nil, fmt.Errorf("%w: WithWaiver(%s) needs a written reason", ErrInvalid, p)
 		}
 	}
+	if c.rollbackSettle < 0 {
+		return nil, fmt.Errorf("%w: WithRollbackSettle duration %v must not be negative", ErrInvalid, c.rollbackSettle)
+	}
 	for name, d := range map[string]time.Duration{
 		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
 		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,

@@ -1187,3 +1187,24 @@ func TestLogger(t *testing.T) {
 		}
 	})
 }
+
+// TestRollbackSettle: the rollback is verified WithRollbackSettle after the
+// strategy's rollback, not one interval after.
+func TestRollbackSettle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, ramp(), deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.2}), deploy.WithRollbackSettle(5*time.Minute))
+		rep, _ := h.runner.Run(t.Context(), rel)
+		var rolled, verified time.Time
+		for _, e := range rep.RollbackSteps {
+			switch e.Kind {
+			case "rollback":
+				rolled = e.At
+			case "verify":
+				verified = e.At
+			}
+		}
+		if got := verified.Sub(rolled); got != 5*time.Minute {
+			t.Errorf("verified %v after the rollback, want 5m", got)
+		}
+	})
+}

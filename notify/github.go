@@ -68,6 +68,10 @@ type GitHub struct {
 	Environment string
 	// CommentOn names release links (such as "ticket", "pr") on whose GitHub
 	// issue or pull request the report is commented when the release ends.
+	// A link counts when its host is BaseURL's host ("github.com" for the
+	// default API, your server's for GitHub Enterprise) and its path is
+	// /OWNER/REPO/issues/N or /OWNER/REPO/pull/N; other links, and names the
+	// release has no link for, are skipped without an error.
 	CommentOn []string
 	// Timeout bounds each request; 0 means DefaultTimeout.
 	Timeout time.Duration
