@@ -490,6 +490,12 @@ func (r *Runner) stageDone(rec *state.Record, now time.Time, nstages int) (time.
 	r.emit(rec, Event{Kind: EventPhase, Message: "stage " + name + " complete"})
 	rec.Stage++
 	rec.Step = 0
+	if rec.Stage < nstages {
+		// Exposure is the share of the stage's own users: the next stage
+		// starts with none on the new version.
+		rec.Exposure = 0
+		rec.BakeStart = time.Time{}
+	}
 	if rec.Stage >= nstages {
 		rec.Stage = nstages - 1
 		rec.Step = -1 // all steps done; Step is only an index while deploying

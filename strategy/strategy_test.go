@@ -3,6 +3,7 @@ package strategy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -238,4 +239,80 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate() = %v, want %q", err, c.want)
 		}
 	}
+}
+
+// stagedLB is a blue-green load balancer per stage.
+type stagedLB struct {
+	mu      sync.Mutex
+	serving map[string]string // stage -> live side
+	version map[string]string // stage/side -> version
+	calls   []string
+}
+
+func (l *stagedLB) bg() *strategy.BlueGreen {
+	return &strategy.BlueGreen{
+		Idle: func(ctx context.Context, d *deploy.Deployment) (string, error) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.serving[d.Stage.Name] == "blue" {
+				return "green", nil
+			}
+			return "blue", nil
+		},
+		Deploy: func(ctx context.Context, d *deploy.Deployment, side string) error {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.serving[d.Stage.Name] == side {
+				return fmt.Errorf("deploying onto the live side %s of %s", side, d.Stage.Name)
+			}
+			l.calls = append(l.calls, "deploy "+d.Stage.Name+"/"+side)
+			l.version[d.Stage.Name+"/"+side] = d.Release.Version
+			return nil
+		},
+		Switch: func(ctx context.Context, d *deploy.Deployment, side string) error {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.calls = append(l.calls, "switch "+d.Stage.Name+"/"+side)
+			l.serving[d.Stage.Name] = side
+			return nil
+		},
+		Bake: 10 * time.Minute,
+	}
+}
+
+// TestBlueGreenStagesByReconcile: staging then production, driven one
+// Reconcile at a time as a cron job would. Each stage deploys to its own
+// idle side and switches to it; production does not inherit staging's
+// exposure and deploy onto its live side.
+func TestBlueGreenStagesByReconcile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &stagedLB{serving: map[string]string{"staging": "blue", "production": "blue"}, version: map[string]string{}}
+		r, err := deploy.NewRunner(l.bg(), deploy.WithStore(state.NewMemory()),
+			deploy.WithStages(deploy.Stage{Name: "staging", Environment: "staging"}, deploy.Stage{Name: "production"}),
+			deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(&deploytest.Recorder{}),
+			deploy.WithWaiver(deploy.FridayDeploy, "synctest starts on a Saturday"), deploy.WithSchedule(monitor.Schedule{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := r.Start(t.Context(), stRel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep *deploy.Report
+		for rep == nil || !rep.Status.Final() {
+			var next time.Time
+			next, rep, err = r.Reconcile(t.Context(), id)
+			if err != nil && !errors.Is(err, deploy.ErrUnhealthy) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Until(next))
+		}
+		if rep.Status != deploy.Succeeded {
+			t.Fatalf("status %s: %s", rep.Status, rep.Error)
+		}
+		want := []string{"deploy staging/green", "switch staging/green", "deploy production/green", "switch production/green"}
+		if diff := cmp.Diff(want, l.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	})
 }
