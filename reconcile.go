@@ -834,13 +834,10 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			r.rollbackFailed(rec, now, fmt.Sprintf("strategy %s rollback: %v", rec.Strategy, err))
 			return now, nil
 		}
-		// From now on the previous version serves: the rollback's
-		// verification judges the window from here, not what happened while
-		// the strategy rolled back.
-		rec.RollbackStart = time.Now()
+		done := time.Now() // a rollback may take a while: time what follows from its end
 		rec.Exposure = 0
 		rec.Applied = false
-		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "rolled back: exposure 0 %"})
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: done, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "rolled back: exposure 0 %"})
 		if err := r.extraRollbackSteps(rctx, rec); err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
@@ -849,12 +846,16 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			return now, nil
 		}
 		span.End()
-		r.note(rec, now, "rollback", rec.Strategy, "strategy rolled back, exposure 0 %; verifying")
+		// From now on the previous version serves: the rollback's
+		// verification judges the window from here, not what happened while
+		// the rollback ran, and waits the settle time from here too.
+		rec.RollbackStart = time.Now()
+		r.note(rec, rec.RollbackStart, "rollback", rec.Strategy, "strategy rolled back, exposure 0 %; verifying")
 		if len(r.cfg.monitors) == 0 {
-			r.toCommunicate(rec, now, rec.Outcome, "")
-			return now, nil
+			r.toCommunicate(rec, rec.RollbackStart, rec.Outcome, "")
+			return rec.RollbackStart, nil
 		}
-		return now.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)), nil
+		return rec.RollbackStart.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)), nil
 	}
 	// Verify the rollback: the triggers must not fire against the baseline.
 	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", rec.RollbackStart)

@@ -1208,3 +1208,57 @@ func TestRollbackSettle(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowRollbackSettles: a rollback that takes longer than the settle time
+// is still verified the settle time after it finished, on the window that
+// starts when it finished.
+func TestSlowRollbackSettles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := ramp()
+		slow := &slowRollback{Strategy: s, took: 3 * time.Minute}
+		var since []time.Time
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			h := deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}
+			if tg.Phase == "bake" && tg.Exposure >= 0.25 {
+				h.ErrorRate = 0.2
+			}
+			if tg.Phase == "rollback" {
+				since = append(since, tg.Since)
+			}
+			return h.Observation(), nil
+		})
+		r, err := deploy.NewRunner(slow, deploy.WithStore(state.NewMemory()), deploy.WithMonitors(m),
+			deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
+			deploy.WithRollbackSettle(2*time.Minute), deploy.WithSchedule(monitor.Schedule{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, _ := r.Run(t.Context(), rel)
+		var rolled, verified time.Time
+		for _, e := range rep.RollbackSteps {
+			switch e.Kind {
+			case "rollback":
+				rolled = e.At
+			case "verify":
+				verified = e.At
+			}
+		}
+		if got := verified.Sub(rolled); got != 2*time.Minute {
+			t.Errorf("verified %v after the rollback finished, want the 2m settle", got)
+		}
+		if len(since) != 1 || !since[0].Equal(rolled) {
+			t.Errorf("rollback observed since %v, want since the end of the rollback %v", since, rolled)
+		}
+	})
+}
+
+// slowRollback is a strategy whose rollback takes a while.
+type slowRollback struct {
+	*deploytest.Strategy
+	took time.Duration
+}
+
+func (s *slowRollback) Rollback(ctx context.Context, d *deploy.Deployment) error {
+	time.Sleep(s.took)
+	return s.Strategy.Rollback(ctx, d)
+}

@@ -199,8 +199,9 @@ type Record struct {
 	// Rollback state.
 	RollbackReason string   `json:"rollbackReason,omitempty"`
 	Trigger        *Trigger `json:"trigger,omitempty"`
-	// RollbackStart is when the strategy's rollback finished (zero until it has):
-	// the previous version serves from then on.
+	// RollbackStart is when the rollback's steps finished (zero until they
+	// have): the previous version serves from then on, and the rollback is
+	// verified on the window that starts here.
 	RollbackStart time.Time `json:"rollbackStart,omitzero"`
 	RollbackSteps []Entry   `json:"rollbackSteps,omitempty"`
 	// Outcome is the final status the release is heading for once the
