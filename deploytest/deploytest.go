@@ -179,7 +179,7 @@ func (h Health) Observation() monitor.Observation {
 		n = 1000
 	}
 	var o monitor.Observation
-	o.Set(monitor.ErrorRate, monitor.Value(h.ErrorRate, n))
+	o.Set(monitor.ErrorRate, monitor.Rate(h.ErrorRate, n))
 	o.Set(monitor.LatencyP95, monitor.Value(h.P95.Seconds(), n))
 	return o
 }

@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"fmt"
 	"os"
@@ -324,5 +325,22 @@ ERROR disk full on /var/lib/app
 	c, n = observe()
 	if c.OK || n != 2 || !strings.HasPrefix(c.Detail, "2 new error signatures since 2026-03-02T11:05:30Z:\n- ") {
 		t.Errorf("after rollback, new lines: check %+v, %s = %v; want failed with 2", c, monitor.LogNewSignatures, n)
+	}
+}
+
+// TestRateIsCounted: Rate marks its samples as the events of a rate, which
+// survives JSON; Value does not.
+func TestRateIsCounted(t *testing.T) {
+	r := monitor.Rate(0.05, 20)
+	if !r.Counted || r.Value != 0.05 || r.Samples != 20 || monitor.Value(0.05, 20).Counted || monitor.Rate(0.5, 0).Counted {
+		t.Errorf("Rate(0.05, 20) = %+v; Value counted %v; no events counted %v", r, monitor.Value(0.05, 20).Counted, monitor.Rate(0.5, 0).Counted)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back monitor.Metric
+	if err := json.Unmarshal(b, &back); err != nil || !back.Counted {
+		t.Errorf("round trip of %s: %+v, %v", b, back, err)
 	}
 }

@@ -100,6 +100,11 @@ type Metric struct {
 	Control float64 `json:"control"`
 	// ControlSamples is how many samples back Control.
 	ControlSamples int `json:"controlSamples,omitempty"`
+	// Counted says that Samples counts the events a rate is made of — the
+	// requests behind an error rate — rather than data points or nothing in
+	// particular. Only then may rollback.RelativeIncrease's significance test
+	// (Confidence) use it. Rate sets it.
+	Counted bool `json:"counted,omitempty"`
 	// Raw and ControlRaw are optional raw samples for the statistical judge.
 	// They are not persisted.
 	Raw        []float64 `json:"-"`
@@ -113,6 +118,15 @@ func Value(v float64, n int) Metric {
 		return NoData()
 	}
 	return Metric{Value: v, Samples: n, Control: math.NaN()}
+}
+
+// Rate returns a rate (a share of events, such as an error rate) over the
+// given number of events, such as requests, and no control: Value(v,
+// events) with Counted set. A NaN v or no events gives no data.
+func Rate(v float64, events int) Metric {
+	m := Value(v, events)
+	m.Counted = m.HasData()
+	return m
 }
 
 // NoData returns a metric with no data: NaN, zero samples, no control.
@@ -281,6 +295,7 @@ type jsonMetric struct {
 	Samples        int      `json:"samples"`
 	Control        *float64 `json:"control,omitempty"`
 	ControlSamples int      `json:"controlSamples,omitempty"`
+	Counted        bool     `json:"counted,omitempty"`
 }
 
 func finite(v float64) *float64 {
@@ -299,7 +314,7 @@ func orNaN(p *float64) float64 {
 
 // MarshalJSON writes NaN values as null.
 func (m Metric) MarshalJSON() ([]byte, error) {
-	return json.Marshal(jsonMetric{Value: finite(m.Value), Samples: m.Samples, Control: finite(m.Control), ControlSamples: m.ControlSamples})
+	return json.Marshal(jsonMetric{Value: finite(m.Value), Samples: m.Samples, Control: finite(m.Control), ControlSamples: m.ControlSamples, Counted: m.Counted})
 }
 
 // UnmarshalJSON reads null values as NaN.
@@ -308,6 +323,6 @@ func (m *Metric) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*m = Metric{Value: orNaN(j.Value), Samples: j.Samples, Control: orNaN(j.Control), ControlSamples: j.ControlSamples}
+	*m = Metric{Value: orNaN(j.Value), Samples: j.Samples, Control: orNaN(j.Control), ControlSamples: j.ControlSamples, Counted: j.Counted}
 	return nil
 }

@@ -272,24 +272,24 @@ func TestRelativeIncreaseConfidence(t *testing.T) {
 		outcome Outcome
 		reason  string
 	}{
-		{"1 of 20", tr, monitor.Value(0.05, 20), Pass,
+		{"1 of 20", tr, monitor.Rate(0.05, 20), Pass,
 			"error rate 5.0 % vs baseline 0.2 % (+2400 %) above the threshold 2.0 %, but not significantly at 95 % confidence (1 of 20, p = 0.33)"},
-		{"6 of 20", tr, monitor.Value(0.3, 20), Fail,
+		{"6 of 20", tr, monitor.Rate(0.3, 20), Fail,
 			"error rate 30.0 % vs baseline 0.2 % (+14900 %) > +50 % and the 2.0 % floor (20 samples)"},
-		{"3 of 40: p = 0.046 < 0.05", tr, monitor.Value(0.075, 40), Fail,
+		{"3 of 40: p = 0.046 < 0.05", tr, monitor.Rate(0.075, 40), Fail,
 			"error rate 7.5 % vs baseline 0.2 % (+3650 %) > +50 % and the 2.0 % floor (40 samples)"},
-		{"1 of 20 without Confidence", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02}, monitor.Value(0.05, 20), Fail,
+		{"1 of 20 without Confidence", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02}, monitor.Rate(0.05, 20), Fail,
 			"error rate 5.0 % vs baseline 0.2 % (+2400 %) > +50 % and the 2.0 % floor (20 samples)"},
 		{"not a rate: no test", RelativeIncrease{Metric: "queue_depth", MaxIncrease: 0.5, Confidence: 0.95}, monitor.Value(30, 20), Fail,
 			"queue_depth 30 vs baseline 10 (+200 %) > +50 % (20 samples)"},
-		// A sample count that is not a count of requests (an instant PromQL
-		// ratio without Query.Count has 1) must not hide a rise: 30 % of "1"
-		// counts as one failure, significant against a 2 % threshold...
-		{"30 % of 1 sample", tr, monitor.Value(0.3, 1), Fail,
-			"error rate 30.0 % vs baseline 0.2 % (+14900 %) > +50 % and the 2.0 % floor (1 samples)"},
-		// ...and where no outcome of so few samples could be significant, the
-		// rise is inconclusive (pause, then roll back at the limit), not a pass.
-		{"90 % of 1 sample, threshold 12 %", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95}, monitor.Value(0.9, 1), Inconclusive,
+		// Samples that do not count events (the points of a range query, the
+		// 1 of an instant PromQL ratio without Query.Count) are not tested:
+		// 20 % over 4 points fails as it would without Confidence.
+		{"20 % over 4 points", tr, monitor.Value(0.2, 4), Fail,
+			"error rate 20.0 % vs baseline 0.2 % (+9900 %) > +50 % and the 2.0 % floor (4 samples)"},
+		// Where no outcome of so few events could be significant, the rise
+		// is inconclusive (pause, then roll back at the limit), not a pass.
+		{"90 % of 1 request, threshold 12 %", RelativeIncrease{MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95}, monitor.Rate(0.9, 1), Inconclusive,
 			"error rate 90.0 % vs baseline 8.0 % (+1025 %) above the threshold 12.0 %, but 1 samples are too few to tell at 95 % confidence"},
 	} {
 		b := base

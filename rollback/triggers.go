@@ -90,19 +90,20 @@ type RelativeIncrease struct {
 	Percent bool
 	// Confidence, when set (0.95, say), makes a rise fail only when it is
 	// also statistically significant, so that a small canary's one failed
-	// request out of 20 is not a breach while 6 out of 20 is. For a rate in
-	// [0, 1] with a sample count, the one-sided exact binomial test must
-	// reject, at this confidence, that the new version's true rate is at or
-	// below the threshold (the reference plus MaxIncrease, or the Floor,
-	// whichever is higher); the reference is taken as exact, as a threshold
-	// is. A rise that is not significant passes, saying so. The failures
-	// counted are the rate times the samples, rounded up, so that a sample
-	// count that is not a count of requests (1, for an instant PromQL ratio
-	// without Query.Count) errs towards a breach; and when the samples are
-	// so few that even all of them failing would not be significant, the
-	// rise is inconclusive (the step pauses and, past the inconclusive
-	// limit, rolls back), never a pass. Metrics that are not rates, or have
-	// no sample count, are judged without the test.
+	// request out of 20 is not a breach while 6 out of 20 is. It applies to a
+	// rate in [0, 1] whose Samples count the events it is made of
+	// (monitor.Metric.Counted, set by monitor.Rate and by a PromQL instant
+	// query with a Count): the one-sided exact binomial test must reject, at
+	// this confidence, that the new version's true rate is at or below the
+	// threshold (the reference plus MaxIncrease, or the Floor, whichever is
+	// higher); the reference is taken as exact, as a threshold is. A rise
+	// that is not significant passes, saying so. The failures counted are
+	// the rate times the samples, rounded up; when the samples are so few
+	// that even all of them failing would not be significant, the rise is
+	// inconclusive (the step pauses and, past the inconclusive limit, rolls
+	// back), never a pass. Other metrics — data points of a range query, a
+	// value with no count — are judged without the test, as if Confidence
+	// were 0.
 	Confidence float64
 }
 
@@ -175,7 +176,7 @@ const (
 // PromQL ratio) then errs towards a significant rise, never hides one. It
 // returns k and the p-value.
 func (t RelativeIncrease) test(m monitor.Metric, threshold float64) (significance, int, float64) {
-	if t.Confidence <= 0 || m.Samples <= 0 || m.Value < 0 || m.Value > 1 || threshold <= 0 || threshold >= 1 {
+	if t.Confidence <= 0 || !m.Counted || m.Samples <= 0 || m.Value < 0 || m.Value > 1 || threshold <= 0 || threshold >= 1 {
 		return significant, 0, 0
 	}
 	alpha := 1 - t.Confidence

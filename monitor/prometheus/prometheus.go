@@ -369,6 +369,7 @@ func (s *Source) measure(ctx context.Context, q compiled, vars Vars, t monitor.T
 	}
 	if n >= max(q.MinSamples, 1) {
 		m.Value, m.Samples, m.Raw = v, n, raw
+		m.Counted = q.Step == 0 && q.Count != "" // Samples counts what the value rests on
 	}
 	if !q.Control || t.PreviousVersion == "" || servesPrevious(t) {
 		return m, nil

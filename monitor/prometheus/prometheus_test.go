@@ -95,8 +95,8 @@ func TestTemplateAndControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := o.Metric(monitor.ErrorRate)
-	if m.Value != 0.05 || m.Samples != 400 || m.Control != 0.01 || m.ControlSamples != 4000 {
-		t.Errorf("metric = %+v, seen queries %q", m, f.seen)
+	if m.Value != 0.05 || m.Samples != 400 || m.Control != 0.01 || m.ControlSamples != 4000 || !m.Counted {
+		t.Errorf("metric = %+v, seen queries %q; want the Count's 400 requests, counted", m, f.seen)
 	}
 
 	// Without a previous version there is no control.
@@ -136,6 +136,10 @@ func TestNoData(t *testing.T) {
 	o, err := src.Observe(context.Background(), rel)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The points of a range query are not events: no significance test.
+	if m := o.Metric("range_mixed"); !m.HasData() || m.Counted {
+		t.Errorf("range_mixed = %+v, want data, not counted", m)
 	}
 	for _, name := range []string{"nan", "inf", "scalar_nan", "empty", "few", "uncounted", "range_nan", "range_short"} {
 		if m := o.Metric(name); m.HasData() || m.Samples != 0 || !math.IsNaN(m.Value) {

@@ -143,13 +143,13 @@ func (m *Metrics) Observe(t monitor.Target, newPath, oldPath string) monitor.Obs
 	alone := t.Phase == "baseline" || t.Phase == "rollback" || t.Exposure == 0
 	if alone {
 		er, n, lat := stats(oldPath)
-		obs.Set(monitor.ErrorRate, monitor.Value(er, n))
+		obs.Set(monitor.ErrorRate, monitor.Rate(er, n))
 		obs.Set(monitor.LatencyP95, monitor.Value(p95(lat), len(lat)))
 		return obs
 	}
 	er, n, lat := stats(newPath)
 	cer, cn, clat := stats(oldPath)
-	e, p := monitor.Value(er, n), monitor.Value(p95(lat), len(lat))
+	e, p := monitor.Rate(er, n), monitor.Value(p95(lat), len(lat))
 	if cn > 0 {
 		e.Control, e.ControlSamples = cer, cn
 		p.Control, p.ControlSamples = p95(clat), cn
