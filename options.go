@@ -225,10 +225,13 @@ func WithRollbackSettle(d time.Duration) Option {
 }
 
 // WithLeaseGrace sets how long past its next due action a runner keeps its
-// lease on a release. The default is 2 minutes. A runner that crashes holds
-// the release until then: Resume from another process returns a
-// *LockedError (ErrLocked) naming the holder and the time, and succeeds once
-// it has passed; Runner.Rollback takes over at once.
+// lease on a release. The default is 2 minutes. When that action is a
+// step's Apply or the strategy's rollback, the lease also covers how long it
+// may run (the progress deadline, the rollback timeout), so that no other
+// runner takes over a live one. A runner that crashes holds the release
+// until the lease ends: Resume from another process returns a *LockedError
+// (ErrLocked) naming the holder and the time, and succeeds once it has
+// passed; Runner.Rollback takes over at once.
 func WithLeaseGrace(d time.Duration) Option {
 	return func(c *config) { c.leaseGrace = d }
 }

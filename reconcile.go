@@ -39,7 +39,12 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		if now.Before(rec.LeaseUntil) {
 			return time.Time{}, rec, &LockedError{ID: id, Holder: rec.Holder, Until: rec.LeaseUntil}
 		}
+		// Take the release over, and say so in the store before acting:
+		// the runner that lost it is fenced off from here on.
 		rec.Holder, rec.Token = r.holder, rec.Token+1
+		if err := r.hold(ctx, rec, now, 0); err != nil {
+			return time.Time{}, rec, err
+		}
 	}
 	if lp.token == 0 {
 		lp.token = rec.Token
@@ -68,7 +73,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	if next.IsZero() {
 		next = now
 	}
-	rec.LeaseUntil = next.Add(r.cfg.leaseGrace)
+	rec.LeaseUntil = next.Add(r.actionBound(rec) + r.cfg.leaseGrace)
 	lp.disp.apply(rec)
 	if err := r.save(ctx, rec); err != nil {
 		return time.Time{}, rec, err
@@ -407,6 +412,9 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		if rec.StepStart.IsZero() {
 			rec.StepStart = now
 		}
+		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline()); err != nil {
+			return now, err
+		}
 		actx, cancel := context.WithTimeout(sctx, r.cfg.policy.Deadline())
 		err := step.Apply(actx, d)
 		cancel()
@@ -507,6 +515,33 @@ func (r *Runner) stageDone(rec *state.Record, now time.Time, nstages int) (time.
 
 func percent(f float64) string {
 	return strconv.FormatFloat(math.Round(f*10000)/100, 'f', -1, 64) + " %"
+}
+
+// actionBound is how long the next action on rec may take when it is a
+// step's Apply (up to the progress deadline); 0 otherwise. The lease saved
+// with rec covers it, so that no other runner takes the release over while
+// it runs, at no extra save per step; a runner that crashes before an Apply
+// then holds the release that much longer, which only pauses the rollout.
+// A pending rollback is not covered this way, so that another runner can
+// finish it soon after a crash; hold saves its lease before it runs.
+func (r *Runner) actionBound(rec *state.Record) time.Duration {
+	if rec.Phase == string(PhaseDeploy) && !rec.Applied {
+		return r.cfg.policy.Deadline()
+	}
+	return 0
+}
+
+// hold makes sure the saved lease covers an action that may last up to d
+// (a step's Apply, the strategy's rollback) plus the grace, saving the
+// record first when it does not, so that no other runner takes the release
+// over while the action runs.
+func (r *Runner) hold(ctx context.Context, rec *state.Record, now time.Time, d time.Duration) error {
+	until := now.Add(d + r.cfg.leaseGrace)
+	if !rec.LeaseUntil.Before(until.Add(-r.cfg.leaseGrace / 2)) {
+		return nil // the lease saved last time already covers it
+	}
+	rec.LeaseUntil = until
+	return r.save(ctx, rec)
 }
 
 // ---- verify ----
@@ -824,6 +859,10 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			rec.Error = msg
 			r.toCommunicate(rec, now, Failed, "")
 			return now, nil
+		}
+		if err := r.hold(ctx, rec, now, r.cfg.rollbackTimeout); err != nil {
+			span.End()
+			return now, err
 		}
 		err := r.strategy.Rollback(rctx, d)
 		if err != nil {

@@ -396,9 +396,10 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 // notifications and returns the report.
 //
 // A runner that crashed still holds the release until its lease runs out
-// (its next due action plus WithLeaseGrace, 2 minutes by default): until
-// then Resume returns a *LockedError naming the holder and the time. Retry
-// after it, or call Rollback, which takes over at once.
+// (its next due action plus WithLeaseGrace, 2 minutes by default, plus the
+// progress deadline before a step's Apply): until then Resume returns a
+// *LockedError naming the holder and the time. Retry after it, or call
+// Rollback, which takes over at once.
 func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 	return r.loop(ctx, id)
 }

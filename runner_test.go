@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -1261,4 +1262,62 @@ type slowRollback struct {
 func (s *slowRollback) Rollback(ctx context.Context, d *deploy.Deployment) error {
 	time.Sleep(s.took)
 	return s.Strategy.Rollback(ctx, d)
+}
+
+// countingSlowRollback counts strategy rollbacks running at once.
+type countingSlowRollback struct {
+	*deploytest.Strategy
+	inFlight, most atomic.Int32
+}
+
+func (s *countingSlowRollback) Rollback(ctx context.Context, d *deploy.Deployment) error {
+	n := s.inFlight.Add(1)
+	if n > s.most.Load() {
+		s.most.Store(n)
+	}
+	defer s.inFlight.Add(-1)
+	time.Sleep(4 * time.Minute)
+	return s.Strategy.Rollback(ctx, d)
+}
+
+// TestLeaseCoversALongRollback: while a live runner's strategy rollback runs
+// longer than the lease grace, another runner's Resume finds the release
+// locked and never runs a second rollback at the same time.
+func TestLeaseCoversALongRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &countingSlowRollback{Strategy: ramp()}
+		open := func() *deploy.Runner {
+			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.3})),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r1 := open()
+		id, err := r1.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := r1.Resume(t.Context(), id); done <- err }()
+		for {
+			time.Sleep(10 * time.Second)
+			if rec, _ := store.Load(t.Context(), id); rec.Phase == "rollback" {
+				break
+			}
+		}
+		time.Sleep(2*time.Minute + 30*time.Second) // r1 is alive, inside the strategy's rollback
+		_, err = open().Resume(t.Context(), id)
+		if !errors.Is(err, deploy.ErrLocked) {
+			t.Errorf("Resume during a live rollback: %v, want ErrLocked", err)
+		}
+		if err := <-done; !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Errorf("r1: %v, want the release's ErrUnhealthy", err)
+		}
+		if s.most.Load() != 1 || s.Rollbacks() != 1 {
+			t.Errorf("%d strategy rollbacks at once, %d in all; want 1 and 1", s.most.Load(), s.Rollbacks())
+		}
+	})
 }
