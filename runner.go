@@ -427,14 +427,18 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 		if rec.Status.Final() {
 			return r.report(rec), fmt.Errorf("%w: release %s is already %s", ErrInvalid, id, rec.Status)
 		}
-		if rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate) {
-			break // already rolling back or finishing: just drive it to the end
+		if rec.Phase == string(PhaseCommunicate) && rec.Outcome == Succeeded {
+			return r.report(rec), fmt.Errorf("%w: release %s has already succeeded and is being reported; to undo it, release the previous version", ErrInvalid, id)
 		}
 		now := time.Now()
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
-		if deployed(rec) {
+		switch {
+		case rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate):
+			// Already rolling back or finishing: take it over and drive it
+			// to the end.
+		case deployed(rec):
 			r.startRollback(rec, now, &state.Trigger{Kind: "manual", Reason: reason}, "")
-		} else {
+		default:
 			rec.Trigger = &state.Trigger{Kind: "manual", Reason: reason, At: now}
 			r.toCommunicate(rec, now, Aborted, reason)
 		}

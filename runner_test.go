@@ -1321,3 +1321,56 @@ func TestLeaseCoversALongRollback(t *testing.T) {
 		}
 	})
 }
+
+// TestManualRollbackTakesOverARollbackUnderWay: a runner dies with a
+// rollback decided; a person's Rollback does not wait for its lease but
+// takes over and finishes it.
+func TestManualRollbackTakesOverARollbackUnderWay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		open := func() *deploy.Runner {
+			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithNotifiers(&deploytest.Recorder{}),
+				deploy.WithMonitors(deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.3})),
+				deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r1 := open()
+		id, err := r1.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			next, rep, err := r1.Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Phase == deploy.PhaseRollback {
+				break
+			}
+			time.Sleep(time.Until(next))
+		}
+		start := time.Now()
+		rep, err := open().Rollback(t.Context(), id, "on-call: finish it now")
+		if err != nil || rep.Status != deploy.RolledBack || s.Rollbacks() != 1 {
+			t.Fatalf("Rollback: status %s, err %v, %d rollbacks", rep.Status, err, s.Rollbacks())
+		}
+		if waited := time.Since(start); waited > 2*time.Minute {
+			t.Errorf("took %v: it waited for the dead runner's lease", waited)
+		}
+		// A release that already succeeded is not "rolled back" by a nil error.
+		s2 := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1)}
+		r3, _ := deploy.NewRunner(s2, deploy.WithStore(state.NewMemory()), deploy.WithNotifiers(&deploytest.Recorder{}),
+			deploy.WithMonitors(deploytest.Healthy()), deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
+		done, err := r3.Run(t.Context(), deploy.Release{Service: "search", Version: "v9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r3.Rollback(t.Context(), done.ID, "too late"); !errors.Is(err, deploy.ErrInvalid) {
+			t.Errorf("Rollback of a succeeded release: %v, want ErrInvalid", err)
+		}
+	})
+}
