@@ -45,11 +45,14 @@ const maxLine = 64 << 10
 //
 // An observation whose Target.Phase is "rollback" verifies a rollback, so
 // it asks another question: are new signatures still appearing since the
-// rollback (Target.Since)? Only the lines of new signatures stamped at or
-// after Since count, and so do lines whose time stamp cannot be read (RFC
-// 3339 and similar, with or without a zone, and Go's log format are read; a
-// time without a zone is local time). Lines written while the rollback ran
-// are the release's own, and do not fail its verification.
+// rollback finished (Target.Since)? A line is dated by the time stamp it
+// starts with (RFC 3339 and similar, or Go's log format; bare, after "time="
+// or "ts=", or as the first key of a JSON line; a stamp without a zone is
+// read in Location, and without a Location does not date the line). Lines
+// of new signatures dated before Since are the release's own and do not
+// count. Undated lines count, except in the first read of a log by a
+// LogScan that was given its state back (Restore) in a process that
+// resumed the release: that read is the log's history.
 //
 // The log is a file at Path, tailed across observations: each observation
 // reads what was appended since the last one, starts again from the top when
@@ -86,6 +89,9 @@ type LogScan struct {
 	MaxDetail int
 	// Critical marks the check critical: its failure rolls back at once.
 	Critical bool
+	// Location is the time zone of time stamps written without one, for the
+	// rollback phase; nil means such stamps do not date a line.
+	Location *time.Location
 
 	mu       sync.Mutex
 	pattern  *regexp.Regexp
@@ -95,6 +101,8 @@ type LogScan struct {
 	off      int64
 	partial  []byte
 	lines    int // error lines read since the baseline
+	reads    int // observations that read the log
+	history  bool // Restore came before any read: the first read is history
 	// The rollback phase: new signatures seen since after.since.
 	after struct {
 		since       time.Time
@@ -144,8 +152,10 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 		}
 		s.pattern = regexp.MustCompile(p)
 		if len(s.Known) > 0 {
-			s.baseline = make(map[string]struct{}, len(s.Known))
-			for _, sig := range s.Known {
+			if s.baseline == nil {
+				s.baseline = make(map[string]struct{}, len(s.Known))
+			}
+			for _, sig := range s.Known { // with what Restore gave back
 				s.baseline[sig] = struct{}{}
 			}
 		}
@@ -158,6 +168,8 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 		s.baseline = make(map[string]struct{})
 	}
 	isRollback := t.Phase == "rollback"
+	history := s.history && s.reads == 0
+	s.reads++
 	if isRollback && (!s.after.initialised || !s.after.since.Equal(t.Since)) {
 		s.after.since, s.after.fresh, s.after.old, s.after.known, s.after.initialised = t.Since, map[string]*sighting{}, 0, 0, true
 	}
@@ -173,8 +185,11 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 		s.lines++
 		_, known := s.baseline[sig]
 		if isRollback {
-			switch at, ok := lineTime(l); {
-			case ok && at.Before(t.Since):
+			switch at, ok := lineTime(l, s.Location); {
+			case ok && at.Before(t.Since), !ok && history:
+				// Dated before the rollback, or undated in the first read of
+				// a log by a process that resumed the release: the release's
+				// own past, not a sign that the rollback did not help.
 				if !known {
 					s.after.old++
 				}
@@ -247,12 +262,17 @@ func count(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// lineTime reads the first time stamp of a log line: RFC 3339 and similar
-// ("2026-03-02 11:05:00,123", with or without a zone; no zone is local time)
-// or Go's log format ("2026/03/02 11:05:00.123456").
-func lineTime(l []byte) (time.Time, bool) {
+// lineTime reads the time stamp a log line starts with — RFC 3339 and
+// similar ("2026-03-02 11:05:00,123"), or Go's log format ("2026/03/02
+// 11:05:00.123456") — bare, after "time=" or "ts=", or as the "time", "ts"
+// or "timestamp" of a JSON line. A stamp without a zone is read in loc; with
+// a nil loc it does not date the line.
+func lineTime(l []byte, loc *time.Location) (time.Time, bool) {
 	m := timePattern.FindSubmatch(l)
 	if m == nil {
+		return time.Time{}, false
+	}
+	if len(m[8]) == 0 && loc == nil {
 		return time.Time{}, false
 	}
 	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
@@ -264,7 +284,6 @@ func lineTime(l []byte) (time.Time, bool) {
 		}
 		ns = num([]byte(f + strings.Repeat("0", 9-len(f))))
 	}
-	loc := time.Local
 	switch z := string(m[8]); {
 	case z == "Z":
 		loc = time.UTC
@@ -279,7 +298,7 @@ func lineTime(l []byte) (time.Time, bool) {
 	return time.Date(num(m[1]), time.Month(num(m[2])), num(m[3]), num(m[4]), num(m[5]), num(m[6]), ns, loc), true
 }
 
-var timePattern = regexp.MustCompile(`(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?`)
+var timePattern = regexp.MustCompile(`^\s*(?:\[|(?:time|ts)=|\{\s*"(?:time|ts|timestamp)"\s*:\s*")?(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?`)
 
 func (s *LogScan) name() string {
 	if s.Name != "" {
@@ -355,6 +374,9 @@ func (s *LogScan) Restore(state []byte) error {
 	}
 	for _, sig := range sigs {
 		s.baseline[sig] = struct{}{}
+	}
+	if s.reads == 0 {
+		s.history = true
 	}
 	return nil
 }

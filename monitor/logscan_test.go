@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,5 +343,96 @@ func TestRateIsCounted(t *testing.T) {
 	var back monitor.Metric
 	if err := json.Unmarshal(b, &back); err != nil || !back.Counted {
 		t.Errorf("round trip of %s: %+v, %v", b, back, err)
+	}
+}
+
+// TestLogScanRollbackTimeStamps: in the rollback phase only a time stamp at
+// the start of a line dates it (not a date quoted in the message); a stamp
+// without a zone is read in Location, or, with none, does not date the line.
+func TestLogScanRollbackTimeStamps(t *testing.T) {
+	since := time.Date(2026, 3, 2, 11, 5, 30, 0, time.UTC)
+	berlin := time.FixedZone("CET", 3600)
+	for _, tc := range []struct {
+		name string
+		loc  *time.Location
+		line string
+		new  bool // counts as new since the rollback
+	}{
+		{"stamp after", nil, "2026-03-02T11:06:00Z ERROR disk full", true},
+		{"stamp before", nil, "2026-03-02T11:05:00Z ERROR disk full", false},
+		{"logfmt before", nil, `time=2026-03-02T11:05:00.5Z level=ERROR msg="disk full"`, false},
+		{"json before", nil, `{"time":"2026-03-02T11:05:00Z","level":"ERROR","msg":"disk full"}`, false},
+		{"date in the message", nil, "ERROR booking for 2026-03-01T00:00:00Z failed", true},
+		{"syslog-style prefix, date in the message", nil, "app[42]: ERROR booking for 2026-03-01T00:00:00Z failed", true},
+		{"no zone, no Location", nil, "2026-03-02 11:05:00 ERROR disk full", true},
+		{"no zone, Berlin: 12:05 there is 11:05 UTC, before", berlin, "2026-03-02 12:05:00 ERROR disk full", false},
+		{"no zone, Berlin: 12:10 there is 11:10 UTC, after", berlin, "2026-03-02 12:10:00 ERROR disk full", true},
+	} {
+		var log bytes.Buffer
+		s := &monitor.LogScan{Reader: &log, Location: tc.loc}
+		observeLog(t, s, "baseline")
+		log.WriteString(tc.line + "\n")
+		rb := phase("rollback")
+		rb.Since = since
+		o, err := s.Observe(context.Background(), rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.Metric(monitor.LogNewSignatures).Value == 1; got != tc.new {
+			t.Errorf("%s: new since the rollback = %v, want %v (%+v)", tc.name, got, tc.new, check(t, o))
+		}
+		s.Close()
+	}
+}
+
+// TestLogScanRestore: a LogScan in a process that resumes a release gets the
+// baseline back (merged with Known), and in the rollback phase its first
+// read of the file, which is history, does not count lines it cannot date.
+func TestLogScanRestore(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	os.WriteFile(path, []byte("ERROR payment declined for order 1\n"), 0o600)
+	first := &monitor.LogScan{Path: path}
+	observeLog(t, first, "baseline")
+	saved, err := first.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	// During the bake, before the crash: a new error without a time stamp.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("panic: runtime error: index out of range\n")
+	f.Close()
+
+	second := &monitor.LogScan{Path: path, Known: []string{"ERROR cache cold"}}
+	defer second.Close()
+	if err := second.Restore(saved); err != nil {
+		t.Fatal(err)
+	}
+	rb := phase("rollback")
+	rb.Since = time.Now()
+	c, n := func() (monitor.Check, float64) {
+		o, err := second.Observe(context.Background(), rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return check(t, o), o.Metric(monitor.LogNewSignatures).Value
+	}()
+	if !c.OK || n != 0 {
+		t.Errorf("first rollback read after a restore: %+v, %v; want the old panic not counted", c, n)
+	}
+	if got := second.Baseline(); !slices.Contains(got, "ERROR payment declined for order <n>") || !slices.Contains(got, "ERROR cache cold") {
+		t.Errorf("baseline %v, want the restored and the Known signatures", got)
+	}
+	// A new undated error after that read counts.
+	f, _ = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("panic: runtime error: nil map\n")
+	f.Close()
+	o, err := second.Observe(context.Background(), rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := o.Metric(monitor.LogNewSignatures).Value; n != 1 {
+		t.Errorf("a new panic after the rollback: %v new signatures, want 1", n)
 	}
 }
