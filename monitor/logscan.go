@@ -100,8 +100,8 @@ type LogScan struct {
 	f        *os.File
 	off      int64
 	partial  []byte
-	lines    int // error lines read since the baseline
-	reads    int // observations that read the log
+	lines    int  // error lines read since the baseline
+	reads    int  // observations that read the log
 	history  bool // Restore came before any read: the first read is history
 	// The rollback phase: new signatures seen since after.since.
 	after struct {
