@@ -913,6 +913,19 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 		r.rollbackFailed(rec, now, "rollback did not restore health: "+dec.Reason)
 		return now, nil
 	}
+	passed := false
+	for _, res := range dec.Results {
+		// A check trigger with no check to judge passes vacuously.
+		passed = passed || res.Outcome == rollback.Pass && (res.Metric != "checks" || res.Samples > 0)
+	}
+	if !passed {
+		// Nothing could be judged (no data for the previous version): the
+		// strategy says it rolled back, but nothing shows it helped.
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "not verified: " + dec.Reason})
+		r.note(rec, now, "rollback", "verify", "rollback not verified: "+dec.Reason)
+		r.toCommunicate(rec, now, rec.Outcome, "")
+		return now, nil
+	}
 	rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "healthy: " + summarize(obs)})
 	r.note(rec, now, "rollback", "verify", "rollback verified: "+summarize(obs))
 	r.toCommunicate(rec, now, rec.Outcome, "")

@@ -110,6 +110,11 @@ func followUps(rec *state.Record) (follow, lessons []string) {
 	if rec.Counters.ConsecutiveErrors > 0 {
 		follow = append(follow, "Fix the metric source that failed to measure")
 	}
+	for _, e := range rec.RollbackSteps {
+		if e.Kind == "verify" && (strings.HasPrefix(e.Detail, "not verified: ") || strings.HasPrefix(e.Detail, "could not measure")) {
+			follow = append(follow, "Check by hand that the rollback restored health; the monitors could not show it ("+e.Detail+")")
+		}
+	}
 	switch rec.Status {
 	case RolledBack, Aborted, Failed:
 		if rec.Trigger != nil && rec.Trigger.Kind != "blocked" {

@@ -1374,3 +1374,32 @@ func TestManualRollbackTakesOverARollbackUnderWay(t *testing.T) {
 		}
 	})
 }
+
+// TestRollbackWithoutDataIsNotVerified: when nothing can be measured after
+// the rollback, the report says the rollback was not verified and asks a
+// person to check, instead of "verified".
+func TestRollbackWithoutDataIsNotVerified(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			switch {
+			case tg.Phase == "rollback":
+				var o monitor.Observation
+				o.Set(monitor.ErrorRate, monitor.NoData())
+				o.Set(monitor.LatencyP95, monitor.NoData())
+				return o, nil
+			case tg.Exposure >= 0.25:
+				return deploytest.Health{ErrorRate: 0.3}.Observation(), nil
+			}
+			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+		})
+		h := newHarness(t, ramp(), nil, deploy.WithMonitors(m))
+		rep, _ := h.runner.Run(t.Context(), rel)
+		last := rep.RollbackSteps[len(rep.RollbackSteps)-1]
+		if last.Kind != "verify" || !strings.HasPrefix(last.Detail, "not verified: ") {
+			t.Errorf("last rollback step %+v, want not verified", last)
+		}
+		if md := rep.Markdown(); !strings.Contains(md, "Check by hand that the rollback restored health") {
+			t.Errorf("no follow-up to check by hand:\n%s", md)
+		}
+	})
+}
