@@ -30,6 +30,9 @@ type loop struct {
 	phaseSpan trace.Span
 	// restored is set once stateful monitors were given their saved state.
 	restored bool
+	// oneShot is set for Reconcile, whose caller comes back at the next due
+	// time: the lease ends then.
+	oneShot bool
 	phaseCtx context.Context
 
 	stepKey stepKey

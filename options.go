@@ -239,6 +239,9 @@ func WithLeaseGrace(d time.Duration) Option {
 // WithHolder names this runner in the leases it takes, so that a locked
 // release says which machine or job holds it. The default is the host name,
 // the process id and a random suffix ("deploy-7.example-4711-3fa9c2").
+// The name is the lease's identity: two runners with the same name share
+// it, and neither keeps the other out. Give every process its own (a cron
+// job needs no shared name: Reconcile's lease ends at the next due time).
 func WithHolder(name string) Option {
 	return func(c *config) {
 		if strings.TrimSpace(name) != "" {

@@ -74,6 +74,11 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		next = now
 	}
 	rec.LeaseUntil = next.Add(r.actionBound(rec) + r.cfg.leaseGrace)
+	if lp.oneShot {
+		// Reconcile: the caller comes back at next, perhaps as another
+		// process (a cron job); the release is free for it from then.
+		rec.LeaseUntil = next
+	}
 	lp.disp.apply(rec)
 	if err := r.save(ctx, rec); err != nil {
 		return time.Time{}, rec, err

@@ -461,14 +461,17 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 // observation, the next step, a rollback, a notification), saves, and
 // returns when the next action is due. A short-lived process — a CI job, a
 // cron entry — can drive a day-long release by calling Reconcile when next
-// comes. rep is the report; once rep.Status is final there is nothing left
-// to do. Notifications are delivered before Reconcile returns, one attempt
-// each.
+// comes: the lease Reconcile takes ends at next, so the next process, with
+// another holder name, takes the release over then. rep is the report; once
+// rep.Status is final and rep.Pending is 0 there is nothing left to do
+// (with notifications pending, next is when the next delivery is due).
+// Notifications are delivered before Reconcile returns, one attempt each.
 func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep *Report, err error) {
 	if _, err := r.store(); err != nil {
 		return time.Time{}, nil, err
 	}
 	lp := r.newLoop(ctx, nil)
+	lp.oneShot = true
 	defer lp.end()
 	next, rec, err := r.reconcile(lp.ctx, id, lp)
 	if rec == nil {
@@ -477,6 +480,17 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 	if r.flushSync(lp, id) {
 		if fresh, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
 			rec = fresh
+		}
+	}
+	if rec.Status.Final() && len(rec.Outbox) > 0 {
+		next = rec.Outbox[0].NextAt
+		for _, m := range rec.Outbox {
+			if m.NextAt.Before(next) {
+				next = m.NextAt
+			}
+		}
+		if now := time.Now(); next.Before(now) {
+			next = now
 		}
 	}
 	return next, r.report(rec), err

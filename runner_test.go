@@ -211,11 +211,15 @@ func TestResumeAfterStopDoesNotReapply(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Drive the first runner until two steps are done, then "crash".
-		for len(s.Applied()) < 3 {
+		// Drive the first runner until two steps are done and the third is
+		// applied, then "crash" with its lease running until its next action.
+		for {
 			next, _, err := r1.Reconcile(t.Context(), id)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(s.Applied()) >= 3 {
+				break
 			}
 			time.Sleep(time.Until(next))
 		}
@@ -1143,8 +1147,12 @@ func TestLocks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := a.Reconcile(t.Context(), id); err != nil { // a takes the lease, then "crashes"
-			t.Fatal(err)
+		// a applies the first step and "crashes" while it bakes; its lease
+		// runs until its next observation is due.
+		for len(s.Applied()) < 1 {
+			if _, _, err := a.Reconcile(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
 		}
 		b := open("deployer-b")
 		if _, err := b.Run(t.Context(), rel); !errors.Is(err, deploy.ErrLocked) || !errors.Is(err, state.ErrActive) || !strings.Contains(err.Error(), id) {
@@ -1400,6 +1408,49 @@ func TestRollbackWithoutDataIsNotVerified(t *testing.T) {
 		}
 		if md := rep.Markdown(); !strings.Contains(md, "Check by hand that the rollback restored health") {
 			t.Errorf("no follow-up to check by hand:\n%s", md)
+		}
+	})
+}
+
+// TestCronReconcile: a release driven by a cron job, each run a new process
+// (a new Runner with its own holder) calling Reconcile once when the last
+// one said the next action is due, completes without waiting out leases.
+func TestCronReconcile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		job := 0
+		process := func() *deploy.Runner {
+			job++
+			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
+				deploy.WithHolder(fmt.Sprintf("cron-run-%d", job)), deploy.WithSchedule(monitor.Schedule{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		start := time.Now()
+		id, err := process().Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			next, rep, err := process().Reconcile(t.Context(), id)
+			if rep != nil && rep.Status.Final() && rep.Pending == 0 {
+				if rep.Status != deploy.Succeeded {
+					t.Fatalf("status %s, err %v", rep.Status, err)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("cron run %d: %v", job, err)
+			}
+			time.Sleep(time.Until(next))
+		}
+		// Five 10-minute bakes, not a lease's grace more per run.
+		if took := time.Since(start); took != 50*time.Minute {
+			t.Errorf("the release took %v, want 50m", took)
 		}
 	})
 }

@@ -259,3 +259,14 @@ func TestSlackRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterMakesA403Temporary: GitHub answers its secondary rate limit
+// with 403 and Retry-After; that is worth retrying, a bare 403 is not.
+func TestRetryAfterMakesA403Temporary(t *testing.T) {
+	if (&notify.HTTPError{StatusCode: 403}).Temporary() {
+		t.Error("a bare 403 is temporary")
+	}
+	if !(&notify.HTTPError{StatusCode: 403, Retry: time.Minute}).Temporary() {
+		t.Error("a 403 with Retry-After is not temporary")
+	}
+}

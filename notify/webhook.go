@@ -239,10 +239,12 @@ func (e *HTTPError) Error() string {
 }
 
 // Temporary reports whether a retry may succeed: true for 5xx, 408 Request
-// Timeout and 429 Too Many Requests, false for other statuses (the receiver
-// refused the request and will refuse it again).
+// Timeout, 429 Too Many Requests and any answer with a Retry-After (such as
+// GitHub's 403 for its secondary rate limit), false for other statuses (the
+// receiver refused the request and will refuse it again).
 func (e *HTTPError) Temporary() bool {
-	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
+	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests ||
+		e.Retry > 0 // a 403 with Retry-After: GitHub's secondary rate limit
 }
 
 const userAgent = "deploykit-notify"
