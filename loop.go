@@ -32,7 +32,7 @@ type loop struct {
 	restored bool
 	// oneShot is set for Reconcile, whose caller comes back at the next due
 	// time: the lease ends then.
-	oneShot bool
+	oneShot  bool
 	phaseCtx context.Context
 
 	stepKey stepKey
