@@ -704,10 +704,13 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase s
 		return rollback.Decision{Verdict: rollback.Continue, Reason: "not observed: no monitors"}, monitor.Observation{}
 	}
 	obs, err := r.observe(ctx, rec, lp, phase, since)
-	if err != nil && len(obs.Metrics) > 0 {
+	switch {
+	case err != nil && len(obs.Metrics) > 0:
 		// Some monitors measured: judge what was measured and report the rest.
 		r.cfg.logger.Warn("deploy: a monitor failed", "release", rec.ID, "err", err)
 		err = nil
+	case err != nil:
+		r.cfg.logger.Warn("deploy: no monitor could measure", "release", rec.ID, "err", err)
 	}
 	base := r.deployment(rec).Baseline
 	c := rollback.Counters(rec.Counters)

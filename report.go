@@ -185,6 +185,9 @@ func (rep *Report) Markdown() string {
 		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rep.Release.Service, rep.Release.Version, rep.Status)
 		if rep.Release.PreviousVersion != "" {
 			fmt.Fprintf(&b, "; %s serves everyone", rep.Release.PreviousVersion)
+			if rep.Trigger != nil && rep.Trigger.Stage != "" && rep.Trigger.Stage != rep.Release.Environment {
+				fmt.Fprintf(&b, " in %s (stages completed before it keep %s)", rep.Trigger.Stage, rep.Release.Version)
+			}
 		}
 		b.WriteString("\n")
 	}

@@ -223,6 +223,9 @@ func mutate(r *state.Record) {
 	r.Timeline[0].Detail = "changed"
 	r.Waivers[0].Reason = "changed"
 	r.Outbox[0].Attempts = 99
+	for _, b := range r.MonitorState {
+		b[0] = '!'
+	}
 	r.RollbackSteps[0].Detail = "changed"
 	r.Trigger.Reason = "changed"
 	*r.Trigger.Observed = 9

@@ -244,8 +244,11 @@ func (w *Window) closes(t time.Time) time.Time {
 	y, m, d := t.Date()
 	end := time.Time{}
 	for _, s := range w.spans(time.Date(y, m, d, 0, 0, 0, 0, w.Location)) {
-		if !s.start.After(t) && s.end.After(t) {
+		switch {
+		case !s.start.After(t) && s.end.After(t):
 			end = s.end
+		case !end.IsZero() && !s.start.After(end) && s.end.After(end):
+			end = s.end // a period that starts where the open one ends
 		}
 	}
 	for i := 1; !end.IsZero() && i <= 7; i++ {

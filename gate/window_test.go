@@ -211,6 +211,7 @@ func TestWindowEvidence(t *testing.T) {
 		// synctest's clock starts on Saturday 2000-01-01 00:00 UTC; the
 		// release starts at 10:00.
 		{"office hours", []gate.Hours{{Day: time.Saturday, From: 9 * time.Hour, To: 17 * time.Hour}}, "deploy window open at Saturday 10:00 UTC, until 17:00"},
+		{"back to back", []gate.Hours{{Day: time.Saturday, From: 9 * time.Hour, To: 12 * time.Hour}, {Day: time.Saturday, From: 12 * time.Hour, To: 17 * time.Hour}}, "deploy window open at Saturday 10:00 UTC, until 17:00"},
 		{"into Sunday", append(allDay(time.Saturday), gate.Hours{Day: time.Sunday, From: 0, To: 12 * time.Hour}), "deploy window open at Saturday 10:00 UTC, until Sunday 12:00"},
 		{"around the clock", everyDay, "deploy window open at Saturday 10:00 UTC, around the clock for the next week"},
 	} {

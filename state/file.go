@@ -162,9 +162,14 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 	}
 	key := fileKey(r)
 	if id, ok := idx[key]; ok {
-		// The index may be stale (a crash between writes): the record decides.
-		if o, err := f.read(id); err == nil && conflicts(o, r) {
+		// The index may be stale (a crash between writes): the record
+		// decides. One that cannot be read is not assumed gone.
+		o, err := f.read(id)
+		switch {
+		case err == nil && conflicts(o, r):
 			return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("state: the active release %s of %s in %s cannot be read: %w", id, r.Release.Service, r.Release.Environment, err)
 		}
 		delete(idx, key)
 	}
@@ -196,7 +201,7 @@ func fileKey(r *Record) string { return r.Release.Service + "\x00" + r.Release.E
 func (f *File) activeIndex() (map[string]string, error) {
 	b, err := os.ReadFile(filepath.Join(f.dir, indexName))
 	idx := map[string]string{}
-	if err == nil && json.Unmarshal(b, &idx) == nil {
+	if err == nil && json.Unmarshal(b, &idx) == nil && idx != nil {
 		return idx, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -242,6 +242,12 @@ func (r *Record) Clone() *Record {
 	c.Windows = slices.Clone(r.Windows)
 	c.Timeline = slices.Clone(r.Timeline)
 	c.Checklist = maps.Clone(r.Checklist)
+	if r.MonitorState != nil {
+		c.MonitorState = make(map[string][]byte, len(r.MonitorState))
+		for k, v := range r.MonitorState {
+			c.MonitorState[k] = slices.Clone(v)
+		}
+	}
 	c.Waivers = slices.Clone(r.Waivers)
 	c.Outbox = slices.Clone(r.Outbox)
 	c.RollbackSteps = slices.Clone(r.RollbackSteps)
