@@ -65,8 +65,10 @@ type ProgressiveStep struct {
 // rolls back) if any evaluation errors or if the share of keys that get true
 // is further than Tolerance from the step's share. A provider that never picked
 // up the change — a flagd file watcher that missed a rename, a process reading
-// another file — is caught here. A share that does not match is checked again,
-// with new keys, until Settle has passed since it was set.
+// another file — is caught here. A share that does not match is checked again
+// at once with new keys (by chance alone, a sample misses by more than three
+// standard errors about once in 370 checks), then with new keys after growing
+// waits, until Settle has passed since it was set.
 //
 // Rollback sets the share to 0 and checks it the same way: this is the fast
 // path, no redeploy. The binary deployed dark stays deployed, serving the old
