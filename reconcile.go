@@ -39,10 +39,15 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		if now.Before(rec.LeaseUntil) {
 			return time.Time{}, rec, &LockedError{ID: id, Holder: rec.Holder, Until: rec.LeaseUntil}
 		}
+		if lp.token != 0 {
+			// This loop held the release and lost it: it does not take it
+			// back behind the runner that took it over.
+			return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over by %s", ErrLocked, id, rec.Holder)
+		}
 		// Take the release over, and say so in the store before acting:
 		// the runner that lost it is fenced off from here on.
 		rec.Holder, rec.Token = r.holder, rec.Token+1
-		if err := r.hold(ctx, rec, now, 0); err != nil {
+		if err := r.hold(ctx, rec, now, 0, true); err != nil {
 			return time.Time{}, rec, err
 		}
 	}
@@ -414,10 +419,13 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			}
 			r.note(rec, now, "gate", "approval", "approved step "+step.Name)
 		}
-		if rec.StepStart.IsZero() {
+		first := rec.StepStart.IsZero()
+		if first {
 			rec.StepStart = now
 		}
-		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline()); err != nil {
+		// Say in the store that the step is being applied, before applying
+		// it: a manual rollback then knows an Apply may be in flight.
+		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline(), first); err != nil {
 			return now, err
 		}
 		actx, cancel := context.WithTimeout(sctx, r.cfg.policy.Deadline())
@@ -540,9 +548,9 @@ func (r *Runner) actionBound(rec *state.Record) time.Duration {
 // (a step's Apply, the strategy's rollback) plus the grace, saving the
 // record first when it does not, so that no other runner takes the release
 // over while the action runs.
-func (r *Runner) hold(ctx context.Context, rec *state.Record, now time.Time, d time.Duration) error {
+func (r *Runner) hold(ctx context.Context, rec *state.Record, now time.Time, d time.Duration, force bool) error {
 	until := now.Add(d + r.cfg.leaseGrace)
-	if !rec.LeaseUntil.Before(until.Add(-r.cfg.leaseGrace / 2)) {
+	if !force && !rec.LeaseUntil.Before(until.Add(-r.cfg.leaseGrace/2)) {
 		return nil // the lease saved last time already covers it
 	}
 	rec.LeaseUntil = until
@@ -832,8 +840,11 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 	if t.At.IsZero() {
 		t.At = now
 	}
-	if rec.Phase == string(PhaseDeploy) && rec.Step >= 0 && t.Step == "" {
+	switch {
+	case rec.Phase == string(PhaseDeploy) && rec.Step >= 0 && t.Step == "":
 		t.Stage, t.Step = r.stageName(rec), r.currentStepName(rec, nil)
+	case rec.Phase == string(PhaseVerify) && t.Stage == "":
+		t.Stage = r.stageName(rec)
 	}
 	if outcome == "" {
 		outcome = RolledBack
@@ -868,7 +879,7 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			r.toCommunicate(rec, now, Failed, "")
 			return now, nil
 		}
-		if err := r.hold(ctx, rec, now, r.cfg.rollbackTimeout); err != nil {
+		if err := r.hold(ctx, rec, now, r.cfg.rollbackTimeout, true); err != nil {
 			span.End()
 			return now, err
 		}
@@ -904,7 +915,11 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 		}
 		return rec.RollbackStart.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)), nil
 	}
-	// Verify the rollback: the triggers must not fire against the baseline.
+	// Verify the rollback, once metrics had time to catch up: the triggers
+	// must not fire against the baseline.
+	if due := rec.RollbackStart.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)); now.Before(due) {
+		return due, nil
+	}
 	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", rec.RollbackStart)
 	if err != nil && len(obs.Metrics) == 0 && len(obs.Checks) == 0 {
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "could not measure after rollback: " + err.Error()})
@@ -915,6 +930,7 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 	var c rollback.Counters
 	p := r.cfg.policy
 	p.InconclusiveLimit = math.MaxInt // no data after a rollback is not a failure of it
+	p.FailureLimit = 0                // but any failure is: no second chances for the way back
 	dec := p.Judge(&c, obs, r.deployment(rec).Baseline, nil)
 	if dec.Verdict == rollback.Rollback {
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "still unhealthy: " + dec.Reason})

@@ -174,9 +174,12 @@ func (rep *Report) Markdown() string {
 	case RollbackFailed:
 		fmt.Fprintf(&b, "- Unknown: the rollback of %s %s did not complete or did not restore health; the new version may still reach users until a person acts\n", rep.Release.Service, rep.Release.Version)
 	case Failed:
-		if rep.Exposure > 0 {
+		switch done := rep.completedStages(); {
+		case rep.Exposure > 0:
 			fmt.Fprintf(&b, "- %s %s stays at %s exposure: the release failed with no way back\n", rep.Release.Service, rep.Release.Version, percent(rep.Exposure))
-		} else {
+		case len(done) > 0:
+			fmt.Fprintf(&b, "- %s %s reached %s, and stays there: the release failed after it, with no way back\n", rep.Release.Service, rep.Release.Version, strings.Join(done, ", "))
+		default:
 			fmt.Fprintf(&b, "- Nothing: %s %s failed before it reached users\n", rep.Release.Service, rep.Release.Version)
 		}
 	case Blocked:
@@ -186,8 +189,11 @@ func (rep *Report) Markdown() string {
 		if rep.Release.PreviousVersion != "" {
 			fmt.Fprintf(&b, "; %s serves everyone", rep.Release.PreviousVersion)
 			if rep.Trigger != nil && rep.Trigger.Stage != "" && rep.Trigger.Stage != rep.Release.Environment {
-				fmt.Fprintf(&b, " in %s (stages completed before it keep %s)", rep.Trigger.Stage, rep.Release.Version)
+				fmt.Fprintf(&b, " in %s", rep.Trigger.Stage)
 			}
+		}
+		if done := rep.completedStages(); len(done) > 0 {
+			fmt.Fprintf(&b, " (%s, completed before, keep %s)", strings.Join(done, ", "), rep.Release.Version)
 		}
 		b.WriteString("\n")
 	}
@@ -341,4 +347,16 @@ func demote(md string) string {
 		}
 	}
 	return strings.Join(lines, "")
+}
+
+// completedStages names the stages the release completed before the stage
+// where it stopped (the trigger's), which keep the new version.
+func (rep *Report) completedStages() []string {
+	var done []string
+	for _, e := range rep.Timeline {
+		if e.Kind == "stage" && e.Detail == "stage complete" && (rep.Trigger == nil || e.Name != rep.Trigger.Stage) {
+			done = append(done, e.Name)
+		}
+	}
+	return done
 }

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -200,12 +201,29 @@ func (r *Runner) stages(rel Release) []Stage {
 	return out
 }
 
-// plans returns the strategy's validated plan for every stage.
+// plans returns the strategy's validated plan for every stage. Each stage is
+// planned with its own exposure: d's for d's stage, 1 for the stages
+// completed before it, 0 for those after it (and for all of them when d
+// names no stage), so that a strategy that plans from the exposure
+// (BlueGreen's side) plans a later stage as not yet deployed.
 func (r *Runner) plans(d *Deployment) ([][]Step, error) {
 	stages := r.stages(d.Release)
 	out := make([][]Step, len(stages))
+	orig := *d
+	defer func() { d.Stage, d.Exposure, d.Step = orig.Stage, orig.Exposure, orig.Step }()
+	cur, exposure, step := d.Stage.Name, d.Exposure, d.Step
+	before := cur != "" && slices.ContainsFunc(stages, func(s Stage) bool { return s.Name == cur })
 	for i, st := range stages {
 		d.Stage = st
+		switch {
+		case st.Name == cur:
+			d.Exposure, d.Step = exposure, step
+			before = false
+		case before:
+			d.Exposure, d.Step = 1, 0
+		default:
+			d.Exposure, d.Step = 0, 0
+		}
 		steps, err := r.strategy.Plan(d)
 		if err != nil {
 			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
@@ -406,7 +424,10 @@ func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 
 // Rollback rolls the release id back now, for reason, whoever holds it: a
 // person's decision takes over the lease, and the runner that held it stops
-// with ErrLocked at its next write. It returns when the rollback is verified
+// with ErrLocked at its next write. When that runner is in the middle of a
+// step's Apply or of the strategy's rollback, Rollback first waits for it
+// to end (up to the progress deadline or the rollback timeout, or until ctx
+// is done), so that no rollback runs alongside it. It returns when the rollback is verified
 // and the release is over, with a nil error when it ended as asked: rolled
 // back, or aborted when nothing had been deployed yet. A rollback that fails
 // returns ErrRollbackFailed, as from Run.
@@ -431,6 +452,22 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			return r.report(rec), fmt.Errorf("%w: release %s has already succeeded and is being reported; to undo it, release the previous version", ErrInvalid, id)
 		}
 		now := time.Now()
+		if rec.Holder != r.holder && now.Before(rec.LeaseUntil) && inFlight(rec) {
+			// The live holder is in the middle of an Apply or of the
+			// strategy's rollback: taking over now would run a rollback
+			// alongside it. Wait for it to finish (its saved lease covers
+			// it), then take over.
+			wait := min(time.Until(rec.LeaseUntil), time.Second)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return r.report(rec), fmt.Errorf("%w: release %s is in the middle of an action by %s: %v", ErrLocked, id, rec.Holder, context.Cause(ctx))
+			case <-t.C:
+			}
+			attempt--
+			continue
+		}
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
 		switch {
 		case rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate):
@@ -483,9 +520,16 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 		}
 	}
 	if rec.Status.Final() && len(rec.Outbox) > 0 {
-		next = rec.Outbox[0].NextAt
+		// Each notifier takes its messages in order: the next delivery due
+		// is the earliest of each notifier's first pending message.
+		next = time.Time{}
+		seen := map[int]bool{}
 		for _, m := range rec.Outbox {
-			if m.NextAt.Before(next) {
+			if seen[m.Notifier] {
+				continue
+			}
+			seen[m.Notifier] = true
+			if next.IsZero() || m.NextAt.Before(next) {
 				next = m.NextAt
 			}
 		}
@@ -550,6 +594,9 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 	if rec.Status.Final() || rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate) {
 		return nil
 	}
+	if rec.Holder != r.holder {
+		return nil // another runner has it now: not ours to abort
+	}
 	now := time.Now()
 	tr := &state.Trigger{Kind: "cancelled", Reason: "run cancelled: " + cause.Error()}
 	if deployed(rec) {
@@ -562,4 +609,20 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 	return r.save(ctx, rec)
 }
 
-func deployed(rec *state.Record) bool { return rec.Stage > 0 || rec.Step > 0 || rec.Applied }
+// deployed reports whether anything may have reached users: a step was
+// applied, or one was started (its Apply may have gone through).
+func deployed(rec *state.Record) bool {
+	return rec.Stage > 0 || rec.Step > 0 || rec.Applied || !rec.StepStart.IsZero()
+}
+
+// inFlight reports whether the saved record says its holder is running an
+// action that may take a while: a step's Apply, or the strategy's rollback.
+func inFlight(rec *state.Record) bool {
+	switch Phase(rec.Phase) {
+	case PhaseDeploy:
+		return !rec.Applied && !rec.StepStart.IsZero()
+	case PhaseRollback:
+		return rec.RollbackStart.IsZero()
+	}
+	return false
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
 	"sort"
@@ -46,13 +47,15 @@ const maxLine = 64 << 10
 // An observation whose Target.Phase is "rollback" verifies a rollback, so
 // it asks another question: are new signatures still appearing since the
 // rollback finished (Target.Since)? A line is dated by the time stamp it
-// starts with (RFC 3339 and similar, or Go's log format; bare, after "time="
-// or "ts=", or as the first key of a JSON line; a stamp without a zone is
-// read in Location, and without a Location does not date the line). Lines
-// of new signatures dated before Since are the release's own and do not
-// count. Undated lines count, except in the first read of a log by a
-// LogScan that was given its state back (Restore) in a process that
-// resumed the release: that read is the log's history.
+// starts with (RFC 3339 and similar, or Go's log format; bare, in brackets,
+// or after "time=" or "ts=", quoted or not) or, for a JSON line, by its
+// "time", "ts", "timestamp" or "@timestamp" member; a stamp without a zone
+// is read in Location (time.Local by default). Lines of new signatures dated
+// before Since are the release's own and do not count. Undated lines count,
+// except in the first read of a log by a LogScan that was given its state
+// back (Restore) in a process that resumed the release: that read is the
+// log's history, so a process that only verifies the rollback (a cron job
+// calling Reconcile) judges by dated lines alone.
 //
 // The log is a file at Path, tailed across observations: each observation
 // reads what was appended since the last one, starts again from the top when
@@ -90,7 +93,7 @@ type LogScan struct {
 	// Critical marks the check critical: its failure rolls back at once.
 	Critical bool
 	// Location is the time zone of time stamps written without one, for the
-	// rollback phase; nil means such stamps do not date a line.
+	// rollback phase; nil means time.Local, as Go's log package writes them.
 	Location *time.Location
 
 	mu       sync.Mutex
@@ -169,7 +172,6 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 	}
 	isRollback := t.Phase == "rollback"
 	history := s.history && s.reads == 0
-	s.reads++
 	if isRollback && (!s.after.initialised || !s.after.since.Equal(t.Since)) {
 		s.after.since, s.after.fresh, s.after.old, s.after.known, s.after.initialised = t.Since, map[string]*sighting{}, 0, 0, true
 	}
@@ -224,6 +226,7 @@ func (s *LogScan) Observe(ctx context.Context, t Target) (Observation, error) {
 	if err != nil {
 		return Observation{}, fmt.Errorf("monitor: %s: %w", s.name(), err)
 	}
+	s.reads++
 
 	o := Observation{At: time.Now()}
 	if isBaseline {
@@ -264,15 +267,48 @@ func count(n int, what string) string {
 
 // lineTime reads the time stamp a log line starts with — RFC 3339 and
 // similar ("2026-03-02 11:05:00,123"), or Go's log format ("2026/03/02
-// 11:05:00.123456") — bare, after "time=" or "ts=", or as the "time", "ts"
-// or "timestamp" of a JSON line. A stamp without a zone is read in loc; with
-// a nil loc it does not date the line.
+// 11:05:00.123456") — bare, in brackets, or after "time=" or "ts=" (quoted
+// or not); or, for a JSON line, its "time", "ts", "timestamp" or
+// "@timestamp" member wherever it is (a string, or seconds since the epoch).
+// A stamp without a zone is read in loc, time.Local when loc is nil.
 func lineTime(l []byte, loc *time.Location) (time.Time, bool) {
-	m := timePattern.FindSubmatch(l)
-	if m == nil {
+	if loc == nil {
+		loc = time.Local
+	}
+	if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '{' {
+		return jsonTime(t, loc)
+	}
+	return stampTime(l, loc)
+}
+
+// jsonTime reads the time member of a JSON log line.
+func jsonTime(l []byte, loc *time.Location) (time.Time, bool) {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(l, &fields) != nil {
 		return time.Time{}, false
 	}
-	if len(m[8]) == 0 && loc == nil {
+	for _, k := range []string{"time", "ts", "timestamp", "@timestamp"} {
+		raw, ok := fields[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return stampTime([]byte(s), loc)
+		}
+		var secs float64
+		if json.Unmarshal(raw, &secs) == nil && secs > 0 {
+			whole := math.Floor(secs)
+			return time.Unix(int64(whole), int64((secs-whole)*1e9)), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// stampTime reads the time stamp a line or value starts with.
+func stampTime(l []byte, loc *time.Location) (time.Time, bool) {
+	m := timePattern.FindSubmatch(l)
+	if m == nil {
 		return time.Time{}, false
 	}
 	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
@@ -298,7 +334,7 @@ func lineTime(l []byte, loc *time.Location) (time.Time, bool) {
 	return time.Date(num(m[1]), time.Month(num(m[2])), num(m[3]), num(m[4]), num(m[5]), num(m[6]), ns, loc), true
 }
 
-var timePattern = regexp.MustCompile(`^\s*(?:\[|(?:time|ts)=|\{\s*"(?:time|ts|timestamp)"\s*:\s*")?(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?`)
+var timePattern = regexp.MustCompile(`^\s*(?:\[|(?:time|ts)="?)?(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?`)
 
 func (s *LogScan) name() string {
 	if s.Name != "" {

@@ -364,7 +364,10 @@ func TestLogScanRollbackTimeStamps(t *testing.T) {
 		{"json before", nil, `{"time":"2026-03-02T11:05:00Z","level":"ERROR","msg":"disk full"}`, false},
 		{"date in the message", nil, "ERROR booking for 2026-03-01T00:00:00Z failed", true},
 		{"syslog-style prefix, date in the message", nil, "app[42]: ERROR booking for 2026-03-01T00:00:00Z failed", true},
-		{"no zone, no Location", nil, "2026-03-02 11:05:00 ERROR disk full", true},
+		{"no zone, no Location: local time, before", nil, since.Add(-30*time.Second).In(time.Local).Format("2006-01-02 15:04:05") + " ERROR disk full", false},
+		{"no zone, no Location: local time, after", nil, since.Add(30*time.Second).In(time.Local).Format("2006-01-02 15:04:05") + " ERROR disk full", true},
+		{"JSON, time not first, after", nil, `{"level":"error","msg":"disk full","time":"2026-03-02T11:06:00Z"}`, true},
+		{"JSON, epoch seconds, before", nil, `{"level":"error","ts":1772449500.5,"msg":"disk full"}`, false},
 		{"no zone, Berlin: 12:05 there is 11:05 UTC, before", berlin, "2026-03-02 12:05:00 ERROR disk full", false},
 		{"no zone, Berlin: 12:10 there is 11:10 UTC, after", berlin, "2026-03-02 12:10:00 ERROR disk full", true},
 	} {

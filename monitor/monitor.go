@@ -112,7 +112,9 @@ type Metric struct {
 }
 
 // Value returns a metric with a single value backed by n samples and no control.
-// A NaN v or n == 0 gives a metric with no data.
+// A NaN v or n == 0 gives a metric with no data. For a rate over events
+// (an error rate over requests) use Rate, which lets
+// rollback.RelativeIncrease's significance test use the count.
 func Value(v float64, n int) Metric {
 	if math.IsNaN(v) || n <= 0 {
 		return NoData()
