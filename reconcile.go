@@ -387,6 +387,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			err := r.cfg.approval.Check(actx, d)
 			span.End()
 			if at, ok := IsRetry(err); ok {
+				rec.Applying = false // waiting, not applying (after a crash inside an Apply, say)
 				r.noteOnce(rec, now, "gate", "approval", "waiting: "+err.Error())
 				if rec.Exposure == 0 || len(r.cfg.monitors) == 0 {
 					return at, nil
@@ -419,18 +420,20 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			}
 			r.note(rec, now, "gate", "approval", "approved step "+step.Name)
 		}
-		first := rec.StepStart.IsZero()
-		if first {
+		if rec.StepStart.IsZero() {
 			rec.StepStart = now
 		}
 		// Say in the store that the step is being applied, before applying
-		// it: a manual rollback then knows an Apply may be in flight.
-		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline(), first); err != nil {
+		// it: a manual rollback then waits for the Apply instead of rolling
+		// back alongside it, and counts the step as possibly deployed.
+		rec.Applying = true
+		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline(), true); err != nil {
 			return now, err
 		}
 		actx, cancel := context.WithTimeout(sctx, r.cfg.policy.Deadline())
 		err := step.Apply(actx, d)
 		cancel()
+		rec.Applying = false
 		now = time.Now() // Apply may take a while: time what follows from its end
 		if err != nil {
 			lp.stepError(err)
@@ -855,6 +858,7 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 	rec.Trigger = t
 	rec.RollbackReason = t.Reason
 	rec.Outcome = outcome
+	rec.Applying = false
 	rec.Phase = string(PhaseRollback)
 	rec.RollbackStart = time.Time{}
 	r.note(rec, now, "rollback", t.Kind, "rolling back: "+t.Reason)

@@ -186,14 +186,20 @@ func (rep *Report) Markdown() string {
 		fmt.Fprintf(&b, "- Nothing: %s %s was blocked before anything was deployed\n", rep.Release.Service, rep.Release.Version)
 	default: // rolled back, aborted
 		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rep.Release.Service, rep.Release.Version, rep.Status)
+		done := rep.completedStages()
 		if rep.Release.PreviousVersion != "" {
-			fmt.Fprintf(&b, "; %s serves everyone", rep.Release.PreviousVersion)
-			if rep.Trigger != nil && rep.Trigger.Stage != "" && rep.Trigger.Stage != rep.Release.Environment {
-				fmt.Fprintf(&b, " in %s", rep.Trigger.Stage)
+			if len(done) > 0 && rep.Trigger != nil && rep.Trigger.Stage != "" {
+				fmt.Fprintf(&b, "; %s serves %s again", rep.Release.PreviousVersion, rep.Trigger.Stage)
+			} else {
+				fmt.Fprintf(&b, "; %s serves everyone", rep.Release.PreviousVersion)
 			}
 		}
-		if done := rep.completedStages(); len(done) > 0 {
-			fmt.Fprintf(&b, " (%s, completed before, keep %s)", strings.Join(done, ", "), rep.Release.Version)
+		if len(done) > 0 {
+			verb := "keeps"
+			if len(done) > 1 {
+				verb = "keep"
+			}
+			fmt.Fprintf(&b, "; %s, completed before, %s %s", strings.Join(done, ", "), verb, rep.Release.Version)
 		}
 		b.WriteString("\n")
 	}

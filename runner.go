@@ -417,7 +417,8 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 // (its next due action plus WithLeaseGrace, 2 minutes by default, plus the
 // progress deadline before a step's Apply): until then Resume returns a
 // *LockedError naming the holder and the time. Retry after it, or call
-// Rollback, which takes over at once.
+// Rollback, which takes over at once unless the record says an Apply or a
+// rollback was under way, which it waits out first.
 func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 	return r.loop(ctx, id)
 }
@@ -452,8 +453,9 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			return r.report(rec), fmt.Errorf("%w: release %s has already succeeded and is being reported; to undo it, release the previous version", ErrInvalid, id)
 		}
 		now := time.Now()
-		if rec.Holder != r.holder && now.Before(rec.LeaseUntil) && inFlight(rec) {
-			// The live holder is in the middle of an Apply or of the
+		if now.Before(rec.LeaseUntil) && inFlight(rec) {
+			// The live holder — perhaps this very Runner, in a Run on
+			// another goroutine — is in the middle of an Apply or of the
 			// strategy's rollback: taking over now would run a rollback
 			// alongside it. Wait for it to finish (its saved lease covers
 			// it), then take over.
@@ -610,9 +612,11 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 }
 
 // deployed reports whether anything may have reached users: a step was
-// applied, or one was started (its Apply may have gone through).
+// applied or started (its Apply may have gone through), or the release is
+// past its steps.
 func deployed(rec *state.Record) bool {
-	return rec.Stage > 0 || rec.Step > 0 || rec.Applied || !rec.StepStart.IsZero()
+	return rec.Stage > 0 || rec.Step > 0 || rec.Applied || rec.Applying || !rec.StepStart.IsZero() ||
+		rec.Exposure > 0 || rec.Phase == string(PhaseVerify)
 }
 
 // inFlight reports whether the saved record says its holder is running an
@@ -620,7 +624,7 @@ func deployed(rec *state.Record) bool {
 func inFlight(rec *state.Record) bool {
 	switch Phase(rec.Phase) {
 	case PhaseDeploy:
-		return !rec.Applied && !rec.StepStart.IsZero()
+		return rec.Applying
 	case PhaseRollback:
 		return rec.RollbackStart.IsZero()
 	}

@@ -452,6 +452,7 @@ func FullRecord(id string) *state.Record {
 		Stage:     2,
 		Step:      3,
 		Applied:   true,
+		Applying:  true,
 		StepStart: at(10),
 		BakeStart: at(11),
 		Exposure:  0.25,

@@ -49,8 +49,10 @@ const maxLine = 64 << 10
 // rollback finished (Target.Since)? A line is dated by the time stamp it
 // starts with (RFC 3339 and similar, or Go's log format; bare, in brackets,
 // or after "time=" or "ts=", quoted or not) or, for a JSON line, by its
-// "time", "ts", "timestamp" or "@timestamp" member; a stamp without a zone
-// is read in Location (time.Local by default). Lines of new signatures dated
+// "time", "ts", "timestamp" or "@timestamp" member (a string, or epoch
+// seconds, milliseconds, micro- or nanoseconds); a stamp without a zone is
+// read in Location (UTC by default), and one that would lie more than a
+// minute in the future does not date the line. Lines of new signatures dated
 // before Since are the release's own and do not count. Undated lines count,
 // except in the first read of a log by a LogScan that was given its state
 // back (Restore) in a process that resumed the release: that read is the
@@ -93,7 +95,9 @@ type LogScan struct {
 	// Critical marks the check critical: its failure rolls back at once.
 	Critical bool
 	// Location is the time zone of time stamps written without one, for the
-	// rollback phase; nil means time.Local, as Go's log package writes them.
+	// rollback phase; nil means UTC, the zone of most servers and
+	// containers. Set it when the service logs local time elsewhere: a
+	// wrong zone shifts such stamps by hours.
 	Location *time.Location
 
 	mu       sync.Mutex
@@ -269,16 +273,24 @@ func count(n int, what string) string {
 // similar ("2026-03-02 11:05:00,123"), or Go's log format ("2026/03/02
 // 11:05:00.123456") — bare, in brackets, or after "time=" or "ts=" (quoted
 // or not); or, for a JSON line, its "time", "ts", "timestamp" or
-// "@timestamp" member wherever it is (a string, or seconds since the epoch).
-// A stamp without a zone is read in loc, time.Local when loc is nil.
+// "@timestamp" member wherever it is (a string, or epoch time in s, ms, µs
+// or ns). A stamp without a zone is read in loc, UTC when loc is nil. A
+// stamp more than a minute in the future does not date the line.
 func lineTime(l []byte, loc *time.Location) (time.Time, bool) {
 	if loc == nil {
-		loc = time.Local
+		loc = time.UTC
 	}
+	var at time.Time
+	var ok bool
 	if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '{' {
-		return jsonTime(t, loc)
+		at, ok = jsonTime(t, loc)
+	} else {
+		at, ok = stampTime(l, loc)
 	}
-	return stampTime(l, loc)
+	if ok && at.After(time.Now().Add(time.Minute)) {
+		return time.Time{}, false // from the future: a zone misread, not a date to trust
+	}
+	return at, ok
 }
 
 // jsonTime reads the time member of a JSON log line.
@@ -296,10 +308,15 @@ func jsonTime(l []byte, loc *time.Location) (time.Time, bool) {
 		if json.Unmarshal(raw, &s) == nil {
 			return stampTime([]byte(s), loc)
 		}
-		var secs float64
-		if json.Unmarshal(raw, &secs) == nil && secs > 0 {
-			whole := math.Floor(secs)
-			return time.Unix(int64(whole), int64((secs-whole)*1e9)), true
+		var n float64
+		if json.Unmarshal(raw, &n) == nil && n > 0 {
+			// Epoch time, its unit told by its size: seconds (zap),
+			// milliseconds (pino, Java), micro- or nanoseconds.
+			for n > 1e11 {
+				n /= 1000
+			}
+			whole := math.Floor(n)
+			return time.Unix(int64(whole), int64((n-whole)*1e9)), true
 		}
 	}
 	return time.Time{}, false

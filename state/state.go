@@ -178,6 +178,10 @@ type Record struct {
 	Step      int       `json:"step"`
 	Applied   bool      `json:"applied"`
 	StepStart time.Time `json:"stepStart,omitzero"`
+	// Applying is true from the save before a step's Apply to the save
+	// after it: while it is, with a live lease, the holder may be inside
+	// the Apply.
+	Applying bool `json:"applying,omitempty"`
 	// BakeStart is when the step's clean bake started (reset by a Wait verdict).
 	BakeStart time.Time `json:"bakeStart,omitzero"`
 	Exposure  float64   `json:"exposure"`
