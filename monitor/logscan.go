@@ -51,8 +51,9 @@ const maxLine = 64 << 10
 // or after "time=" or "ts=", quoted or not) or, for a JSON line, by its
 // "time", "ts", "timestamp" or "@timestamp" member (a string, or epoch
 // seconds, milliseconds, micro- or nanoseconds); a stamp without a zone is
-// read in Location (UTC by default), and one that would lie more than a
-// minute in the future does not date the line. Lines of new signatures dated
+// read in Location, or, without one, in UTC and in local time, the later
+// reading winning; a reading more than a minute in the future is dropped,
+// and a line with none left counts as new. Lines of new signatures dated
 // before Since are the release's own and do not count. Undated lines count,
 // except in the first read of a log by a LogScan that was given its state
 // back (Restore) in a process that resumed the release: that read is the
@@ -95,9 +96,9 @@ type LogScan struct {
 	// Critical marks the check critical: its failure rolls back at once.
 	Critical bool
 	// Location is the time zone of time stamps written without one, for the
-	// rollback phase; nil means UTC, the zone of most servers and
-	// containers. Set it when the service logs local time elsewhere: a
-	// wrong zone shifts such stamps by hours.
+	// rollback phase. Nil reads such a stamp both in UTC and in the runner's
+	// local time and takes the later reading, so that an error is taken for
+	// the release's past only when every plausible reading puts it there.
 	Location *time.Location
 
 	mu       sync.Mutex
@@ -274,39 +275,75 @@ func count(n int, what string) string {
 // 11:05:00.123456") — bare, in brackets, or after "time=" or "ts=" (quoted
 // or not); or, for a JSON line, its "time", "ts", "timestamp" or
 // "@timestamp" member wherever it is (a string, or epoch time in s, ms, µs
-// or ns). A stamp without a zone is read in loc, UTC when loc is nil. A
-// stamp more than a minute in the future does not date the line.
+// or ns). A stamp without a zone is read in loc; with a nil loc it is read
+// both in UTC and in time.Local, and the later reading wins, so that a line
+// is dated before a time only when every plausible reading is. A reading
+// more than a minute in the future is a misread zone and is dropped; a line
+// with no reading left is dated now.
 func lineTime(l []byte, loc *time.Location) (time.Time, bool) {
-	if loc == nil {
-		loc = time.UTC
-	}
-	var at time.Time
-	var ok bool
+	var (
+		f     fields
+		ok    bool
+		epoch time.Time
+	)
 	if t := bytes.TrimSpace(l); len(t) > 0 && t[0] == '{' {
-		at, ok = jsonTime(t, loc)
+		f, epoch, ok = jsonStamp(t)
 	} else {
-		at, ok = stampTime(l, loc)
+		f, ok = stampFields(l)
 	}
-	if ok && at.After(time.Now().Add(time.Minute)) {
-		return time.Time{}, false // from the future: a zone misread, not a date to trust
-	}
-	return at, ok
-}
-
-// jsonTime reads the time member of a JSON log line.
-func jsonTime(l []byte, loc *time.Location) (time.Time, bool) {
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(l, &fields) != nil {
+	if !ok {
 		return time.Time{}, false
 	}
+	var readings []time.Time
+	switch {
+	case !epoch.IsZero():
+		readings = []time.Time{epoch}
+	case f.zone != nil:
+		readings = []time.Time{f.in(f.zone)}
+	case loc != nil:
+		readings = []time.Time{f.in(loc)}
+	default:
+		readings = []time.Time{f.in(time.UTC), f.in(time.Local)}
+	}
+	limit := time.Now().Add(time.Minute)
+	var best time.Time
+	for _, r := range readings {
+		if !r.After(limit) && r.After(best) {
+			best = r
+		}
+	}
+	if best.IsZero() {
+		return time.Now(), true // only future readings: a misread zone; count the line as new
+	}
+	return best, true
+}
+
+// fields are the parts of a time stamp; zone is nil when it names none.
+type fields struct {
+	y, mo, d, h, mi, s, ns int
+	zone                   *time.Location
+}
+
+func (f fields) in(loc *time.Location) time.Time {
+	return time.Date(f.y, time.Month(f.mo), f.d, f.h, f.mi, f.s, f.ns, loc)
+}
+
+// jsonStamp reads the time member of a JSON log line: a stamp, or an epoch
+// time (returned as epoch).
+func jsonStamp(l []byte) (f fields, epoch time.Time, ok bool) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(l, &members) != nil {
+		return fields{}, time.Time{}, false
+	}
 	for _, k := range []string{"time", "ts", "timestamp", "@timestamp"} {
-		raw, ok := fields[k]
-		if !ok {
+		raw, found := members[k]
+		if !found {
 			continue
 		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			return stampTime([]byte(s), loc)
+			f, ok := stampFields([]byte(s))
+			return f, time.Time{}, ok
 		}
 		var n float64
 		if json.Unmarshal(raw, &n) == nil && n > 0 {
@@ -316,39 +353,39 @@ func jsonTime(l []byte, loc *time.Location) (time.Time, bool) {
 				n /= 1000
 			}
 			whole := math.Floor(n)
-			return time.Unix(int64(whole), int64((n-whole)*1e9)), true
+			return fields{}, time.Unix(int64(whole), int64((n-whole)*1e9)), true
 		}
 	}
-	return time.Time{}, false
+	return fields{}, time.Time{}, false
 }
 
-// stampTime reads the time stamp a line or value starts with.
-func stampTime(l []byte, loc *time.Location) (time.Time, bool) {
+// stampFields reads the time stamp a line or value starts with.
+func stampFields(l []byte) (fields, bool) {
 	m := timePattern.FindSubmatch(l)
 	if m == nil {
-		return time.Time{}, false
+		return fields{}, false
 	}
 	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
-	ns := 0
+	f := fields{y: num(m[1]), mo: num(m[2]), d: num(m[3]), h: num(m[4]), mi: num(m[5]), s: num(m[6])}
 	if frac := m[7]; len(frac) > 0 {
-		f := string(frac)
-		if len(f) > 9 {
-			f = f[:9]
+		fs := string(frac)
+		if len(fs) > 9 {
+			fs = fs[:9]
 		}
-		ns = num([]byte(f + strings.Repeat("0", 9-len(f))))
+		f.ns = num([]byte(fs + strings.Repeat("0", 9-len(fs))))
 	}
 	switch z := string(m[8]); {
 	case z == "Z":
-		loc = time.UTC
+		f.zone = time.UTC
 	case z != "":
 		z = strings.Replace(z, ":", "", 1)
 		off := (num([]byte(z[1:3]))*60 + num([]byte(z[3:5]))) * 60
 		if z[0] == '-' {
 			off = -off
 		}
-		loc = time.FixedZone("", off)
+		f.zone = time.FixedZone("", off)
 	}
-	return time.Date(num(m[1]), time.Month(num(m[2])), num(m[3]), num(m[4]), num(m[5]), num(m[6]), ns, loc), true
+	return f, true
 }
 
 var timePattern = regexp.MustCompile(`^\s*(?:\[|(?:time|ts)="?)?(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?`)

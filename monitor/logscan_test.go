@@ -364,8 +364,11 @@ func TestLogScanRollbackTimeStamps(t *testing.T) {
 		{"json before", nil, `{"time":"2026-03-02T11:05:00Z","level":"ERROR","msg":"disk full"}`, false},
 		{"date in the message", nil, "ERROR booking for 2026-03-01T00:00:00Z failed", true},
 		{"syslog-style prefix, date in the message", nil, "app[42]: ERROR booking for 2026-03-01T00:00:00Z failed", true},
-		{"no zone, no Location: UTC, before", nil, "2026-03-02 11:05:00 ERROR disk full", false},
-		{"no zone, no Location: UTC, after", nil, "2026-03-02 11:06:00 ERROR disk full", true},
+		{"no zone, UTC, before", time.UTC, "2026-03-02 11:05:00 ERROR disk full", false},
+		{"no zone, UTC, after", time.UTC, "2026-03-02 11:06:00 ERROR disk full", true},
+		// Without a Location the later of the UTC and local readings wins:
+		// a stamp after Since in UTC is after it, wherever the runner is.
+		{"no zone, no Location, after in UTC", nil, "2026-03-02 11:06:00 ERROR disk full", true},
 		{"JSON, epoch milliseconds (pino), before", nil, `{"level":50,"time":1772449500500,"msg":"ERROR disk full"}`, false},
 		{"JSON, time not first, after", nil, `{"level":"error","msg":"disk full","time":"2026-03-02T11:06:00Z"}`, true},
 		{"JSON, epoch seconds, before", nil, `{"level":"error","ts":1772449500.5,"msg":"disk full"}`, false},

@@ -23,7 +23,7 @@ func TestReviewCommonFormatsBeforeSinceCount(t *testing.T) {
 		`{"level":"error","ts":"2026-03-02T11:05:00.000Z","msg":"disk full"}`, // zap with ISO8601 time
 	} {
 		var log bytes.Buffer
-		s := &monitor.LogScan{Reader: &log}
+		s := &monitor.LogScan{Reader: &log, Location: time.UTC} // the service logs UTC, as in a container
 		observeLog(t, s, "baseline")
 		log.WriteString(line + "\n")
 		rb := phase("rollback")
