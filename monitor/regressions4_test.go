@@ -3,9 +3,9 @@
 package monitor_test
 
 import (
+	"bytes"
 	"context"
 	"github.com/deploykit/deploy/monitor"
-	"bytes"
 	"log"
 	"testing"
 	"time"
