@@ -56,6 +56,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	} else if rec.Token != lp.token {
 		return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over (token %d, ours %d)", ErrLocked, id, rec.Token, lp.token)
 	}
+	r.takeRequest(rec, now)
 	lp.start(rec)
 	var next time.Time
 	switch Phase(rec.Phase) {
@@ -98,6 +99,16 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 func (r *Runner) save(ctx context.Context, rec *state.Record) error {
 	rec.Updated = time.Now()
 	err := r.cfg.store.Update(context.WithoutCancel(ctx), rec)
+	if errors.Is(err, state.ErrConflict) {
+		// A person may have asked for a rollback while this runner was busy
+		// (Runner.Rollback writes the request without taking the lease):
+		// keep the request and save again.
+		cur, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), rec.ID)
+		if lerr == nil && cur.Token == rec.Token && cur.Holder == rec.Holder && cur.RollbackRequest != nil && rec.RollbackRequest == nil {
+			rec.RollbackRequest, rec.Rev = cur.RollbackRequest, cur.Rev
+			err = r.cfg.store.Update(context.WithoutCancel(ctx), rec)
+		}
+	}
 	if errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrConflict) {
 		r.cfg.logger.Warn("deploy: lost the release to another runner; stopping", "release", rec.ID, "err", err)
 		return fmt.Errorf("%w: %v", ErrLocked, err)
@@ -429,6 +440,12 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		rec.Applying = true
 		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline(), true); err != nil {
 			return now, err
+		}
+		if rec.RollbackRequest != nil {
+			// Asked to roll back while saving: do that instead of applying.
+			rec.Applying = false
+			r.takeRequest(rec, now)
+			return now, nil
 		}
 		actx, cancel := context.WithTimeout(sctx, r.cfg.policy.Deadline())
 		err := step.Apply(actx, d)
@@ -1155,4 +1172,29 @@ func (r *Runner) logEvent(rec *state.Record, ev Event) {
 	}
 	attrs = append(attrs, slog.Float64("exposure", rec.Exposure))
 	r.cfg.logger.LogAttrs(context.Background(), level, "deploy: "+ev.Message, attrs...)
+}
+
+// takeRequest carries out a manual rollback that Runner.Rollback asked for
+// while this runner was busy: it rolls back what may be deployed, or ends
+// the release as aborted when nothing is. A request that comes once the
+// release is already rolling back or finishing is dropped.
+func (r *Runner) takeRequest(rec *state.Record, now time.Time) {
+	req := rec.RollbackRequest
+	if req == nil {
+		return
+	}
+	rec.RollbackRequest = nil
+	switch Phase(rec.Phase) {
+	case PhasePreflight, PhaseDeploy, PhaseVerify:
+	default:
+		return
+	}
+	t := &state.Trigger{Kind: "manual", Reason: req.Reason}
+	if deployed(rec) {
+		r.startRollback(rec, now, t, "")
+		return
+	}
+	t.At = now
+	rec.Trigger = t
+	r.toCommunicate(rec, now, Aborted, req.Reason)
 }

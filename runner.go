@@ -426,9 +426,11 @@ func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 // Rollback rolls the release id back now, for reason, whoever holds it: a
 // person's decision takes over the lease, and the runner that held it stops
 // with ErrLocked at its next write. When that runner is in the middle of a
-// step's Apply or of the strategy's rollback, Rollback first waits for it
-// to end (up to the progress deadline or the rollback timeout, or until ctx
-// is done), so that no rollback runs alongside it. It returns when the rollback is verified
+// step's Apply or of the strategy's rollback, Rollback does not run a
+// rollback alongside it: it leaves a request in the record, which the
+// holder carries out instead of its next action, and waits for the release
+// to end (or, if the holder dies, for its lease to run out, then takes over),
+// or until ctx is done. It returns when the rollback is verified
 // and the release is over, with a nil error when it ended as asked: rolled
 // back, or aborted when nothing had been deployed yet. A rollback that fails
 // returns ErrRollbackFailed, as from Run.
@@ -441,12 +443,19 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 		return nil, err
 	}
 	// Another runner may save between our load and update: retry on conflict.
+	requested := false
 	for attempt := 0; ; attempt++ {
 		rec, err := store.Load(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("deploy: %w", err)
 		}
 		if rec.Status.Final() {
+			if requested && (rec.Status == RolledBack || rec.Status == Aborted) {
+				return r.report(rec), nil // the holder did what was asked
+			}
+			if requested {
+				return r.report(rec), finalError(rec)
+			}
 			return r.report(rec), fmt.Errorf("%w: release %s is already %s", ErrInvalid, id, rec.Status)
 		}
 		if rec.Phase == string(PhaseCommunicate) && rec.Outcome == Succeeded {
@@ -457,8 +466,18 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			// The live holder — perhaps this very Runner, in a Run on
 			// another goroutine — is in the middle of an Apply or of the
 			// strategy's rollback: taking over now would run a rollback
-			// alongside it. Wait for it to finish (its saved lease covers
-			// it), then take over.
+			// alongside it. Ask it to roll back instead of going on (it
+			// reads the request before its next action), and wait.
+			if rec.RollbackRequest == nil && rec.Phase != string(PhaseRollback) {
+				rec.RollbackRequest = &state.Trigger{Kind: "manual", Reason: reason, At: now}
+				if err := store.Update(ctx, rec); err != nil {
+					if errors.Is(err, state.ErrConflict) && attempt < 1000 {
+						continue // it saved meanwhile: look again
+					}
+					return r.report(rec), fmt.Errorf("%w: %v", ErrLocked, err)
+				}
+				requested = true
+			}
 			wait := min(time.Until(rec.LeaseUntil), time.Second)
 			t := time.NewTimer(wait)
 			select {

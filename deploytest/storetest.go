@@ -231,6 +231,8 @@ func mutate(r *state.Record) {
 	*r.Trigger.Observed = 9
 	*r.Trigger.Baseline = 9
 	*r.Trigger.Threshold = 9
+	r.RollbackRequest.Reason = "changed"
+	*r.RollbackRequest.Observed = 9
 }
 
 func checkLoadCopy(ctx context.Context, s state.Store) error {
@@ -434,7 +436,7 @@ func FullRecord(id string) *state.Record {
 	t0 := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
 	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
 	f := func(v float64) *float64 { return &v }
-	return &state.Record{
+	r := &state.Record{
 		ID: id,
 		Release: state.Release{
 			Service:         "checkout",
@@ -491,6 +493,11 @@ func FullRecord(id string) *state.Record {
 		Deadline:      at(24 * 60),
 		Finished:      at(34),
 	}
+	req := *r.Trigger
+	req.Observed, req.Baseline, req.Threshold = f(*req.Observed), f(*req.Baseline), f(*req.Threshold)
+	req.Kind, req.Reason = "manual", "on-call: stop it"
+	r.RollbackRequest = &req
+	return r
 }
 
 // diffRecords describes the first difference between want and got, or

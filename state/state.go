@@ -200,6 +200,11 @@ type Record struct {
 	Waivers      []Waiver          `json:"waivers,omitempty"`
 	Outbox       []Message         `json:"outbox,omitempty"`
 
+	// RollbackRequest is a manual rollback asked for while the holder was in
+	// the middle of an action: the holder carries it out next, instead of
+	// the action that would follow.
+	RollbackRequest *Trigger `json:"rollbackRequest,omitempty"`
+
 	// Rollback state.
 	RollbackReason string   `json:"rollbackReason,omitempty"`
 	Trigger        *Trigger `json:"trigger,omitempty"`
@@ -255,13 +260,19 @@ func (r *Record) Clone() *Record {
 	c.Waivers = slices.Clone(r.Waivers)
 	c.Outbox = slices.Clone(r.Outbox)
 	c.RollbackSteps = slices.Clone(r.RollbackSteps)
-	if r.Trigger != nil {
-		t := *r.Trigger
-		t.Observed = clonePtr(t.Observed)
-		t.Baseline = clonePtr(t.Baseline)
-		t.Threshold = clonePtr(t.Threshold)
-		c.Trigger = &t
+	c.Trigger = r.Trigger.clone()
+	c.RollbackRequest = r.RollbackRequest.clone()
+	return &c
+}
+
+func (t *Trigger) clone() *Trigger {
+	if t == nil {
+		return nil
 	}
+	c := *t
+	c.Observed = clonePtr(c.Observed)
+	c.Baseline = clonePtr(c.Baseline)
+	c.Threshold = clonePtr(c.Threshold)
 	return &c
 }
 
