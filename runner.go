@@ -429,8 +429,9 @@ func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 // step's Apply or of the strategy's rollback, Rollback does not run a
 // rollback alongside it: it leaves a request in the record, which the
 // holder carries out instead of its next action, and waits for the release
-// to end (or, if the holder dies, for its lease to run out, then takes over),
-// or until ctx is done. It returns when the rollback is verified
+// to end (or, if the holder dies, for its lease to run out, then takes
+// over). If ctx ends first, it returns an error that says the rollback was
+// requested and will still be carried out; it does not wrap ErrLocked. It returns when the rollback is verified
 // and the release is over, with a nil error when it ended as asked: rolled
 // back, or aborted when nothing had been deployed yet. A rollback that fails
 // returns ErrRollbackFailed, as from Run.
@@ -462,7 +463,10 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			return r.report(rec), fmt.Errorf("%w: release %s has already succeeded and is being reported; to undo it, release the previous version", ErrInvalid, id)
 		}
 		now := time.Now()
-		if now.Before(rec.LeaseUntil) && inFlight(rec) {
+		if rec.RollbackRequest != nil {
+			requested = true // ours, or another person's: the holder will carry it out
+		}
+		if now.Before(rec.LeaseUntil) && (inFlight(rec) || requested) {
 			// The live holder — perhaps this very Runner, in a Run on
 			// another goroutine — is in the middle of an Apply or of the
 			// strategy's rollback: taking over now would run a rollback
@@ -471,8 +475,8 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			if rec.RollbackRequest == nil && rec.Phase != string(PhaseRollback) {
 				rec.RollbackRequest = &state.Trigger{Kind: "manual", Reason: reason, At: now}
 				if err := store.Update(ctx, rec); err != nil {
-					if errors.Is(err, state.ErrConflict) && attempt < 1000 {
-						continue // it saved meanwhile: look again
+					if (errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrFenced)) && attempt < 1000 {
+						continue // it saved, or was taken over, meanwhile: look again
 					}
 					return r.report(rec), fmt.Errorf("%w: %v", ErrLocked, err)
 				}
@@ -483,6 +487,11 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			select {
 			case <-ctx.Done():
 				t.Stop()
+				if requested {
+					// The request stays in the record: the holder will
+					// still carry it out.
+					return r.report(rec), fmt.Errorf("deploy: rollback of %s requested; %s will carry it out after its current action (stopped waiting: %w)", id, rec.Holder, context.Cause(ctx))
+				}
 				return r.report(rec), fmt.Errorf("%w: release %s is in the middle of an action by %s: %v", ErrLocked, id, rec.Holder, context.Cause(ctx))
 			case <-t.C:
 			}
