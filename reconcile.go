@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -934,11 +933,11 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 			r.toCommunicate(rec, rec.RollbackStart, rec.Outcome, "")
 			return rec.RollbackStart, nil
 		}
-		return rec.RollbackStart.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)), nil
+		return rec.RollbackStart.Add(r.cfg.rollbackSettle), nil
 	}
 	// Verify the rollback, once metrics had time to catch up: the triggers
 	// must not fire against the baseline.
-	if due := rec.RollbackStart.Add(cmp.Or(r.cfg.rollbackSettle, r.cfg.interval)); now.Before(due) {
+	if due := rec.RollbackStart.Add(r.cfg.rollbackSettle); now.Before(due) {
 		return due, nil
 	}
 	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", rec.RollbackStart)

@@ -78,6 +78,9 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	if c.rollbackSettle < 0 {
 		return nil, fmt.Errorf("%w: WithRollbackSettle duration %v must not be negative", ErrInvalid, c.rollbackSettle)
 	}
+	if c.rollbackSettle == 0 {
+		c.rollbackSettle = c.interval // the default: one observation interval
+	}
 	for name, d := range map[string]time.Duration{
 		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
 		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,

@@ -418,8 +418,8 @@ func TestGates(t *testing.T) {
 			return errors.New("CI pipeline 812 is red")
 		})))
 		rep, err = h.runner.Run(t.Context(), rel)
-		if !errors.Is(err, deploy.ErrBlocked) || !strings.Contains(err.Error(), "CI pipeline 812 is red") {
-			t.Errorf("err = %v, want ErrBlocked with the gate's reason", err)
+		if !errors.Is(err, deploy.ErrBlocked) || !strings.Contains(err.Error(), "CI pipeline 812 is red") || rep.Status != deploy.Blocked {
+			t.Errorf("err = %v, status %s; want ErrBlocked with the gate's reason", err, rep.Status)
 		}
 		if len(h.strategy.Applied()) != 0 {
 			t.Error("a blocked release applied steps")
