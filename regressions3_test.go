@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -18,44 +17,13 @@ import (
 	"github.com/deploykit/deploy/state"
 )
 
-type overlapStrategy struct {
-	*deploytest.Strategy
-	applying atomic.Bool
-	entered  chan struct{}
-	once     sync.Once
-	overlap  atomic.Bool
-}
-
-func (s *overlapStrategy) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
-	steps, err := s.Strategy.Plan(d)
-	if err != nil {
-		return nil, err
-	}
-	inner := steps[0].Apply
-	steps[0].Apply = func(ctx context.Context, d *deploy.Deployment) error {
-		s.applying.Store(true)
-		defer s.applying.Store(false)
-		s.once.Do(func() { close(s.entered) })
-		time.Sleep(time.Minute)
-		return inner(ctx, d)
-	}
-	return steps, nil
-}
-
-func (s *overlapStrategy) Rollback(ctx context.Context, d *deploy.Deployment) error {
-	if s.applying.Load() {
-		s.overlap.Store(true)
-	}
-	return s.Strategy.Rollback(ctx, d)
-}
-
 // The SAME Runner (one process: Run in a goroutine, Rollback from an HTTP
 // handler) skips the wait because rec.Holder == r.holder.
 func TestReview3SameRunnerRollbackDuringApply(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := state.NewMemory()
-		s := &overlapStrategy{Strategy: ramp(), entered: make(chan struct{})}
-		r := rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+		s := &slowFirstApply{Strategy: ramp(), entered: make(chan struct{})}
+		r := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 		id, err := r.Start(t.Context(), rel)
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +56,7 @@ func TestReview3RollbackWaitsForeverBehindApprovalWait(t *testing.T) {
 		})
 		crash := &crashSecond{Strategy: s}
 		open := func() *deploy.Runner {
-			return rvOpen(t, crash, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithApproval(approval))
+			return openRunner(t, crash, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithApproval(approval))
 		}
 		id, err := open().Start(t.Context(), rel)
 		if err != nil {
@@ -150,7 +118,7 @@ func TestReview3RollbackInVerifyBeforeChecks(t *testing.T) {
 		})
 		p := deploy.DefaultPolicy()
 		p.InconclusiveLimit = 100
-		r := rvOpen(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackPolicy(p))
+		r := openRunner(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackPolicy(p))
 		id, _ := r.Start(t.Context(), rel)
 		ctx, cancel := context.WithCancel(t.Context())
 		go r.Resume(ctx, id)
@@ -161,7 +129,7 @@ func TestReview3RollbackInVerifyBeforeChecks(t *testing.T) {
 				break
 			}
 		}
-		rep, err := rvOpen(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackPolicy(p)).Rollback(t.Context(), id, "roll it back")
+		rep, err := openRunner(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackPolicy(p)).Rollback(t.Context(), id, "roll it back")
 		t.Logf("Rollback: %s %v; strategy rollbacks %d exposure %v", rep.Status, err, s.Rollbacks(), s.Exposure())
 		if s.Exposure() > 0 && s.Rollbacks() == 0 {
 			t.Errorf("release ended %s with v2 at %v exposure and no strategy rollback", rep.Status, s.Exposure())

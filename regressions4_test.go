@@ -56,7 +56,7 @@ func TestReview4RollbackStarvedByZeroBakeSteps(t *testing.T) {
 					{Name: "test-green", Exposure: 0},
 					{Name: "switch-green", Exposure: 1, Bake: 10 * time.Minute},
 				}}, entered: make(chan struct{})}
-				r := rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+				r := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 				id, err := r.Start(t.Context(), rel)
 				if err != nil {
 					t.Fatal(err)
@@ -65,7 +65,7 @@ func TestReview4RollbackStarvedByZeroBakeSteps(t *testing.T) {
 				<-s.entered
 				rb := r
 				if !same {
-					rb = rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+					rb = openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 				}
 				rep, err := rb.Rollback(t.Context(), id, "stop it")
 				t.Logf("Rollback: %s %v; steps started %d", rep.Status, err, s.started.Load())

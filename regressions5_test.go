@@ -24,7 +24,7 @@ func TestReview5RollbackTimeoutStillRollsBack(t *testing.T) {
 			{Name: "a", Exposure: 0.1, Bake: time.Minute},
 			{Name: "b", Exposure: 1, Bake: 10 * time.Minute},
 		}}, entered: make(chan struct{})}
-		r := rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+		r := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 		id, err := r.Start(t.Context(), rel)
 		if err != nil {
 			t.Fatal(err)
@@ -32,7 +32,7 @@ func TestReview5RollbackTimeoutStillRollsBack(t *testing.T) {
 		done := make(chan *deploy.Report)
 		go func() { rep, _ := r.Resume(t.Context(), id); done <- rep }()
 		<-s.entered
-		rb := rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+		rb := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		_, err = rb.Rollback(ctx, id, "stop it")
@@ -56,7 +56,7 @@ func TestReview5SecondRollback(t *testing.T) {
 			{Name: "a", Exposure: 0.1, Bake: 0},
 			{Name: "b", Exposure: 1, Bake: 10 * time.Minute},
 		}}, entered: make(chan struct{})}
-		r := rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+		r := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 		id, err := r.Start(t.Context(), rel)
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +65,7 @@ func TestReview5SecondRollback(t *testing.T) {
 		<-s.entered
 		errs := make(chan error, 2)
 		for range 2 {
-			rb := rvOpen(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
+			rb := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()))
 			go func() { _, err := rb.Rollback(t.Context(), id, "stop it"); errs <- err }()
 			time.Sleep(100 * time.Millisecond)
 		}

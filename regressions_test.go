@@ -21,17 +21,6 @@ import (
 	"github.com/deploykit/deploy/strategy"
 )
 
-func rvOpen(t *testing.T, s deploy.Strategy, store state.Store, extra ...deploy.Option) *deploy.Runner {
-	t.Helper()
-	opts := append([]deploy.Option{deploy.WithStore(store), deploy.WithNotifiers(&deploytest.Recorder{}),
-		deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{})}, extra...)
-	r, err := deploy.NewRunner(s, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // R1: a person's Rollback while a LIVE runner is inside the strategy's
 // rollback runs a second strategy rollback at the same time.
 func TestReviewManualRollbackDuringLiveRollback(t *testing.T) {
@@ -39,7 +28,7 @@ func TestReviewManualRollbackDuringLiveRollback(t *testing.T) {
 		store := state.NewMemory()
 		s := &countingSlowRollback{Strategy: ramp()}
 		mon := deploy.WithMonitors(deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.3}))
-		r1 := rvOpen(t, s, store, mon)
+		r1 := openRunner(t, s, store, mon)
 		id, err := r1.Start(t.Context(), rel)
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +42,7 @@ func TestReviewManualRollbackDuringLiveRollback(t *testing.T) {
 			}
 		}
 		time.Sleep(30 * time.Second) // r1 is alive, 30 s into a 4-minute strategy rollback
-		_, err = rvOpen(t, s, store, mon).Rollback(t.Context(), id, "on-call: roll it back")
+		_, err = openRunner(t, s, store, mon).Rollback(t.Context(), id, "on-call: roll it back")
 		t.Logf("manual Rollback: %v", err)
 		t.Logf("r1: %v", <-done)
 		if s.most.Load() != 1 {
@@ -68,6 +57,9 @@ type slowFirstApply struct {
 	entered chan struct{}
 	once    sync.Once
 	applied atomic.Bool
+	// applying is set while the first Apply runs; overlap records a
+	// strategy rollback that ran meanwhile.
+	applying, overlap atomic.Bool
 }
 
 func (s *slowFirstApply) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
@@ -77,6 +69,8 @@ func (s *slowFirstApply) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
 	}
 	inner := steps[0].Apply
 	steps[0].Apply = func(ctx context.Context, d *deploy.Deployment) error {
+		s.applying.Store(true)
+		defer s.applying.Store(false)
 		s.once.Do(func() { close(s.entered) })
 		time.Sleep(time.Minute)
 		err := inner(ctx, d)
@@ -84,6 +78,13 @@ func (s *slowFirstApply) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
 		return err
 	}
 	return steps, nil
+}
+
+func (s *slowFirstApply) Rollback(ctx context.Context, d *deploy.Deployment) error {
+	if s.applying.Load() {
+		s.overlap.Store(true)
+	}
+	return s.Strategy.Rollback(ctx, d)
 }
 
 // R2: Rollback while the first step's Apply is in flight: the record says
@@ -94,7 +95,7 @@ func TestReviewManualRollbackDuringFirstApply(t *testing.T) {
 		store := state.NewMemory()
 		s := &slowFirstApply{Strategy: ramp(), entered: make(chan struct{})}
 		mon := deploy.WithMonitors(deploytest.Healthy())
-		r1 := rvOpen(t, s, store, mon)
+		r1 := openRunner(t, s, store, mon)
 		id, err := r1.Start(t.Context(), rel)
 		if err != nil {
 			t.Fatal(err)
@@ -102,7 +103,7 @@ func TestReviewManualRollbackDuringFirstApply(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { _, err := r1.Resume(t.Context(), id); done <- err }()
 		<-s.entered
-		rep, err := rvOpen(t, s, store, mon).Rollback(t.Context(), id, "stop it")
+		rep, err := openRunner(t, s, store, mon).Rollback(t.Context(), id, "stop it")
 		t.Logf("Rollback: status %s err %v", rep.Status, err)
 		t.Logf("r1: %v", <-done)
 		if s.applied.Load() && s.Rollbacks() == 0 {
@@ -132,7 +133,7 @@ func TestReviewCronVerifiesRollbackBeforeSettle(t *testing.T) {
 			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
 		})
 		open := func() *deploy.Runner {
-			return rvOpen(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackSettle(5*time.Minute))
+			return openRunner(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackSettle(5*time.Minute))
 		}
 		daemon := open() // one long-lived process reconciling every minute
 		id, _ := daemon.Start(t.Context(), rel)
@@ -258,7 +259,7 @@ func TestReviewBlueGreenResumeDeploysOntoLiveSide(t *testing.T) {
 		}
 		store := state.NewMemory()
 		open := func() *deploy.Runner {
-			return rvOpen(t, bg, store, deploy.WithMonitors(deploytest.Healthy()),
+			return openRunner(t, bg, store, deploy.WithMonitors(deploytest.Healthy()),
 				deploy.WithStages(deploy.Stage{Name: "staging", Environment: "staging"}, deploy.Stage{Name: "production", Environment: "production"}))
 		}
 		id, err := open().Start(t.Context(), rel)
@@ -296,7 +297,7 @@ func TestReviewFailedReportAfterStageReset(t *testing.T) {
 		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1), NoRollback: true}
 		calls := 0
 		s2 := &failSecondStage{Strategy: s, calls: &calls}
-		r := rvOpen(t, s2, state.NewMemory(), deploy.WithMonitors(deploytest.Healthy()),
+		r := openRunner(t, s2, state.NewMemory(), deploy.WithMonitors(deploytest.Healthy()),
 			deploy.WithWaiver(deploy.NoRollbackPlan, "test"),
 			deploy.WithStages(deploy.Stage{Name: "staging", Environment: "staging"}, deploy.Stage{Name: "production", Environment: "production"}))
 		rep, err := r.Run(t.Context(), rel)

@@ -57,6 +57,20 @@ func newHarness(t *testing.T, s *deploytest.Strategy, m *deploytest.Monitor, opt
 	return h
 }
 
+// openRunner opens a runner on store as another process would: a recorder
+// for notifier, the Friday waiver (synctest's clock starts on a Saturday), no
+// watch after the checks, then extra.
+func openRunner(t *testing.T, s deploy.Strategy, store state.Store, extra ...deploy.Option) *deploy.Runner {
+	t.Helper()
+	opts := append([]deploy.Option{deploy.WithStore(store), deploy.WithNotifiers(&deploytest.Recorder{}),
+		deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{})}, extra...)
+	r, err := deploy.NewRunner(s, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func ramp() *deploytest.Strategy {
 	return &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.01, 0.05, 0.25, 0.5, 1)}
 }
@@ -198,13 +212,7 @@ func TestResumeAfterStopDoesNotReapply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := deploy.NewRunner(s, deploy.WithStore(fs), deploy.WithMonitors(deploytest.Healthy()),
-				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
-				deploy.WithSchedule(monitor.Schedule{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
+			return openRunner(t, s, fs, deploy.WithMonitors(deploytest.Healthy()))
 		}
 		r1 := open()
 		id, err := r1.Start(t.Context(), rel)
@@ -640,13 +648,8 @@ func TestResumeFinishesARollbackUnderWay(t *testing.T) {
 		s := ramp()
 		rec1 := &deploytest.Recorder{}
 		open := func(n deploy.Notifier) *deploy.Runner {
-			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithNotifiers(n),
-				deploy.WithMonitors(deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.3})),
-				deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
+			return openRunner(t, s, store, deploy.WithNotifiers(n),
+				deploy.WithMonitors(deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.3})))
 		}
 		r1 := open(rec1)
 		id, err := r1.Start(t.Context(), rel)
@@ -1011,13 +1014,8 @@ func TestResumeKeepsTheLogBaseline(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &monitor.LogScan{Path: logPath}
-			r, err := deploy.NewRunner(s, deploy.WithStore(fs), deploy.WithMonitors(logs),
-				deploy.WithRollbackPolicy(rollback.Policy{Triggers: []rollback.Trigger{rollback.CriticalChecks{}}}),
-				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
-				deploy.WithInterval(time.Minute), deploy.WithSchedule(monitor.Schedule{}))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := openRunner(t, s, fs, deploy.WithMonitors(logs), deploy.WithInterval(time.Minute),
+				deploy.WithRollbackPolicy(rollback.Policy{Triggers: []rollback.Trigger{rollback.CriticalChecks{}}}))
 			return r, logs
 		}
 		r1, logs1 := open()
@@ -1134,13 +1132,8 @@ func TestLocks(t *testing.T) {
 		store := state.NewMemory()
 		s := ramp()
 		open := func(holder string) *deploy.Runner {
-			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Healthy()),
-				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"),
-				deploy.WithHolder(holder), deploy.WithLeaseGrace(30*time.Second), deploy.WithSchedule(monitor.Schedule{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
+			return openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithHolder(holder), deploy.WithLeaseGrace(30*time.Second))
 		}
 		a := open("deployer-a")
 		id, err := a.Start(t.Context(), rel)
@@ -1296,12 +1289,7 @@ func TestLeaseCoversALongRollback(t *testing.T) {
 		store := state.NewMemory()
 		s := &countingSlowRollback{Strategy: ramp()}
 		open := func() *deploy.Runner {
-			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithMonitors(deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.3})),
-				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
+			return openRunner(t, s, store, deploy.WithMonitors(deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.3})))
 		}
 		r1 := open()
 		id, err := r1.Start(t.Context(), rel)
@@ -1338,13 +1326,7 @@ func TestManualRollbackTakesOverARollbackUnderWay(t *testing.T) {
 		store := state.NewMemory()
 		s := ramp()
 		open := func() *deploy.Runner {
-			r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithNotifiers(&deploytest.Recorder{}),
-				deploy.WithMonitors(deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.3})),
-				deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
+			return openRunner(t, s, store, deploy.WithMonitors(deploytest.Regression(0.05, deploytest.Health{ErrorRate: 0.3})))
 		}
 		r1 := open()
 		id, err := r1.Start(t.Context(), rel)
