@@ -399,31 +399,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			if at, ok := IsRetry(err); ok {
 				rec.Applying = false // waiting, not applying (after a crash inside an Apply, say)
 				r.noteOnce(rec, now, "gate", "approval", "waiting: "+err.Error())
-				if rec.Exposure == 0 || len(r.cfg.monitors) == 0 {
-					return at, nil
-				}
-				// Users are on the new version while the approval is
-				// pending: keep watching them, as during a bake. A breach
-				// rolls back; the wait has no deadline of its own.
-				if rec.BakeStart.IsZero() {
-					rec.BakeStart = now // the window of the wait
-				}
-				dec, _ := r.judge(sctx, rec, lp, "bake", rec.BakeStart)
-				if dec.Verdict == rollback.Rollback {
-					prev := ""
-					if rec.Step > 0 {
-						prev = steps[rec.Step-1].Name
-					}
-					r.announce(rec, lp, dec, prev)
-					t := triggerFrom(dec, "breach")
-					t.Reason = fmt.Sprintf("while step %s/%s waited for approval: %s", stageName, step.Name, dec.Reason)
-					t.Stage, t.Step = stageName, prev
-					return now, r.breach(rec, lp, now, t)
-				}
-				if next := now.Add(r.cfg.interval); next.Before(at) {
-					return next, nil
-				}
-				return at, nil
+				return r.watchWhileWaiting(sctx, rec, lp, now, at, steps, stageName, step.Name)
 			}
 			if err != nil {
 				return now, r.breach(rec, lp, now, &state.Trigger{Kind: "manual", Reason: "approval refused for step " + step.Name + ": " + err.Error()})
@@ -496,6 +472,35 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		next = end
 	}
 	return next, nil
+}
+
+// watchWhileWaiting keeps watching the users already on the new version
+// while step waits for approval until at, as during a bake: a breach rolls
+// back, naming the step that exposed them; the wait has no deadline of its
+// own. It returns when to look again.
+func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *loop, now, at time.Time, steps []Step, stageName, step string) (time.Time, error) {
+	if rec.Exposure == 0 || len(r.cfg.monitors) == 0 {
+		return at, nil
+	}
+	if rec.BakeStart.IsZero() {
+		rec.BakeStart = now // the window of the wait
+	}
+	dec, _ := r.judge(ctx, rec, lp, "bake", rec.BakeStart)
+	if dec.Verdict == rollback.Rollback {
+		prev := ""
+		if rec.Step > 0 {
+			prev = steps[rec.Step-1].Name
+		}
+		r.announce(rec, lp, dec, prev)
+		t := triggerFrom(dec, "breach")
+		t.Reason = fmt.Sprintf("while step %s/%s waited for approval: %s", stageName, step, dec.Reason)
+		t.Stage, t.Step = stageName, prev
+		return now, r.breach(rec, lp, now, t)
+	}
+	if next := now.Add(r.cfg.interval); next.Before(at) {
+		return next, nil
+	}
+	return at, nil
 }
 
 func (r *Runner) noteOnce(rec *state.Record, now time.Time, kind, name, detail string) {
