@@ -66,6 +66,15 @@ type Deployment struct {
 	Baseline monitor.Observation
 	// Started is when the release was created.
 	Started time.Time
+	// Token is the fencing token of the lease under which the runner makes
+	// this call. It grows every time another runner takes the release over.
+	// A strategy whose target can refuse stale writers (a database row, a
+	// Kubernetes annotation, a config file kept beside the change) should
+	// store the token with each change and refuse a change that carries a
+	// lower token than the one stored: then a runner that was paused past
+	// its lease (a long GC, SIGSTOP, a frozen VM) and wakes up after another
+	// runner rolled the release back cannot apply its step after all.
+	Token int64
 }
 
 // Stage is one environment the release passes through in order, such as
@@ -125,7 +134,7 @@ type MonitorFunc = monitor.Func
 // configuration is refused, naming the field and its value, before any
 // release starts. Test a strategy with deploytest.TestStrategy.
 type Strategy interface {
-	Plan(d *Deployment) ([]Step, error)
+	Plan(ctx context.Context, d *Deployment) ([]Step, error)
 	Rollback(ctx context.Context, d *Deployment) error
 }
 

@@ -46,7 +46,7 @@ func Example() {
 func ExampleRunner_Plan() {
 	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Hour, 0.05, 0.5, 1)}
 	r, _ := deploy.NewRunner(s, deploy.WithMonitors(deploytest.Healthy()))
-	doc, err := r.Plan(deploy.Release{Service: "checkout", Version: "v2", Environment: "staging"})
+	doc, err := r.Plan(context.Background(), deploy.Release{Service: "checkout", Version: "v2", Environment: "staging"})
 	if err != nil {
 		panic(err)
 	}

@@ -50,7 +50,7 @@ type stepKey struct{ stage, step int }
 // Plan is deterministic for the same release.
 func (lp *loop) plans(d *Deployment) ([][]Step, error) {
 	if lp.plan == nil {
-		p, err := lp.r.plans(d)
+		p, err := lp.r.plans(lp.ctx, d)
 		if err != nil {
 			return nil, err
 		}

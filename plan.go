@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -48,13 +49,13 @@ type PlanStep struct {
 // applying anything or writing state. A release Run would refuse still gets
 // a plan, with the reasons in Problems; the error is for invalid input
 // (an empty service or version, a plan with bad steps).
-func (r *Runner) Plan(rel Release) (*PlanDoc, error) {
+func (r *Runner) Plan(ctx context.Context, rel Release) (*PlanDoc, error) {
 	rel, err := normalize(rel)
 	if err != nil {
 		return nil, err
 	}
 	d := &Deployment{Release: rel, Started: time.Now()}
-	plans, err := r.plans(d)
+	plans, err := r.plans(ctx, d)
 	if err != nil {
 		return nil, err
 	}

@@ -161,7 +161,7 @@ func finalError(rec *state.Record) error {
 }
 
 func (r *Runner) deployment(rec *state.Record) *Deployment {
-	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created}
+	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created, Token: rec.Token}
 	stages := r.stages(rec.Release)
 	if rec.Stage < len(stages) {
 		d.Stage = stages[rec.Stage]
@@ -800,7 +800,7 @@ func (r *Runner) currentStepName(rec *state.Record, lp *loop) string {
 	if lp != nil {
 		plans, err = lp.plans(r.deployment(rec))
 	} else {
-		plans, err = r.plans(r.deployment(rec))
+		plans, err = r.plans(context.Background(), r.deployment(rec))
 	}
 	if err != nil || rec.Stage >= len(plans) || rec.Step >= len(plans[rec.Stage]) {
 		return ""

@@ -86,8 +86,8 @@ func TestReview3RollbackWaitsForeverBehindApprovalWait(t *testing.T) {
 
 type crashSecond struct{ *deploytest.Strategy }
 
-func (s *crashSecond) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
-	steps, err := s.Strategy.Plan(d)
+func (s *crashSecond) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := s.Strategy.Plan(ctx, d)
 	if err != nil {
 		return nil, err
 	}

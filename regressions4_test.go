@@ -21,8 +21,8 @@ type slowSteps struct {
 	maxExp  atomic.Value
 }
 
-func (s *slowSteps) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
-	steps, err := s.Strategy.Plan(d)
+func (s *slowSteps) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := s.Strategy.Plan(ctx, d)
 	if err != nil {
 		return nil, err
 	}

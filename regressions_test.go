@@ -62,8 +62,8 @@ type slowFirstApply struct {
 	applying, overlap atomic.Bool
 }
 
-func (s *slowFirstApply) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
-	steps, err := s.Strategy.Plan(d)
+func (s *slowFirstApply) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := s.Strategy.Plan(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -314,8 +314,8 @@ type failSecondStage struct {
 	calls *int
 }
 
-func (s *failSecondStage) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
-	steps, err := s.Strategy.Plan(d)
+func (s *failSecondStage) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := s.Strategy.Plan(ctx, d)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -87,7 +88,7 @@ func TestReportRolledBack(t *testing.T) {
 func TestPlanIsADryRun(t *testing.T) {
 	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Hour, 0.01, 0.05, 0.25, 0.5, 1)}
 	h := newHarness(t, s, deploytest.Healthy())
-	doc, err := h.runner.Plan(rel)
+	doc, err := h.runner.Plan(context.Background(), rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestPlanListsEveryProblem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := r.Plan(deploy.Release{Service: "checkout", Version: "v2"})
+	doc, err := r.Plan(context.Background(), deploy.Release{Service: "checkout", Version: "v2"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -209,7 +209,7 @@ func (r *Runner) stages(rel Release) []Stage {
 // completed before it, 0 for those after it (and for all of them when d
 // names no stage), so that a strategy that plans from the exposure
 // (BlueGreen's side) plans a later stage as not yet deployed.
-func (r *Runner) plans(d *Deployment) ([][]Step, error) {
+func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 	stages := r.stages(d.Release)
 	out := make([][]Step, len(stages))
 	orig := *d
@@ -227,7 +227,7 @@ func (r *Runner) plans(d *Deployment) ([][]Step, error) {
 		default:
 			d.Exposure, d.Step = 0, 0
 		}
-		steps, err := r.strategy.Plan(d)
+		steps, err := r.strategy.Plan(ctx, d)
 		if err != nil {
 			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
 		}
@@ -372,7 +372,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 	}
 	now := time.Now()
 	d := &Deployment{Release: rel, Started: now}
-	if _, err := r.plans(d); err != nil {
+	if _, err := r.plans(ctx, d); err != nil {
 		return nil, err
 	}
 	store, err := r.store()

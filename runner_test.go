@@ -469,7 +469,7 @@ func TestBadInputIsRefusedBeforeAnySideEffect(t *testing.T) {
 		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want ErrInvalid naming %q", c.name, err, c.want)
 		}
-		if _, err := r.Plan(c.rel); err == nil {
+		if _, err := r.Plan(context.Background(), c.rel); err == nil {
 			t.Errorf("%s: Plan accepted bad input", c.name)
 		}
 		if len(s.Applied()) != 0 {

@@ -68,7 +68,7 @@ var _ deploy.Strategy = (*Strategy)(nil)
 func (s *Strategy) Name() string { return "test" }
 
 // Plan implements deploy.Strategy.
-func (s *Strategy) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (s *Strategy) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	steps := make([]deploy.Step, len(s.Steps))
 	for i, sp := range s.Steps {
 		steps[i] = deploy.Step{Name: sp.Name, Exposure: sp.Exposure, Bake: sp.Bake, Approval: sp.Approval,

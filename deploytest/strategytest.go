@@ -33,11 +33,11 @@ func TestStrategy(ctx context.Context, s deploy.Strategy, d *deploy.Deployment) 
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	steps, err := s.Plan(d)
+	steps, err := s.Plan(ctx, d)
 	if err != nil {
 		return fmt.Errorf("deploytest: Plan: %w", err)
 	}
-	again, err := s.Plan(d)
+	again, err := s.Plan(ctx, d)
 	if err != nil {
 		return fmt.Errorf("deploytest: second Plan: %w", err)
 	}
@@ -98,7 +98,7 @@ func TestStrategy(ctx context.Context, s deploy.Strategy, d *deploy.Deployment) 
 	}
 	// Made again once the steps are applied, the plan is the same: Resume and
 	// the rollback's trigger find the steps by index.
-	if after, err := s.Plan(d); err != nil {
+	if after, err := s.Plan(ctx, d); err != nil {
 		fail("Plan after the steps were applied: %v", err)
 	} else if len(after) != len(steps) {
 		fail("Plan after the steps were applied has %d steps, not %d", len(after), len(steps))

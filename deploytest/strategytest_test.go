@@ -15,7 +15,7 @@ import (
 // a blue-green strategy makes when it names its steps after the idle side.
 type flipping struct{ switched bool }
 
-func (f *flipping) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (f *flipping) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	side := "green"
 	if f.switched {
 		side = "blue"
@@ -34,7 +34,7 @@ type planFunc struct {
 	rollbackErr error
 }
 
-func (p planFunc) Plan(d *deploy.Deployment) ([]deploy.Step, error) { return p.plan(d) }
+func (p planFunc) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) { return p.plan(d) }
 func (p planFunc) Rollback(context.Context, *deploy.Deployment) error {
 	return p.rollbackErr
 }

@@ -70,7 +70,7 @@ func other(side string) string {
 // "switch-<side>". The side is the release's "bluegreen.target" label when
 // set, else the idle side before the switch and the serving side after it
 // (see Idle), so that the plan is the same every time it is made.
-func (s *BlueGreen) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (s *BlueGreen) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func (s *Direct) Validate() error {
 }
 
 // Plan returns one step, "deploy", at exposure 1.
-func (s *Direct) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (s *Direct) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}

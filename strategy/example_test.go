@@ -37,7 +37,7 @@ func ExampleProgressive() {
 		Bake: 30 * time.Minute,
 	}
 	d := &deploy.Deployment{ID: "checkout-v2"}
-	steps, err := s.Plan(d)
+	steps, err := s.Plan(context.Background(), d)
 	if err != nil {
 		panic(err)
 	}

@@ -232,7 +232,7 @@ func (s *Progressive) steps() []ProgressiveStep {
 // share, named after it ("1%", "5%"…), at exposure equal to the share. It
 // returns Validate's error for bad settings. Plan calls nothing: the flag is
 // first touched when "dark" is applied.
-func (s *Progressive) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (s *Progressive) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}

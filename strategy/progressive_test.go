@@ -103,7 +103,7 @@ func stepNames(rep *deploy.Report, detail string) []string {
 func TestProgressivePlan(t *testing.T) {
 	p, client := newFlag(t, 0)
 	s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: client, Bake: time.Hour}
-	steps, err := s.Plan(&deploy.Deployment{ID: "r1"})
+	steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestProgressivePlan(t *testing.T) {
 	}
 
 	s.Steps = []strategy.ProgressiveStep{{Share: 0.0005, Bake: time.Minute}, {Share: 1.0 / 3, Bake: 2 * time.Minute, Approval: true}, {Share: 1}}
-	steps, err = s.Plan(&deploy.Deployment{ID: "r1"})
+	steps, err = s.Plan(context.Background(), &deploy.Deployment{ID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestProgressiveValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Validate = %v, want an error containing %q", err, c.want)
 			}
-			if _, perr := s.Plan(&deploy.Deployment{}); perr == nil || perr.Error() != err.Error() {
+			if _, perr := s.Plan(context.Background(), &deploy.Deployment{}); perr == nil || perr.Error() != err.Error() {
 				t.Errorf("Plan = %v, want Validate's error", perr)
 			}
 		})
@@ -404,7 +404,7 @@ func TestProgressiveWaitsForASlowProvider(t *testing.T) {
 		p, client := newFlag(t, 0)
 		s := &strategy.Progressive{Flag: flagKey, Controller: lateController{p, 300 * time.Millisecond}, Client: client,
 			Steps: []strategy.ProgressiveStep{{Share: 0.5, Bake: time.Minute}, {Share: 1, Bake: time.Minute}}}
-		steps, err := s.Plan(&deploy.Deployment{ID: "slow"})
+		steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "slow"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -448,7 +448,7 @@ func TestProgressiveEvaluationErrorsFail(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newFlag(t, 0)
 		s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: errClient{}, Settle: time.Second}
-		steps, err := s.Plan(&deploy.Deployment{ID: "x"})
+		steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "x"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -468,7 +468,7 @@ func TestProgressiveCheckStopsOnCancel(t *testing.T) {
 		_, client := newFlag(t, 0)
 		other, _ := flags.NewProvider(flags.BoolFlag(flagKey, 0))
 		s := &strategy.Progressive{Flag: flagKey, Controller: other, Client: client, Settle: time.Hour}
-		steps, _ := s.Plan(&deploy.Deployment{})
+		steps, _ := s.Plan(context.Background(), &deploy.Deployment{})
 		ctx, cancel := context.WithCancelCause(t.Context())
 		time.AfterFunc(3*time.Second, func() { cancel(errors.New("operator pressed ctrl-c")) })
 		begin := time.Now()
@@ -488,7 +488,7 @@ func TestProgressiveCheckStopsOnCancel(t *testing.T) {
 func BenchmarkCheck(b *testing.B) {
 	p, client := newFlag(b, 0)
 	s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: client}
-	steps, err := s.Plan(&deploy.Deployment{ID: "bench"})
+	steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -574,7 +574,7 @@ func TestProgressiveStagesValidate(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Plan(&deploy.Deployment{Stage: deploy.Stage{Name: "production"}})
+	_, err := s.Plan(context.Background(), &deploy.Deployment{Stage: deploy.Stage{Name: "production"}})
 	if want := `strategy: Progressive has no flag backend for stage "production": set Controller and Client, or Stages["production"]`; err == nil || err.Error() != want {
 		t.Errorf("Plan(production) = %v, want %q", err, want)
 	}

@@ -105,7 +105,7 @@ func (w *Weights) steps() []float64 {
 
 // Plan returns one step per share, named "5%", "25%"…: the same steps for
 // every call, as Resume needs.
-func (w *Weights) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (w *Weights) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}

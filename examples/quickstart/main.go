@@ -139,7 +139,7 @@ type canary struct {
 
 func (c *canary) Name() string { return "canary (router weight)" }
 
-func (c *canary) Plan(d *deploy.Deployment) ([]deploy.Step, error) {
+func (c *canary) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	steps := make([]deploy.Step, len(c.weights))
 	for i, w := range c.weights {
 		steps[i] = deploy.Step{Name: fmt.Sprintf("%g%%", w*100), Exposure: w, Bake: c.bake,
