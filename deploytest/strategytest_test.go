@@ -34,7 +34,9 @@ type planFunc struct {
 	rollbackErr error
 }
 
-func (p planFunc) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) { return p.plan(d) }
+func (p planFunc) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	return p.plan(d)
+}
 func (p planFunc) Rollback(context.Context, *deploy.Deployment) error {
 	return p.rollbackErr
 }

@@ -223,7 +223,9 @@ func TestConformance(t *testing.T) {
 
 type flaky struct{ plan func() []deploy.Step }
 
-func (f *flaky) Plan(_ context.Context, d *deploy.Deployment) ([]deploy.Step, error)     { return f.plan(), nil }
+func (f *flaky) Plan(_ context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	return f.plan(), nil
+}
 func (f *flaky) Rollback(context.Context, *deploy.Deployment) error { return nil }
 
 func TestValidate(t *testing.T) {
