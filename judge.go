@@ -1,0 +1,175 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/rollback"
+	"github.com/deploykit/deploy/state"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// observe observes every monitor concurrently and merges the observations.
+// The error joins the monitors' errors; obs holds what was measured.
+func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase string, since time.Time) (monitor.Observation, error) {
+	t := monitor.Target{
+		DeploymentID: rec.ID, Service: rec.Release.Service, Version: rec.Release.Version,
+		PreviousVersion: rec.Release.PreviousVersion, Environment: rec.Release.Environment,
+		Exposure: rec.Exposure, Phase: phase, Since: since, Labels: rec.Release.Labels,
+	}
+	stages := r.stages(rec.Release)
+	if rec.Stage < len(stages) {
+		t.Stage, t.Environment = stages[rec.Stage].Name, stages[rec.Stage].Environment
+	}
+	if phase != "baseline" && !lp.restored {
+		r.restoreMonitors(rec)
+		lp.restored = true
+	}
+	octx, span := lp.tracer().Start(ctx, "deploy.observe", trace.WithAttributes(
+		attribute.String("deploy.observation.phase", phase), attribute.Float64("deploy.exposure", rec.Exposure)))
+	defer span.End()
+	type res struct {
+		obs monitor.Observation
+		err error
+	}
+	results := make([]res, len(r.cfg.monitors))
+	if len(r.cfg.monitors) == 1 {
+		o, err := r.cfg.monitors[0].Observe(octx, t)
+		results[0] = res{o, err}
+	} else {
+		var wg sync.WaitGroup
+		for i, m := range r.cfg.monitors {
+			wg.Go(func() {
+				o, err := m.Observe(octx, t)
+				results[i] = res{o, err}
+			})
+		}
+		wg.Wait()
+	}
+	obs := monitor.Observation{At: time.Now()}
+	var errs []error
+	for i, x := range results {
+		if x.err != nil {
+			errs = append(errs, fmt.Errorf("monitor %s: %w", nameOf(r.cfg.monitors[i]), x.err))
+			continue
+		}
+		obs.Merge(x.obs)
+	}
+	rec.Observed++
+	err := errors.Join(errs...)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return obs, err
+}
+
+// judge observes and asks the policy for a verdict, recording both.
+func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase string, since time.Time) (rollback.Decision, monitor.Observation) {
+	if len(r.cfg.monitors) == 0 {
+		return rollback.Decision{Verdict: rollback.Continue, Reason: "not observed: no monitors"}, monitor.Observation{}
+	}
+	obs, err := r.observe(ctx, rec, lp, phase, since)
+	switch {
+	case err != nil && len(obs.Metrics) > 0:
+		// Some monitors measured: judge what was measured and report the rest.
+		r.cfg.logger.Warn("deploy: a monitor failed", "release", rec.ID, "err", err)
+		err = nil
+	case err != nil:
+		r.cfg.logger.Warn("deploy: no monitor could measure", "release", rec.ID, "err", err)
+	}
+	base := r.deployment(rec).Baseline
+	c := rollback.Counters(rec.Counters)
+	_, span := lp.tracer().Start(ctx, "deploy.verdict")
+	before := c
+	dec := r.cfg.policy.Judge(&c, obs, base, err)
+	if rec.Exposure == 0 && phase == "bake" && dec.Cause != nil && dec.Cause.Outcome == rollback.Inconclusive && err == nil {
+		// Deployed dark: no user reaches the new version, so having no data
+		// for it is expected, not a reason to pause or roll back.
+		c = before
+		dec = rollback.Decision{Verdict: rollback.Continue, Reason: "no data for the new version at 0 % exposure (deployed dark): " + dec.Cause.Reason, Results: dec.Results}
+	}
+	rec.Counters = state.Counters(c)
+	span.SetAttributes(attribute.String("deploy.verdict", string(dec.Verdict)), attribute.String("deploy.verdict.reason", dec.Reason))
+	if dec.Verdict == rollback.Rollback {
+		span.SetStatus(codes.Error, dec.Reason)
+	}
+	span.End()
+	if rec.Last == nil {
+		rec.Last = make(map[string]state.Measurement, len(obs.Metrics))
+	}
+	for k, m := range obs.Metrics {
+		if m.HasData() && !math.IsInf(m.Value, 0) {
+			rec.Last[k] = state.Measurement{Value: m.Value, Samples: m.Samples}
+		}
+	}
+	return dec, obs
+}
+
+// announce sends an observation event (see notify.Console's documentation,
+// which repeats this rule for users). The runner announces the observations
+// that matter to people — a verdict other than continue, the one that
+// completes a bake, the first and last of a watch window, the post-deployment
+// checks — not every healthy minute of a day-long watch.
+func (r *Runner) announce(rec *state.Record, lp *loop, dec rollback.Decision, step string) {
+	if len(r.cfg.notifiers) == 0 {
+		return
+	}
+	ev := Event{Kind: EventObservation, Verdict: string(dec.Verdict), Message: dec.Reason, Step: step}
+	for _, res := range dec.Results {
+		if res.Outcome == rollback.Pass && res.Samples == 0 {
+			continue // nothing was judged (no checks reported)
+		}
+		ev.Readings = append(ev.Readings, Reading{Trigger: res.Trigger, Metric: res.Metric, Outcome: res.Outcome.String(), Reason: res.Reason})
+	}
+	r.emit(rec, ev)
+}
+
+func triggerFrom(dec rollback.Decision, kind string) *state.Trigger {
+	t := &state.Trigger{Kind: kind, Reason: dec.Reason}
+	if c := dec.Cause; c != nil {
+		t.Metric = c.Metric
+		t.Samples = c.Samples
+		t.Reference = c.Reference
+		t.Observed, t.Baseline, t.Threshold = num(c.Observed), num(c.Baseline), num(c.Threshold)
+	}
+	return t
+}
+
+func num(f float64) *float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
+	}
+	return &f
+}
+
+func summarize(obs monitor.Observation) string {
+	var parts []string
+	for _, n := range obs.Names() {
+		m := obs.Metrics[n]
+		if !m.HasData() {
+			parts = append(parts, n+"=no data")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s=%.4g", n, m.Value))
+	}
+	for _, c := range obs.Checks {
+		s := "ok"
+		if !c.OK {
+			s = "FAILED"
+		}
+		parts = append(parts, c.Name+" "+s)
+	}
+	if len(parts) == 0 {
+		return "no metrics"
+	}
+	return strings.Join(parts, ", ")
+}

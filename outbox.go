@@ -1,0 +1,321 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/deploykit/deploy/state"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// kick hands the record's undelivered messages to the dispatcher.
+func (lp *loop) kick(rec *state.Record) {
+	if lp.disp != nil {
+		lp.disp.enqueue(rec.Outbox)
+	}
+}
+
+// flushSync delivers due messages once each, for Reconcile without Run. It
+// reports whether the record changed.
+func (r *Runner) flushSync(lp *loop, id string) bool {
+	ctx := context.WithoutCancel(lp.ctx)
+	rec, err := r.cfg.store.Load(ctx, id)
+	if err != nil || len(rec.Outbox) == 0 {
+		return false
+	}
+	now := time.Now()
+	blocked := map[int]bool{}
+	var keep []state.Message
+	for _, m := range rec.Outbox {
+		if blocked[m.Notifier] || m.NextAt.After(now) {
+			blocked[m.Notifier] = true
+			keep = append(keep, m)
+			continue
+		}
+		if err := r.deliver(ctx, lp, m); err != nil {
+			m.Attempts++
+			r.logDelivery(m, err)
+			m.LastError = err.Error()
+			if m.Attempts >= maxAttempts || permanent(err) {
+				rec.Delivered++
+				r.note(rec, now, "note", "notify", fmt.Sprintf("gave up on event %d for notifier %d: %v", m.ID, m.Notifier, err))
+				continue
+			}
+			m.NextAt = now.Add(retryWait(err, m.Attempts))
+			blocked[m.Notifier] = true
+			keep = append(keep, m)
+			continue
+		}
+		rec.Delivered++
+	}
+	rec.Outbox = keep
+	return r.cfg.store.Update(ctx, rec) == nil
+}
+
+func marshalEvent(e Event) ([]byte, error) { return json.Marshal(e) }
+
+// deliver sends one message to its notifier, with a span and a timeout.
+func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
+	if m.Notifier < 0 || m.Notifier >= len(r.cfg.notifiers) {
+		return fmt.Errorf("notifier %d is not configured", m.Notifier)
+	}
+	var ev Event
+	if err := json.Unmarshal(m.Event, &ev); err != nil {
+		return fmt.Errorf("decoding event %d: %w", m.ID, err)
+	}
+	n := r.cfg.notifiers[m.Notifier]
+	ctx, cancel := context.WithTimeout(ctx, notifyAttemptTimeout)
+	defer cancel()
+	ctx, span := lp.tr.Start(ctx, "deploy.notify", trace.WithAttributes(
+		attribute.String("deploy.notifier", nameOf(n)), attribute.String("deploy.event", string(ev.Kind)),
+		attribute.Int("deploy.attempt", m.Attempts+1)))
+	defer span.End()
+	err := n.Notify(ctx, ev)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// logDelivery warns of a failed delivery, and of giving up.
+func (r *Runner) logDelivery(m state.Message, err error) {
+	name := fmt.Sprint(m.Notifier)
+	if m.Notifier >= 0 && m.Notifier < len(r.cfg.notifiers) {
+		name = nameOf(r.cfg.notifiers[m.Notifier])
+	}
+	msg := "deploy: notification not delivered, will retry"
+	if m.Attempts >= maxAttempts || permanent(err) {
+		msg = "deploy: notification not delivered, giving up"
+	}
+	r.cfg.logger.Warn(msg, "notifier", name, "event", m.ID, "attempt", m.Attempts, "err", err)
+}
+
+// permanent reports whether a notifier's error says that retrying cannot
+// help: it implements Temporary() bool and returns false (an HTTP 401 or 404).
+func permanent(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && !t.Temporary()
+}
+
+const (
+	maxAttempts          = 8
+	notifyAttemptTimeout = 10 * time.Second
+)
+
+// retryWait is the wait before retrying after the n-th failed attempt: the
+// backoff, or longer when the notifier's error asks for it with a
+// RetryAfter() time.Duration method (an HTTP 429 or 503 with Retry-After),
+// capped at maxRetryAfter.
+func retryWait(err error, n int) time.Duration {
+	d := backoff(n)
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		d = max(d, min(ra.RetryAfter(), maxRetryAfter))
+	}
+	return d
+}
+
+// maxRetryAfter caps how long a receiver's Retry-After can hold a notifier.
+const maxRetryAfter = 15 * time.Minute
+
+// backoff returns the wait after the n-th failed attempt: 1 s, 2 s, 4 s …
+// capped at one minute.
+func backoff(n int) time.Duration {
+	d := time.Second << min(n-1, 6)
+	return min(d, time.Minute)
+}
+
+// dispatcher delivers the outbox asynchronously: one worker per notifier so
+// that a slow notifier delays nobody else, in order within a notifier, with
+// retries and backoff. Results are folded into the record at the next save.
+type dispatcher struct {
+	r       *Runner
+	lp      *loop
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queues  [][]state.Message
+	seen    map[int]bool
+	results map[int]state.Message // latest state of attempted messages
+	busy    int
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+func newDispatcher(r *Runner) *dispatcher {
+	if len(r.cfg.notifiers) == 0 {
+		return nil
+	}
+	return &dispatcher{r: r}
+}
+
+func (d *dispatcher) start(lp *loop) {
+	d.lp = lp
+	d.cond = sync.NewCond(&d.mu)
+	d.queues = make([][]state.Message, len(d.r.cfg.notifiers))
+	d.seen = map[int]bool{}
+	d.results = map[int]state.Message{}
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(lp.ctx))
+	for i := range d.queues {
+		d.wg.Go(func() { d.work(i) })
+	}
+}
+
+func (d *dispatcher) enqueue(msgs []state.Message) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range msgs {
+		if d.seen[m.ID] || m.Notifier < 0 || m.Notifier >= len(d.queues) {
+			continue
+		}
+		d.seen[m.ID] = true
+		d.queues[m.Notifier] = append(d.queues[m.Notifier], m)
+	}
+	d.cond.Broadcast()
+}
+
+func (d *dispatcher) work(i int) {
+	for {
+		d.mu.Lock()
+		for len(d.queues[i]) == 0 && !d.stopped {
+			d.cond.Wait()
+		}
+		if d.stopped {
+			d.mu.Unlock()
+			return
+		}
+		m := d.queues[i][0]
+		d.busy++
+		d.mu.Unlock()
+
+		if wait := time.Until(m.NextAt); wait > 0 {
+			if !d.sleep(wait) {
+				d.done(i, m, false)
+				return
+			}
+		}
+		err := d.r.deliver(d.ctx, d.lp, m)
+		m.Attempts++
+		final := err == nil
+		if err != nil {
+			d.r.logDelivery(m, err)
+			m.LastError = err.Error()
+			if m.Attempts >= maxAttempts || permanent(err) {
+				m.Attempts = maxAttempts // given up
+				final = true
+			} else {
+				m.NextAt = time.Now().Add(retryWait(err, m.Attempts))
+			}
+		} else {
+			m.Delivered = true
+		}
+		d.done(i, m, final)
+	}
+}
+
+func (d *dispatcher) sleep(wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-d.ctx.Done():
+		return false
+	}
+}
+
+// done records an attempt; a final message leaves its queue.
+func (d *dispatcher) done(i int, m state.Message, final bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy--
+	d.results[m.ID] = m
+	if final {
+		d.queues[i] = d.queues[i][1:]
+	} else if len(d.queues[i]) > 0 {
+		d.queues[i][0] = m
+	}
+	d.cond.Broadcast()
+}
+
+// drain waits until every queue is empty, or timeout passes.
+func (d *dispatcher) drain(timeout time.Duration) {
+	if d == nil {
+		return
+	}
+	timedOut := false
+	t := time.AfterFunc(timeout, func() {
+		d.mu.Lock()
+		timedOut = true
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer t.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for !timedOut && !d.idle() {
+		d.cond.Wait()
+	}
+}
+
+func (d *dispatcher) idle() bool {
+	if d.busy > 0 {
+		return false
+	}
+	for _, q := range d.queues {
+		if len(q) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *dispatcher) stop() {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	d.stopped = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+}
+
+// apply folds delivery results into rec; it reports whether rec changed.
+func (d *dispatcher) apply(rec *state.Record) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	changed := false
+	keep := rec.Outbox[:0]
+	for _, m := range rec.Outbox {
+		res, ok := d.results[m.ID]
+		if !ok {
+			keep = append(keep, m)
+			continue
+		}
+		changed = true
+		if res.Delivered || res.Attempts >= maxAttempts {
+			rec.Delivered++
+			continue
+		}
+		keep = append(keep, res)
+	}
+	rec.Outbox = keep
+	return changed
+}
