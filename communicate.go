@@ -15,8 +15,9 @@ func (r *Runner) toCommunicate(rec *state.Record, now time.Time, outcome Status,
 	if reason != "" && rec.Error == "" && outcome != Blocked && outcome != Aborted {
 		rec.Error = reason
 	}
-	rec.Phase = string(PhaseCommunicate)
-	r.note(rec, now, "phase", string(PhaseCommunicate), string(outcome))
+	rec.Phase = PhaseCommunicate
+	rec.Applying = false
+	r.note(rec, now, state.EntryPhase, state.OutcomeStarted, string(PhaseCommunicate), string(outcome))
 }
 
 func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
@@ -33,22 +34,23 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 		}
 	}
 	if len(r.cfg.notifiers) > 0 {
+		// Stakeholders are told as the events go out: the items that say
+		// they were notified are ticked when the outbox is delivered (see
+		// tickDelivered), not here.
 		names := make([]string, len(r.cfg.notifiers))
 		for i, n := range r.cfg.notifiers {
 			names[i] = nameOf(n)
-			r.tickFrom(rec, now, n, "notifier "+names[i])
 		}
 		r.tick(rec, now, ItemStakeholders, "notifiers: "+strings.Join(names, ", "))
-		r.tick(rec, now, ItemStakeholdersTold, "notifiers: "+strings.Join(names, ", "))
 	}
 	r.tick(rec, now, ItemDeploymentNotes, "summary report generated")
 	rec.Status = rec.Outcome
 	rec.Finished = now
 	if rec.Status == Succeeded {
 		r.tick(rec, now, ItemWorkflowComplete, "workflow state: complete")
-		rec.Phase = string(PhaseComplete)
+		rec.Phase = PhaseComplete
 	}
-	r.note(rec, now, "phase", "finished", string(rec.Status))
+	r.note(rec, now, state.EntryPhase, state.OutcomeDone, "finished", string(rec.Status))
 	if len(r.cfg.notifiers) > 0 {
 		rep := r.report(rec)
 		r.emit(rec, Event{Kind: EventFinished, Message: rep.Headline(), Report: rep.Markdown(), Urgent: rec.Status == RollbackFailed,
@@ -65,7 +67,7 @@ func (r *Runner) emit(rec *state.Record, ev Event) {
 	ev.At = time.Now()
 	ev.DeploymentID = rec.ID
 	ev.Release = rec.Release
-	ev.Phase = Phase(rec.Phase)
+	ev.Phase = rec.Phase
 	if ev.Stage == "" {
 		ev.Stage = r.stageName(rec)
 	}
@@ -79,15 +81,17 @@ func (r *Runner) emit(rec *state.Record, ev Event) {
 	}
 	// Message ids count every message ever queued (delivered ones leave the
 	// outbox and are counted in Delivered), so they never repeat.
-	next := rec.Delivered + len(rec.Outbox) + 1
+	next := rec.Delivered + len(rec.Outbox) + len(rec.Undelivered) + 1
 	ev.Seq = (next-1)/len(r.cfg.notifiers) + 1
 	b, err := marshalEvent(ev)
 	if err != nil {
+		// Not silently: the timeline says which event was not sent.
 		r.cfg.logger.Error("deploy: encoding event", "err", err)
+		r.note(rec, ev.At, state.EntryNote, state.OutcomeFailed, "notify", fmt.Sprintf("event %q not sent to any notifier: encoding it failed: %v", ev.Message, err))
 		return
 	}
 	for i := range r.cfg.notifiers {
-		rec.Outbox = append(rec.Outbox, state.Message{ID: next + i, Notifier: i, Event: b})
+		rec.Outbox = append(rec.Outbox, state.Message{ID: next + i, Notifier: i, Event: b, Queued: ev.At})
 	}
 }
 
@@ -106,7 +110,7 @@ func (r *Runner) logEvent(rec *state.Record, ev Event) {
 	if !r.cfg.logger.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("release", rec.ID), slog.String("event", string(ev.Kind)), slog.String("phase", rec.Phase)}
+	attrs := []slog.Attr{slog.String("release", rec.ID), slog.String("event", string(ev.Kind)), slog.String("phase", string(rec.Phase))}
 	if ev.Step != "" {
 		attrs = append(attrs, slog.String("step", ev.Step))
 	}

@@ -33,20 +33,23 @@ const (
 	Blocked        = state.Blocked
 	Aborted        = state.Aborted
 	RollbackFailed = state.RollbackFailed
+	// RollbackUnverified: rolled back, but nothing showed that health came back.
+	RollbackUnverified = state.RollbackUnverified
 )
 
-// Phase is one of the four activities of a deployment, or the rollback.
-type Phase string
+// Phase is one of the four activities of a deployment, or the rollback; it
+// is state.Phase.
+type Phase = state.Phase
 
 // Phases, in order. PhaseRollback interrupts deploy or verify when the
 // release hurts users; PhaseComplete is the workflow state once done.
 const (
-	PhasePreflight   Phase = "preflight"
-	PhaseDeploy      Phase = "deploy"
-	PhaseVerify      Phase = "verify"
-	PhaseCommunicate Phase = "communicate"
-	PhaseRollback    Phase = "rollback"
-	PhaseComplete    Phase = "complete"
+	PhasePreflight   = state.PhasePreflight
+	PhaseDeploy      = state.PhaseDeploy
+	PhaseVerify      = state.PhaseVerify
+	PhaseCommunicate = state.PhaseCommunicate
+	PhaseRollback    = state.PhaseRollback
+	PhaseComplete    = state.PhaseComplete
 )
 
 // Deployment is the read-only view of a release in progress that the runner
@@ -75,6 +78,13 @@ type Deployment struct {
 	// its lease (a long GC, SIGSTOP, a frozen VM) and wakes up after another
 	// runner rolled the release back cannot apply its step after all.
 	Token int64
+	// Memo is the strategy's memory of this release. Plan may set keys in
+	// it when the runner first plans the release (at Run or Start), such as
+	// which side a blue-green release targets; the runner saves it with
+	// the record before anything is applied, and every later call — after
+	// a crash, in another process — sees the same values. Later changes are
+	// not saved. It is nil for Runner.Plan's dry run until Plan sets it.
+	Memo map[string]string
 }
 
 // Stage is one environment the release passes through in order, such as
@@ -153,6 +163,11 @@ type Step struct {
 	// deadline; unlike one, the users already exposed by the steps before
 	// stay watched every interval, and a breach rolls back.
 	Approval bool
+	// Partial, on the last step of a plan, says the release is meant to end
+	// below full exposure (a dark launch, a standing 10 % canary). Without
+	// it, a plan whose last step has Exposure below 1 is refused: a release
+	// that never reaches everyone would otherwise "succeed".
+	Partial bool
 	// Apply makes the step happen. It must be idempotent: after a crash the
 	// runner may apply a step again that was applied but not yet recorded.
 	Apply func(ctx context.Context, d *Deployment) error
@@ -184,16 +199,35 @@ type Checklister interface {
 }
 
 // Sentinel errors. Errors returned by Run, Resume, Rollback and Reconcile
-// wrap one of them, usually inside a *PhaseError.
+// wrap one of them, usually inside a *PhaseError. The package
+// documentation has the table of final statuses and the errors that come
+// with them.
 var (
 	// ErrBlocked: a gate or a pitfall guard refused the release, or a gate
 	// asked to wait past the gate deadline. Nothing was deployed.
 	ErrBlocked = errors.New("deploy: blocked")
-	// ErrUnhealthy: the release hurt users (a trigger fired, or verification
-	// failed) and was rolled back.
+	// ErrUnhealthy: the release hurt users — a rollback trigger fired on
+	// what the monitors measured, while a step baked or after full
+	// exposure — and was rolled back.
 	ErrUnhealthy = errors.New("deploy: unhealthy")
-	// ErrAborted: the context was cancelled or a step failed; the release was
-	// rolled back.
+	// ErrInconclusive: the monitors had too little data to judge the
+	// release more often than the policy's InconclusiveLimit allows; it
+	// was rolled back without evidence that it hurt users.
+	ErrInconclusive = errors.New("deploy: inconclusive")
+	// ErrSourceFailed: the metric sources failed to measure (errors,
+	// timeouts, panics) ConsecutiveErrorLimit times in a row; the release
+	// was rolled back because its health could not be watched (fail safe).
+	ErrSourceFailed = errors.New("deploy: metric source failed")
+	// ErrProgressDeadline: a step made no progress within the policy's
+	// progress deadline after its bake; it was rolled back.
+	ErrProgressDeadline = errors.New("deploy: progress deadline exceeded")
+	// ErrStepFailed: a step could not be applied (its Apply returned an
+	// error, panicked or did not return within the progress deadline), or
+	// the plan could not be made; what may be deployed was rolled back.
+	ErrStepFailed = errors.New("deploy: step failed")
+	// ErrAborted: a person asked for the rollback (Runner.Rollback, an
+	// approval refused) or the run's context was cancelled; the release was
+	// rolled back, or ended before anything was deployed.
 	ErrAborted = errors.New("deploy: aborted")
 	// ErrLocked: another runner holds the release (a *LockedError says who
 	// and until when), or another release of the same service and
@@ -201,11 +235,25 @@ var (
 	// names it).
 	ErrLocked = errors.New("deploy: locked")
 	// ErrRollbackFailed: the rollback failed or did not restore health. A
-	// person must act; an urgent event was sent.
+	// person must act; an urgent event was sent. It comes joined with the
+	// error of what made the release roll back.
 	ErrRollbackFailed = errors.New("deploy: rollback failed")
+	// ErrNotVerified: the rollback ran, but nothing could show it restored
+	// health (status RollbackUnverified); check by hand. It comes joined
+	// with the error of what made the release roll back.
+	ErrNotVerified = errors.New("deploy: rollback not verified")
 	// ErrInvalid: bad input (a release, a plan, an option), refused before
 	// any side effect.
 	ErrInvalid = errors.New("deploy: invalid")
+	// ErrCorrupt: a release record breaks one of the engine's invariants (a
+	// negative step, a rollback without a trigger, a release being reported
+	// without an outcome); a *CorruptError names the field. The runner does
+	// not act on it. It also matches state.ErrCorrupt.
+	ErrCorrupt = errors.New("deploy: record is corrupt")
+	// ErrInvariant: the runner was about to save a record, or make an
+	// effect, that breaks one of its invariants — a bug in deploykit, never
+	// in your code. Nothing was written or applied; please report it.
+	ErrInvariant = errors.New("deploy: invariant violated")
 )
 
 // PhaseError is an error in a phase, and step if any.

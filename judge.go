@@ -19,11 +19,15 @@ import (
 
 // observe observes every monitor concurrently and merges the observations.
 // The error joins the monitors' errors; obs holds what was measured.
-func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase string, since time.Time) (monitor.Observation, error) {
+//
+// Each monitor's Observe is bounded by the observe timeout and cannot panic
+// the process: a monitor that hangs or panics fails to measure, which
+// counts toward the policy's consecutive-error limit.
+func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase, step string, since time.Time) (monitor.Observation, error) {
 	t := monitor.Target{
 		DeploymentID: rec.ID, Service: rec.Release.Service, Version: rec.Release.Version,
 		PreviousVersion: rec.Release.PreviousVersion, Environment: rec.Release.Environment,
-		Exposure: rec.Exposure, Phase: phase, Since: since, Labels: rec.Release.Labels,
+		Exposure: rec.Exposure, Phase: phase, Step: step, Since: since, Labels: rec.Release.Labels,
 	}
 	stages := r.stages(rec.Release)
 	if rec.Stage < len(stages) {
@@ -41,16 +45,19 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 		err error
 	}
 	results := make([]res, len(r.cfg.monitors))
+	one := func(i int) {
+		m := r.cfg.monitors[i]
+		o, err := bounded(octx, "monitor "+lp.monitorName(i), r.cfg.timeouts.Observe, func(ctx context.Context) (monitor.Observation, error) {
+			return m.Observe(ctx, t)
+		})
+		results[i] = res{o, err}
+	}
 	if len(r.cfg.monitors) == 1 {
-		o, err := r.cfg.monitors[0].Observe(octx, t)
-		results[0] = res{o, err}
+		one(0)
 	} else {
 		var wg sync.WaitGroup
-		for i, m := range r.cfg.monitors {
-			wg.Go(func() {
-				o, err := m.Observe(octx, t)
-				results[i] = res{o, err}
-			})
+		for i := range r.cfg.monitors {
+			wg.Go(func() { one(i) })
 		}
 		wg.Wait()
 	}
@@ -58,7 +65,13 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 	var errs []error
 	for i, x := range results {
 		if x.err != nil {
-			errs = append(errs, fmt.Errorf("monitor %s: %w", nameOf(r.cfg.monitors[i]), x.err))
+			if _, ok := x.err.(*TimeoutError); ok {
+				errs = append(errs, x.err)
+			} else if _, ok := x.err.(*PanicError); ok {
+				errs = append(errs, x.err)
+			} else {
+				errs = append(errs, fmt.Errorf("monitor %s: %w", lp.monitorName(i), x.err))
+			}
 			continue
 		}
 		obs.Merge(x.obs)
@@ -73,11 +86,11 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 }
 
 // judge observes and asks the policy for a verdict, recording both.
-func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase string, since time.Time) (rollback.Decision, monitor.Observation) {
+func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase, step string, since time.Time) (rollback.Decision, monitor.Observation) {
 	if len(r.cfg.monitors) == 0 {
 		return rollback.Decision{Verdict: rollback.Continue, Reason: "not observed: no monitors"}, monitor.Observation{}
 	}
-	obs, err := r.observe(ctx, rec, lp, phase, since)
+	obs, err := r.observe(ctx, rec, lp, phase, step, since)
 	switch {
 	case err != nil && len(obs.Metrics) > 0:
 		// Some monitors measured: judge what was measured and report the rest.
@@ -86,7 +99,7 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase s
 	case err != nil:
 		r.cfg.logger.Warn("deploy: no monitor could measure", "release", rec.ID, "err", err)
 	}
-	base := r.deployment(rec).Baseline
+	base := lp.baselineOf(rec)
 	c := rollback.Counters(rec.Counters)
 	_, span := lp.tracer().Start(ctx, "deploy.verdict")
 	before := c
@@ -133,7 +146,18 @@ func (r *Runner) announce(rec *state.Record, lp *loop, dec rollback.Decision, st
 	r.emit(rec, ev)
 }
 
-func triggerFrom(dec rollback.Decision, kind string) *state.Trigger {
+// triggerFrom makes the trigger of a rollback verdict. kind says when it
+// came (a breach while baking, or verification after full exposure); a
+// verdict caused by missing data is TriggerInconclusive, and one caused by
+// failing metric sources (no result at all) is TriggerSource, whenever
+// they came.
+func triggerFrom(dec rollback.Decision, kind state.TriggerKind) *state.Trigger {
+	switch {
+	case dec.Cause == nil && dec.Verdict == rollback.Rollback:
+		kind = state.TriggerSource
+	case dec.Cause != nil && dec.Cause.Outcome == rollback.Inconclusive:
+		kind = state.TriggerInconclusive
+	}
 	t := &state.Trigger{Kind: kind, Reason: dec.Reason}
 	if c := dec.Cause; c != nil {
 		t.Metric = c.Metric

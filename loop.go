@@ -8,11 +8,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/state"
 )
 
-// loop is the in-memory side of one Run, Resume or Reconcile: the spans that
-// stay open across reconcile calls, the lease token, and the outbox dispatcher.
+// loop is the in-memory side of one Run, Resume or Reconcile: the record
+// as last saved, the spans that stay open across reconcile calls, the lease
+// token, and the outbox dispatcher.
 type loop struct {
 	r        *Runner
 	tr       trace.Tracer
@@ -20,7 +22,7 @@ type loop struct {
 	runSpan  trace.Span
 	attrsSet bool
 
-	phase     string
+	phase     Phase
 	phaseSpan trace.Span
 	// restored is set once stateful monitors were given their saved state.
 	restored bool
@@ -36,6 +38,18 @@ type loop struct {
 	aborted bool
 	disp    *dispatcher
 	plan    [][]Step
+
+	// rec is the record as this loop last saved it: the next reconcile
+	// goes on from it without loading it again (the store's copy is the
+	// same, or the next save fails and the loop loads it anew).
+	rec *state.Record
+	// saved marks rec as saved, for the invariants on the next transition.
+	saved mark
+	// base is the baseline as a monitor.Observation, built once.
+	base     monitor.Observation
+	baseFrom map[string]state.Measurement
+	// names are the monitors' names, looked up once.
+	names []string
 }
 
 // plans returns the validated plans of every stage, computed once per loop:
@@ -49,6 +63,35 @@ func (lp *loop) plans(d *Deployment) ([][]Step, error) {
 		lp.plan = p
 	}
 	return lp.plan, nil
+}
+
+// baselineOf returns rec's baseline as an observation, built once per loop.
+func (lp *loop) baselineOf(rec *state.Record) monitor.Observation {
+	if lp.baseFrom == nil || len(lp.baseFrom) != len(rec.Baseline) {
+		lp.base = monitor.Observation{}
+		if len(rec.Baseline) > 0 {
+			lp.base.Metrics = make(map[string]monitor.Metric, len(rec.Baseline))
+			for k, m := range rec.Baseline {
+				lp.base.Metrics[k] = monitor.Value(m.Value, m.Samples)
+			}
+		}
+		lp.baseFrom = rec.Baseline
+		if lp.baseFrom == nil {
+			lp.baseFrom = map[string]state.Measurement{}
+		}
+	}
+	return lp.base
+}
+
+// monitorName is monitor i's name, looked up once.
+func (lp *loop) monitorName(i int) string {
+	if lp.names == nil {
+		lp.names = make([]string, len(lp.r.cfg.monitors))
+		for j, m := range lp.r.cfg.monitors {
+			lp.names[j] = nameOf(m)
+		}
+	}
+	return lp.names[i]
 }
 
 // finish waits for the outbox, saves delivery results and returns the final report.

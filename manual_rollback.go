@@ -46,7 +46,7 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			}
 			return r.report(rec), fmt.Errorf("%w: release %s is already %s", ErrInvalid, id, rec.Status)
 		}
-		if rec.Phase == string(PhaseCommunicate) && rec.Outcome == Succeeded {
+		if rec.Phase == PhaseCommunicate && rec.Outcome == Succeeded {
 			return r.report(rec), fmt.Errorf("%w: release %s has already succeeded and is being reported; to undo it, release the previous version", ErrInvalid, id)
 		}
 		now := time.Now()
@@ -59,7 +59,7 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			// strategy's rollback: taking over now would run a rollback
 			// alongside it. Ask it to roll back instead of going on (it
 			// reads the request before its next action), and wait.
-			if rec.RollbackRequest == nil && rec.Phase != string(PhaseRollback) {
+			if rec.RollbackRequest == nil && rec.Phase != PhaseRollback {
 				rec.RollbackRequest = &state.Trigger{Kind: "manual", Reason: reason, At: now}
 				if err := store.Update(ctx, rec); err != nil {
 					if (errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrFenced)) && attempt < 1000 {
@@ -87,7 +87,7 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 		}
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
 		switch {
-		case rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate):
+		case rec.Phase == PhaseRollback || rec.Phase == PhaseCommunicate:
 			// Already rolling back or finishing: take it over and drive it
 			// to the end.
 		case deployed(rec):

@@ -23,7 +23,7 @@ func (r *Runner) saveMonitors(rec *state.Record, now time.Time) {
 		}
 		b, err := sm.State()
 		if err != nil {
-			r.note(rec, now, "note", nameOf(m), "baseline state not saved: "+err.Error())
+			r.note(rec, now, state.EntryNote, state.OutcomeFailed, nameOf(m), "baseline state not saved: "+err.Error())
 			continue
 		}
 		if rec.MonitorState == nil {

@@ -42,6 +42,33 @@ type config struct {
 	location        *time.Location
 	rollbackSteps   []rollback.PlanStep
 	storeDir        string
+	timeouts        Timeouts
+}
+
+// Timeouts bound the calls the runner makes into code it does not control.
+// A call that does not return in time is given up: the runner goes on as
+// for an error of that call (a gate blocks, a monitor fails to measure, a
+// delivery is retried), and the call's context is cancelled. A zero field
+// keeps its default. A step's Apply is bounded by the policy's progress
+// deadline, Strategy.Rollback and each rollback step by WithRollbackTimeout.
+type Timeouts struct {
+	// Plan bounds Strategy.Plan. Default 30 s.
+	Plan time.Duration
+	// Check bounds Gate.Check, the approval gate's included. Default 30 s.
+	Check time.Duration
+	// Observe bounds Monitor.Observe. Default 30 s.
+	Observe time.Duration
+	// Notify bounds one Notifier.Notify attempt. Default 10 s.
+	Notify time.Duration
+}
+
+// DefaultTimeouts are the bounds used where WithTimeouts leaves a field zero.
+var defaultTimeouts = Timeouts{Plan: 30 * time.Second, Check: 30 * time.Second, Observe: 30 * time.Second, Notify: 10 * time.Second}
+
+// WithTimeouts bounds the calls into gates, monitors, notifiers and the
+// strategy's Plan; see Timeouts for the defaults.
+func WithTimeouts(t Timeouts) Option {
+	return func(c *config) { c.timeouts = t }
 }
 
 // WithGates adds pre-deployment gates, checked in order.

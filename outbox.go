@@ -1,10 +1,12 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,24 +40,76 @@ func (r *Runner) flushSync(lp *loop, id string) bool {
 			keep = append(keep, m)
 			continue
 		}
-		if err := r.deliver(ctx, lp, m); err != nil {
-			m.Attempts++
-			r.logDelivery(m, err)
-			m.LastError = err.Error()
-			if m.Attempts >= maxAttempts || permanent(err) {
-				rec.Delivered++
-				r.note(rec, now, "note", "notify", fmt.Sprintf("gave up on event %d for notifier %d: %v", m.ID, m.Notifier, err))
-				continue
-			}
-			m.NextAt = now.Add(retryWait(err, m.Attempts))
+		m = r.attempt(ctx, lp, m)
+		switch {
+		case m.Delivered:
+			rec.Delivered++
+		case !m.Expired.IsZero():
+			rec.Undelivered = append(rec.Undelivered, m)
+		default:
 			blocked[m.Notifier] = true
 			keep = append(keep, m)
-			continue
 		}
-		rec.Delivered++
 	}
 	rec.Outbox = keep
+	r.tickDelivered(rec)
 	return r.cfg.store.Update(ctx, rec) == nil
+}
+
+// attempt delivers m once, or expires it, and returns it updated: Delivered,
+// Expired, or with its next attempt due at NextAt. A message is never given
+// up otherwise: a notifier that keeps failing, or refuses (an HTTP 401 or
+// 404), is retried at the longest backoff until it takes the message or,
+// with a maximum age (ExpireAfter), the message expires and is shown as not
+// delivered.
+func (r *Runner) attempt(ctx context.Context, lp *loop, m state.Message) state.Message {
+	now := time.Now()
+	if age := r.maxAge(m.Notifier); age > 0 && !m.Queued.IsZero() && now.Sub(m.Queued) > age {
+		m.Expired = now
+		r.logDelivery(m, fmt.Errorf("older than the notifier's maximum age %v: %s", age, cmp.Or(m.LastError, "never attempted")))
+		return m
+	}
+	err := r.deliver(ctx, lp, m)
+	m.Attempts++
+	if err == nil {
+		m.Delivered, m.LastError, m.Refused = true, "", false
+		return m
+	}
+	m.LastError = err.Error()
+	m.Refused = permanent(err)
+	r.logDelivery(m, err)
+	wait := retryWait(err, m.Attempts)
+	if m.Refused {
+		wait = maxBackoff
+	}
+	m.NextAt = time.Now().Add(wait)
+	return m
+}
+
+// maxAge is notifier i's maximum age for a message (ExpireAfter), 0 for none.
+func (r *Runner) maxAge(i int) time.Duration {
+	if i < 0 || i >= len(r.cfg.notifiers) {
+		return 0
+	}
+	if a, ok := r.cfg.notifiers[i].(interface{ MaxAge() time.Duration }); ok {
+		return a.MaxAge()
+	}
+	return 0
+}
+
+// tickDelivered ticks the checklist's "stakeholders notified" item once a
+// finished release's every event reached every notifier; an event that
+// expired undelivered keeps it unticked.
+func (r *Runner) tickDelivered(rec *state.Record) {
+	if len(r.cfg.notifiers) == 0 || !rec.Status.Final() || len(rec.Outbox) > 0 || len(rec.Undelivered) > 0 {
+		return
+	}
+	names := make([]string, len(r.cfg.notifiers))
+	for i, n := range r.cfg.notifiers {
+		names[i] = nameOf(n)
+		r.tickFrom(rec, rec.Updated, n, "notifier "+names[i]+": every event delivered")
+	}
+	r.tick(rec, time.Now(), ItemStakeholdersTold, fmt.Sprintf("%d event(s) delivered to %s", rec.Delivered, strings.Join(names, ", ")))
 }
 
 func marshalEvent(e Event) ([]byte, error) { return json.Marshal(e) }
@@ -70,13 +124,12 @@ func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
 		return fmt.Errorf("decoding event %d: %w", m.ID, err)
 	}
 	n := r.cfg.notifiers[m.Notifier]
-	ctx, cancel := context.WithTimeout(ctx, notifyAttemptTimeout)
-	defer cancel()
+	name := nameOf(n)
 	ctx, span := lp.tr.Start(ctx, "deploy.notify", trace.WithAttributes(
-		attribute.String("deploy.notifier", nameOf(n)), attribute.String("deploy.event", string(ev.Kind)),
-		attribute.Int("deploy.attempt", m.Attempts+1)))
+		attribute.String("deploy.notifier", name), attribute.String("deploy.event", string(ev.Kind)),
+		attribute.Int("deploy.attempt", m.Attempts+1), attribute.Int("deploy.event.seq", ev.Seq)))
 	defer span.End()
-	err := n.Notify(ctx, ev)
+	err := boundedErr(ctx, "notifier "+name, r.cfg.timeouts.Notify, func(ctx context.Context) error { return n.Notify(ctx, ev) })
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
@@ -84,15 +137,18 @@ func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
 	return err
 }
 
-// logDelivery warns of a failed delivery, and of giving up.
+// logDelivery warns of a failed delivery, and of an expired message.
 func (r *Runner) logDelivery(m state.Message, err error) {
 	name := fmt.Sprint(m.Notifier)
 	if m.Notifier >= 0 && m.Notifier < len(r.cfg.notifiers) {
 		name = nameOf(r.cfg.notifiers[m.Notifier])
 	}
 	msg := "deploy: notification not delivered, will retry"
-	if m.Attempts >= maxAttempts || permanent(err) {
-		msg = "deploy: notification not delivered, giving up"
+	switch {
+	case !m.Expired.IsZero():
+		msg = "deploy: notification NOT delivered: it expired"
+	case m.Refused:
+		msg = "deploy: notification refused, will retry at the longest backoff until the notifier is fixed"
 	}
 	r.cfg.logger.Warn(msg, "notifier", name, "event", m.ID, "attempt", m.Attempts, "err", err)
 }
@@ -104,10 +160,8 @@ func permanent(err error) bool {
 	return errors.As(err, &t) && !t.Temporary()
 }
 
-const (
-	maxAttempts          = 8
-	notifyAttemptTimeout = 10 * time.Second
-)
+// maxBackoff is the longest wait between two attempts at a message.
+const maxBackoff = 5 * time.Minute
 
 // retryWait is the wait before retrying after the n-th failed attempt: the
 // backoff, or longer when the notifier's error asks for it with a
@@ -126,10 +180,10 @@ func retryWait(err error, n int) time.Duration {
 const maxRetryAfter = 15 * time.Minute
 
 // backoff returns the wait after the n-th failed attempt: 1 s, 2 s, 4 s …
-// capped at one minute.
+// capped at maxBackoff.
 func backoff(n int) time.Duration {
-	d := time.Second << min(n-1, 6)
-	return min(d, time.Minute)
+	d := time.Second << min(max(n-1, 0), 9)
+	return min(d, maxBackoff)
 }
 
 // dispatcher delivers the outbox asynchronously: one worker per notifier so
@@ -202,21 +256,8 @@ func (d *dispatcher) work(i int) {
 				return
 			}
 		}
-		err := d.r.deliver(d.ctx, d.lp, m)
-		m.Attempts++
-		final := err == nil
-		if err != nil {
-			d.r.logDelivery(m, err)
-			m.LastError = err.Error()
-			if m.Attempts >= maxAttempts || permanent(err) {
-				m.Attempts = maxAttempts // given up
-				final = true
-			} else {
-				m.NextAt = time.Now().Add(retryWait(err, m.Attempts))
-			}
-		} else {
-			m.Delivered = true
-		}
+		m = d.r.attempt(d.ctx, d.lp, m)
+		final := m.Delivered || !m.Expired.IsZero()
 		d.done(i, m, final)
 	}
 }
@@ -310,11 +351,14 @@ func (d *dispatcher) apply(rec *state.Record) bool {
 			continue
 		}
 		changed = true
-		if res.Delivered || res.Attempts >= maxAttempts {
+		switch {
+		case res.Delivered:
 			rec.Delivered++
-			continue
+		case !res.Expired.IsZero():
+			rec.Undelivered = append(rec.Undelivered, res)
+		default:
+			keep = append(keep, res)
 		}
-		keep = append(keep, res)
 	}
 	rec.Outbox = keep
 	return changed

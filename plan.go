@@ -152,24 +152,22 @@ func (r *Runner) procedure(rec *state.Record) rollback.Plan {
 	}
 	mark := func(i int, e state.Entry) {
 		pl.Steps[i].At = e.At
-		if d, ok := strings.CutPrefix(e.Detail, "failed: "); ok {
-			pl.Steps[i].Err = d
+		if e.Outcome == state.OutcomeDone || e.Outcome == state.OutcomeVerified {
+			pl.Steps[i].Done, pl.Steps[i].Err = true, ""
 		} else {
-			pl.Steps[i].Done = true
+			pl.Steps[i].Err = e.Detail
+			if e.Outcome == state.OutcomeUnverified {
+				pl.Steps[i].Err = "not verified: " + e.Detail
+			}
 		}
 	}
 	for _, e := range rec.RollbackSteps {
 		switch e.Kind {
-		case "rollback":
+		case state.EntryRollback:
 			mark(0, e)
-		case "verify":
-			if strings.HasPrefix(e.Detail, "healthy") {
-				mark(len(pl.Steps)-1, e)
-			} else {
-				pl.Steps[len(pl.Steps)-1].At = e.At
-				pl.Steps[len(pl.Steps)-1].Err = e.Detail
-			}
-		case "step":
+		case state.EntryVerify:
+			mark(len(pl.Steps)-1, e)
+		case state.EntryStep:
 			for i, s := range r.cfg.rollbackSteps {
 				if s.Name == e.Name {
 					mark(i+1, e)

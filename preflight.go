@@ -25,7 +25,8 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		name := nameOf(g)
 		gctx, span := lp.tracer().Start(lp.phaseCtx, "deploy.gate", trace.WithAttributes(attribute.String("deploy.gate", name)))
 		sink := &evidenceSink{}
-		err := g.Check(context.WithValue(gctx, evidenceKey{}, sink), d)
+		err := boundedErr(context.WithValue(gctx, evidenceKey{}, sink), "gate "+name, r.cfg.timeouts.Check,
+			func(ctx context.Context) error { return g.Check(ctx, d) })
 		gr := state.Gate{Name: name, Passed: err == nil, At: now}
 		if err != nil {
 			gr.Reason = err.Error()
@@ -47,8 +48,8 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			span.End()
 			rec.Gates = append(rec.Gates, gr)
 			reason := fmt.Sprintf("gate %s: %v", name, err)
-			r.note(rec, now, "gate", name, "blocked: "+err.Error())
-			rec.Trigger = &state.Trigger{Kind: "blocked", Reason: reason, At: now}
+			r.note(rec, now, state.EntryGate, state.OutcomeBlocked, name, err.Error())
+			rec.Trigger = &state.Trigger{Kind: state.TriggerBlocked, Reason: reason, At: now}
 			r.emit(rec, Event{Kind: EventGate, Gate: "blocked", Message: "blocked by " + reason})
 			r.toCommunicate(rec, now, Blocked, reason)
 			return now, nil
@@ -65,31 +66,27 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 	if !wait.IsZero() {
 		if wait.After(rec.Deadline) {
 			reason := fmt.Sprintf("gate %s; it would wait past the gate deadline %s", waitReason, rec.Deadline.Format(time.RFC3339))
-			rec.Trigger = &state.Trigger{Kind: "blocked", Reason: reason, At: now}
-			r.note(rec, now, "gate", "", "blocked: "+reason)
+			rec.Trigger = &state.Trigger{Kind: state.TriggerBlocked, Reason: reason, At: now}
+			r.note(rec, now, state.EntryGate, state.OutcomeBlocked, "", reason)
 			r.emit(rec, Event{Kind: EventGate, Gate: "blocked", Message: "blocked: " + reason})
 			r.toCommunicate(rec, now, Blocked, reason)
 			return now, nil
 		}
-		if len(rec.Timeline) == 0 || rec.Timeline[len(rec.Timeline)-1].Detail != "waiting: "+waitReason {
-			r.note(rec, now, "gate", "", "waiting: "+waitReason)
+		if n := len(rec.Timeline); n == 0 || rec.Timeline[n-1].Outcome != state.OutcomeWaiting || rec.Timeline[n-1].Detail != waitReason {
+			r.note(rec, now, state.EntryGate, state.OutcomeWaiting, "", waitReason)
 			r.emit(rec, Event{Kind: EventGate, Gate: "waiting", Message: "waiting: " + waitReason})
 		}
 		return wait, nil
 	}
 	for _, g := range rec.Gates {
-		detail := "passed"
-		if g.Evidence != "" {
-			detail += ": " + g.Evidence
-		}
-		r.note(rec, now, "gate", g.Name, detail)
+		r.note(rec, now, state.EntryGate, state.OutcomePassed, g.Name, g.Evidence)
 	}
 	r.tickRollbackPlan(rec, now)
 	// Baseline.
 	if len(r.cfg.monitors) > 0 {
-		obs, err := r.observe(lp.phaseCtx, rec, lp, "baseline", now.Add(-r.cfg.baselineWindow))
+		obs, err := r.observe(lp.phaseCtx, rec, lp, "baseline", "", now.Add(-r.cfg.baselineWindow))
 		if err != nil {
-			r.note(rec, now, "observation", "baseline", "baseline not measured: "+err.Error())
+			r.note(rec, now, state.EntryObservation, state.OutcomeFailed, "baseline", "baseline not measured: "+err.Error())
 		}
 		r.saveMonitors(rec, now)
 		rec.Baseline = make(map[string]state.Measurement, len(obs.Metrics))
@@ -98,7 +95,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 				rec.Baseline[k] = state.Measurement{Value: m.Value, Samples: m.Samples}
 			}
 		}
-		r.note(rec, now, "observation", "baseline", summarize(obs))
+		r.note(rec, now, state.EntryObservation, state.OutcomeDone, "baseline", summarize(obs))
 		var empty []string
 		for _, k := range slices.Sorted(maps.Keys(obs.Metrics)) {
 			if !obs.Metrics[k].HasData() {
@@ -107,14 +104,14 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		}
 		if len(empty) > 0 {
 			msg := "baseline has no data for " + strings.Join(empty, ", ") + ": triggers on them can compare only with a control, else they are inconclusive"
-			r.note(rec, now, "note", "baseline", msg)
+			r.note(rec, now, state.EntryNote, state.OutcomeNone, "baseline", msg)
 			r.emit(rec, Event{Kind: EventPhase, Message: msg})
 			r.cfg.logger.Warn("deploy: "+msg, "release", rec.ID)
 		}
 	}
 	r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("preflight passed (%s)", plural(len(rec.Gates), "gate"))})
-	rec.Phase = string(PhaseDeploy)
-	r.note(rec, now, "phase", string(PhaseDeploy), "")
+	rec.Phase = PhaseDeploy
+	r.note(rec, now, state.EntryPhase, state.OutcomeStarted, string(PhaseDeploy), "")
 	return now, nil
 }
 

@@ -8,13 +8,22 @@ import (
 	"github.com/deploykit/deploy/state"
 )
 
-// reconcile loads the record, does what is due now, saves and says when the
-// next action is due.
+// reconcile does what is due now for release id, saves, and says when the
+// next action is due. It goes on from the record lp saved last, or loads
+// it; a loaded record that breaks an invariant is refused with ErrCorrupt.
 func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time, *state.Record, error) {
-	store := r.cfg.store
-	rec, err := store.Load(ctx, id)
-	if err != nil {
-		return time.Time{}, nil, fmt.Errorf("deploy: %w", err)
+	rec := lp.rec
+	lp.rec = nil // kept again only once saved
+	if rec == nil {
+		loaded, err := r.cfg.store.Load(ctx, id)
+		if err != nil {
+			return time.Time{}, nil, fmt.Errorf("deploy: %w", err)
+		}
+		if err := checkRecord(loaded); err != nil {
+			return time.Time{}, nil, err
+		}
+		rec = loaded
+		lp.saved = markOf(rec)
 	}
 	if rec.Status.Final() {
 		return time.Time{}, rec, finalError(rec)
@@ -31,8 +40,8 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		}
 		// Take the release over, and say so in the store before acting:
 		// the runner that lost it is fenced off from here on.
-		rec.Holder, rec.Token = r.holder, rec.Token+1
-		if err := r.hold(ctx, rec, now, 0, true); err != nil {
+		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(r.cfg.leaseGrace)
+		if err := r.save(ctx, lp, rec); err != nil {
 			return time.Time{}, rec, err
 		}
 	}
@@ -44,7 +53,8 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	r.takeRequest(rec, now)
 	lp.start(rec)
 	var next time.Time
-	switch Phase(rec.Phase) {
+	var err error
+	switch rec.Phase {
 	case PhasePreflight:
 		next, err = r.preflight(ctx, rec, lp, now)
 	case PhaseDeploy:
@@ -55,8 +65,6 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		next, err = r.rollback(ctx, rec, lp, now)
 	case PhaseCommunicate:
 		r.communicate(rec, lp, now)
-	default:
-		return time.Time{}, nil, fmt.Errorf("deploy: release %s has unknown phase %q", id, rec.Phase)
 	}
 	if err != nil {
 		return time.Time{}, rec, err
@@ -64,31 +72,21 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	if next.IsZero() {
 		next = now
 	}
-	rec.LeaseUntil = next.Add(r.actionBound(rec) + r.cfg.leaseGrace)
+	rec.LeaseUntil = next.Add(r.cfg.leaseGrace)
 	if lp.oneShot {
 		// Reconcile: the caller comes back at next, perhaps as another
 		// process (a cron job); the release is free for it from then.
 		rec.LeaseUntil = next
 	}
 	lp.disp.apply(rec)
-	if err := r.save(ctx, rec); err != nil {
+	r.tickDelivered(rec)
+	if err := r.save(ctx, lp, rec); err != nil {
 		return time.Time{}, rec, err
 	}
+	lp.rec = rec
 	lp.kick(rec)
 	if rec.Status.Final() {
 		return next, rec, finalError(rec)
 	}
 	return next, rec, nil
 }
-
-// ---- preflight ----
-
-// ---- deploy ----
-
-// ---- verify ----
-
-// ---- observing and judging ----
-
-// ---- rollback ----
-
-// ---- communicate ----

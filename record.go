@@ -12,7 +12,20 @@ import (
 	"github.com/deploykit/deploy/state"
 )
 
-func (r *Runner) save(ctx context.Context, rec *state.Record) error {
+// save writes rec to the store with compare-and-swap and fencing, after
+// checking the engine's invariants on it (and, with lp, on the transition
+// from what lp saved last): a record that breaks one is never written.
+// A rollback request written by Runner.Rollback meanwhile is kept and
+// merged in; any other conflict means this runner lost the release.
+func (r *Runner) save(ctx context.Context, lp *loop, rec *state.Record) error {
+	if err := checkRecord(rec); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvariant, err)
+	}
+	if lp != nil && lp.saved.valid {
+		if err := lp.saved.check(rec); err != nil {
+			return err
+		}
+	}
 	rec.Updated = time.Now()
 	err := r.cfg.store.Update(context.WithoutCancel(ctx), rec)
 	if errors.Is(err, state.ErrConflict) {
@@ -32,53 +45,81 @@ func (r *Runner) save(ctx context.Context, rec *state.Record) error {
 	if err != nil {
 		return fmt.Errorf("deploy: saving %s: %w", rec.ID, err)
 	}
+	if lp != nil {
+		lp.saved = markOf(rec)
+	}
 	return nil
 }
 
-// finalError is the error Run returns for a finished release.
+// finalError is the error Run returns for a finished release: see the
+// table of statuses and errors in the package documentation.
 func finalError(rec *state.Record) error {
 	phase, stage, step := PhaseDeploy, "", ""
 	reason := rec.Error
+	var kind state.TriggerKind
 	if rec.Trigger != nil {
-		stage, step = rec.Trigger.Stage, rec.Trigger.Step
+		stage, step, kind = rec.Trigger.Stage, rec.Trigger.Step, rec.Trigger.Kind
 		if reason == "" {
 			reason = rec.Trigger.Reason
 		}
+		if kind == state.TriggerVerification {
+			phase = PhaseVerify
+		}
 	}
-	var err error
 	switch rec.Status {
 	case Succeeded:
 		return nil
 	case Blocked:
 		return &PhaseError{Phase: PhasePreflight, Err: fmt.Errorf("%w: %s", ErrBlocked, reason)}
-	case Aborted:
-		err = fmt.Errorf("%w: %s", ErrAborted, reason)
-	case RolledBack:
-		if rec.Trigger != nil && rec.Trigger.Kind == "verification" {
-			phase = PhaseVerify
+	case RolledBack, Aborted:
+		return &PhaseError{Phase: phase, Stage: stage, Step: step, Err: fmt.Errorf("%w: %s", triggerErr(kind), reason)}
+	case RollbackUnverified:
+		cause := ""
+		if rec.Trigger != nil {
+			cause = rec.Trigger.Reason
 		}
-		if rec.Trigger != nil && (rec.Trigger.Kind == "manual" || rec.Trigger.Kind == "error") {
-			err = fmt.Errorf("%w: %s", ErrAborted, reason)
-		} else {
-			err = fmt.Errorf("%w: %s", ErrUnhealthy, reason)
-		}
+		return errors.Join(
+			&PhaseError{Phase: phase, Stage: stage, Step: step, Err: fmt.Errorf("%w: %s", triggerErr(kind), cause)},
+			&PhaseError{Phase: PhaseRollback, Err: fmt.Errorf("%w: %s", ErrNotVerified, rec.Error)},
+		)
 	case RollbackFailed:
 		cause := "release failed"
 		if rec.Trigger != nil {
 			cause = rec.Trigger.Reason
 		}
 		return errors.Join(
-			&PhaseError{Phase: PhaseDeploy, Stage: stage, Step: step, Err: fmt.Errorf("%w: %s", ErrUnhealthy, cause)},
+			&PhaseError{Phase: phase, Stage: stage, Step: step, Err: fmt.Errorf("%w: %s", triggerErr(kind), cause)},
 			&PhaseError{Phase: PhaseRollback, Err: fmt.Errorf("%w: %s", ErrRollbackFailed, rec.Error)},
 		)
-	default:
-		err = fmt.Errorf("deploy: release failed: %s", reason)
 	}
-	return &PhaseError{Phase: phase, Stage: stage, Step: step, Err: err}
+	if rec.Trigger != nil {
+		return &PhaseError{Phase: phase, Stage: stage, Step: step, Err: fmt.Errorf("%w: %s", triggerErr(kind), reason)}
+	}
+	return &PhaseError{Phase: phase, Stage: stage, Step: step, Err: fmt.Errorf("%w: %s", ErrStepFailed, reason)}
+}
+
+// triggerErr is the sentinel of a trigger kind (the package
+// documentation's table).
+func triggerErr(k state.TriggerKind) error {
+	switch k {
+	case state.TriggerBreach, state.TriggerVerification:
+		return ErrUnhealthy
+	case state.TriggerInconclusive:
+		return ErrInconclusive
+	case state.TriggerSource:
+		return ErrSourceFailed
+	case state.TriggerDeadline:
+		return ErrProgressDeadline
+	case state.TriggerError:
+		return ErrStepFailed
+	case state.TriggerBlocked:
+		return ErrBlocked
+	}
+	return ErrAborted // manual, cancelled
 }
 
 func (r *Runner) deployment(rec *state.Record) *Deployment {
-	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created, Token: rec.Token}
+	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created, Token: rec.Token, Memo: rec.Memo}
 	stages := r.stages(rec.Release)
 	if rec.Stage < len(stages) {
 		d.Stage = stages[rec.Stage]
@@ -94,8 +135,9 @@ func (r *Runner) deployment(rec *state.Record) *Deployment {
 	return d
 }
 
-func (r *Runner) note(rec *state.Record, now time.Time, kind, name, detail string) {
-	rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: rec.Phase, Kind: kind, Name: name, Stage: r.stageName(rec), Exposure: rec.Exposure, Detail: detail})
+// note appends an entry to the timeline.
+func (r *Runner) note(rec *state.Record, now time.Time, kind state.EntryKind, outcome state.Outcome, name, detail string) {
+	rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: rec.Phase, Kind: kind, Outcome: outcome, Name: name, Stage: r.stageName(rec), Exposure: rec.Exposure, Detail: detail})
 }
 
 func (r *Runner) stageName(rec *state.Record) string {
@@ -124,42 +166,18 @@ func (r *Runner) tickFrom(rec *state.Record, now time.Time, x any, evidence stri
 	}
 }
 
-func (r *Runner) noteOnce(rec *state.Record, now time.Time, kind, name, detail string) {
-	if n := len(rec.Timeline); n > 0 && rec.Timeline[n-1].Detail == detail {
-		return
+// noteOnce notes an entry unless the last one says the same.
+func (r *Runner) noteOnce(rec *state.Record, now time.Time, kind state.EntryKind, outcome state.Outcome, name, detail string) {
+	if n := len(rec.Timeline); n > 0 {
+		if e := rec.Timeline[n-1]; e.Kind == kind && e.Outcome == outcome && e.Name == name && e.Detail == detail {
+			return
+		}
 	}
-	r.note(rec, now, kind, name, detail)
+	r.note(rec, now, kind, outcome, name, detail)
 }
 
 func percent(f float64) string {
 	return strconv.FormatFloat(math.Round(f*10000)/100, 'f', -1, 64) + " %"
-}
-
-// actionBound is how long the next action on rec may take when it is a
-// step's Apply (up to the progress deadline); 0 otherwise. The lease saved
-// with rec covers it, so that no other runner takes the release over while
-// it runs, at no extra save per step; a runner that crashes before an Apply
-// then holds the release that much longer, which only pauses the rollout.
-// A pending rollback is not covered this way, so that another runner can
-// finish it soon after a crash; hold saves its lease before it runs.
-func (r *Runner) actionBound(rec *state.Record) time.Duration {
-	if rec.Phase == string(PhaseDeploy) && !rec.Applied {
-		return r.cfg.policy.Deadline()
-	}
-	return 0
-}
-
-// hold makes sure the saved lease covers an action that may last up to d
-// (a step's Apply, the strategy's rollback) plus the grace, saving the
-// record first when it does not, so that no other runner takes the release
-// over while the action runs.
-func (r *Runner) hold(ctx context.Context, rec *state.Record, now time.Time, d time.Duration, force bool) error {
-	until := now.Add(d + r.cfg.leaseGrace)
-	if !force && !rec.LeaseUntil.Before(until.Add(-r.cfg.leaseGrace/2)) {
-		return nil // the lease saved last time already covers it
-	}
-	rec.LeaseUntil = until
-	return r.save(ctx, rec)
 }
 
 func plural(n int, word string) string {

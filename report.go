@@ -47,8 +47,15 @@ type Report struct {
 	Lessons   []string
 	// Error is the error that ended the release, if any.
 	Error string
-	// Pending counts notifications not delivered yet.
+	// Pending counts notifications not delivered yet: they stay in the
+	// outbox, and Resume or Reconcile keep delivering them.
 	Pending int
+	// Undelivered counts notifications given up because they expired
+	// (ExpireAfter): they were never delivered.
+	Undelivered int
+	// Notifications says, per notifier, what was not delivered, for people:
+	// "NOT delivered to slack: 3 event(s) pending, last error: …".
+	Notifications []string
 }
 
 // Duration is how long the release took (so far).
@@ -75,12 +82,13 @@ func (r *Runner) Report(ctx context.Context, id string) (*Report, error) {
 
 func (r *Runner) report(rec *state.Record) *Report {
 	rep := &Report{
-		ID: rec.ID, Release: rec.Release, Strategy: rec.Strategy, Status: rec.Status, Phase: Phase(rec.Phase),
+		ID: rec.ID, Release: rec.Release, Strategy: rec.Strategy, Status: rec.Status, Phase: rec.Phase,
 		Started: rec.Created, Finished: rec.Finished, Exposure: rec.Exposure,
 		Gates: rec.Gates, Baseline: rec.Baseline, Last: rec.Last, Windows: rec.Windows, Timeline: rec.Timeline,
 		Trigger: rec.Trigger, RollbackSteps: rec.RollbackSteps, Waivers: rec.Waivers, Error: rec.Error,
-		Conditions: r.conditions, Pending: len(rec.Outbox), Procedure: r.procedure(rec),
+		Conditions: r.conditions, Pending: len(rec.Outbox), Undelivered: len(rec.Undelivered), Procedure: r.procedure(rec),
 	}
+	rep.Notifications = r.undelivered(rec)
 	for _, sec := range Checklist() {
 		for _, it := range sec.Items {
 			t := rec.Checklist[string(it)]
@@ -88,7 +96,69 @@ func (r *Runner) report(rec *state.Record) *Report {
 		}
 	}
 	rep.FollowUps, rep.Lessons = followUps(rec)
+	if len(rep.Notifications) > 0 && rec.Status.Final() {
+		rep.FollowUps = append(rep.FollowUps, "Tell stakeholders by hand what the notifiers could not: "+strings.Join(rep.Notifications, "; "))
+	}
 	return rep
+}
+
+// undelivered says, per notifier, which events are pending or expired.
+func (r *Runner) undelivered(rec *state.Record) []string {
+	if len(rec.Outbox) == 0 && len(rec.Undelivered) == 0 {
+		return nil
+	}
+	type tally struct {
+		pending, expired int
+		last             string
+		refused          bool
+	}
+	by := map[int]*tally{}
+	add := func(m state.Message, expired bool) {
+		t := by[m.Notifier]
+		if t == nil {
+			t = &tally{}
+			by[m.Notifier] = t
+		}
+		if expired {
+			t.expired++
+		} else {
+			t.pending++
+		}
+		if m.LastError != "" {
+			t.last, t.refused = m.LastError, m.Refused
+		}
+	}
+	for _, m := range rec.Outbox {
+		add(m, false)
+	}
+	for _, m := range rec.Undelivered {
+		add(m, true)
+	}
+	var out []string
+	for _, i := range slices.Sorted(maps.Keys(by)) {
+		t := by[i]
+		name := fmt.Sprintf("notifier %d", i)
+		if i >= 0 && i < len(r.cfg.notifiers) {
+			name = nameOf(r.cfg.notifiers[i])
+		}
+		var parts []string
+		if t.expired > 0 {
+			parts = append(parts, fmt.Sprintf("%d event(s) expired", t.expired))
+		}
+		if t.pending > 0 {
+			parts = append(parts, fmt.Sprintf("%d event(s) pending", t.pending))
+		}
+		line := "NOT delivered to " + name + ": " + strings.Join(parts, ", ")
+		if t.last != "" {
+			if t.refused {
+				line += ", refused: " + t.last
+			} else {
+				line += ", last error: " + t.last
+			}
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // followUps derives follow-up items and lessons from what happened.
@@ -99,7 +169,7 @@ func followUps(rec *state.Record) (follow, lessons []string) {
 	}
 	paused := 0
 	for _, e := range rec.Timeline {
-		if e.Kind == "verdict" && strings.HasPrefix(e.Detail, "paused: ") {
+		if e.Kind == state.EntryVerdict && e.Outcome == state.OutcomePaused {
 			paused++
 		}
 	}
@@ -111,13 +181,13 @@ func followUps(rec *state.Record) (follow, lessons []string) {
 		follow = append(follow, "Fix the metric source that failed to measure")
 	}
 	for _, e := range rec.RollbackSteps {
-		if e.Kind == "verify" && (strings.HasPrefix(e.Detail, "not verified: ") || strings.HasPrefix(e.Detail, "could not measure")) {
+		if e.Kind == state.EntryVerify && e.Outcome == state.OutcomeUnverified {
 			follow = append(follow, "Check by hand that the rollback restored health; the monitors could not show it ("+e.Detail+")")
 		}
 	}
 	switch rec.Status {
 	case RolledBack, Aborted, Failed:
-		if rec.Trigger != nil && rec.Trigger.Kind != "blocked" {
+		if rec.Trigger != nil && rec.Trigger.Kind != state.TriggerBlocked {
 			follow = append(follow, "Document what went wrong: "+rec.Trigger.Reason, "Investigate root cause", "Plan fix before re-attempting")
 			if !rec.RollbackStart.IsZero() {
 				lessons = append(lessons, fmt.Sprintf("The rollback triggered on its own and restored the previous version in %v", rec.Finished.Sub(rec.Trigger.At).Round(time.Second)))
@@ -263,16 +333,23 @@ func (rep *Report) Markdown() string {
 	b.WriteString("\n### Timeline\n")
 	b.WriteString("| Time | Phase | Event | Exposure | Detail |\n|---|---|---|---|---|\n")
 	for _, e := range rep.Timeline {
-		if e.Kind == "observation" && e.Name != "baseline" {
+		if e.Kind == state.EntryObservation && e.Name != "baseline" {
 			continue
 		}
-		name := e.Kind
+		name := string(e.Kind)
 		if e.Name != "" {
 			name += " " + e.Name
 		}
-		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), e.Phase, name, percent(e.Exposure), strings.ReplaceAll(e.Detail, "|", "\\|"))
+		detail := e.Detail
+		if e.Outcome != state.OutcomeNone {
+			detail = string(e.Outcome)
+			if e.Detail != "" {
+				detail += ": " + e.Detail
+			}
+		}
+		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), e.Phase, name, percent(e.Exposure), strings.ReplaceAll(detail, "|", "\\|"))
 	}
-	if rep.Trigger != nil && rep.Trigger.Kind != "blocked" {
+	if rep.Trigger != nil && rep.Trigger.Kind != state.TriggerBlocked {
 		b.WriteString("\n### Rollback\n")
 		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", rep.Trigger.Reason, rep.Trigger.Kind)
 		if rep.Trigger.Metric != "" {
@@ -286,6 +363,12 @@ func (rep *Report) Markdown() string {
 		b.WriteString(demote(rep.Procedure.Markdown()))
 	} else if rep.Trigger != nil {
 		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", rep.Trigger.Reason)
+	}
+	if len(rep.Notifications) > 0 {
+		b.WriteString("\n### Notifications\n")
+		for _, n := range rep.Notifications {
+			b.WriteString("- " + n + "\n")
+		}
 	}
 	b.WriteString("\n### Follow-up Items\n")
 	if len(rep.FollowUps) == 0 {
@@ -360,7 +443,7 @@ func demote(md string) string {
 func (rep *Report) completedStages() []string {
 	var done []string
 	for _, e := range rep.Timeline {
-		if e.Kind == "stage" && e.Detail == "stage complete" && (rep.Trigger == nil || e.Name != rep.Trigger.Stage) {
+		if e.Kind == state.EntryStage && e.Outcome == state.OutcomeComplete && (rep.Trigger == nil || e.Name != rep.Trigger.Stage) {
 			done = append(done, e.Name)
 		}
 	}

@@ -7,11 +7,12 @@ import (
 	"math"
 	"time"
 
-	"github.com/deploykit/deploy/rollback"
-	"github.com/deploykit/deploy/state"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deploykit/deploy/rollback"
+	"github.com/deploykit/deploy/state"
 )
 
 // breach starts a rollback for trigger t.
@@ -28,9 +29,9 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 		t.At = now
 	}
 	switch {
-	case rec.Phase == string(PhaseDeploy) && rec.Step >= 0 && t.Step == "":
-		t.Stage, t.Step = r.stageName(rec), r.currentStepName(rec, nil)
-	case rec.Phase == string(PhaseVerify) && t.Stage == "":
+	case rec.Phase == PhaseDeploy && rec.Step >= 0 && t.Step == "":
+		t.Stage, t.Step = r.stageName(rec), r.currentStepName(rec)
+	case rec.Phase == PhaseVerify && t.Stage == "":
 		t.Stage = r.stageName(rec)
 	}
 	if outcome == "" {
@@ -39,89 +40,158 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 			outcome = Failed
 		}
 	}
+	if rec.Applying {
+		// A step's Apply may have gone through before the stop: roll back
+		// as if it had.
+		if s, ok := r.stepExposure(rec); ok {
+			rec.Exposure = max(rec.Exposure, s)
+		}
+	}
 	rec.Trigger = t
 	rec.RollbackReason = t.Reason
 	rec.Outcome = outcome
 	rec.Applying = false
-	rec.Phase = string(PhaseRollback)
+	rec.Phase = PhaseRollback
 	rec.RollbackStart = time.Time{}
-	r.note(rec, now, "rollback", t.Kind, "rolling back: "+t.Reason)
+	r.note(rec, now, state.EntryRollback, state.OutcomeStarted, string(t.Kind), t.Reason)
 	r.emit(rec, Event{Kind: EventRollback, Step: t.Step, Message: "rolling back: " + t.Reason})
 }
 
+// stepExposure is the exposure of the step rec is at, from the plan.
+func (r *Runner) stepExposure(rec *state.Record) (float64, bool) {
+	plans, err := r.plans(context.Background(), r.deployment(rec))
+	if err != nil || rec.Stage >= len(plans) || rec.Step < 0 || rec.Step >= len(plans[rec.Stage]) {
+		return 0, false
+	}
+	return plans[rec.Stage][rec.Step].Exposure, true
+}
+
+// rollback drives the rollback phase by one action: the strategy's
+// rollback, then each rollback step, each recorded as it is done so that a
+// Resume runs none of them twice; then, after the settle, the verification.
 func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
 	if rec.RollbackStart.IsZero() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(lp.phaseCtx), r.cfg.rollbackTimeout)
-		defer cancel()
-		rctx, span := lp.tracer().Start(rctx, "deploy.rollback", trace.WithAttributes(
-			attribute.String("deploy.trigger", rec.Trigger.Kind), attribute.String("deploy.rollback.reason", rec.RollbackReason)))
-		d := r.deployment(rec)
-		if !hasRollbackPath(r.strategy) {
-			// Waived: there is no way back. Say so and leave it to people.
-			span.SetStatus(codes.Error, "no rollback path")
-			span.End()
-			msg := "no rollback path (pitfall " + string(NoRollbackPlan) + " waived): " + rec.Release.Version + " stays deployed"
-			rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "failed: " + msg})
-			r.note(rec, now, "rollback", rec.Strategy, msg)
-			rec.Error = msg
-			r.toCommunicate(rec, now, Failed, "")
-			return now, nil
-		}
-		if err := r.hold(ctx, rec, now, r.cfg.rollbackTimeout, true); err != nil {
-			span.End()
-			return now, err
-		}
-		err := r.strategy.Rollback(rctx, d)
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-			span.End()
-			rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "failed: " + err.Error()})
-			r.rollbackFailed(rec, now, fmt.Sprintf("strategy %s rollback: %v", rec.Strategy, err))
-			return now, nil
-		}
-		done := time.Now() // a rollback may take a while: time what follows from its end
-		rec.Exposure = 0
-		rec.Applied = false
-		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: done, Phase: rec.Phase, Kind: "rollback", Name: rec.Strategy, Detail: "rolled back: exposure 0 %"})
-		if err := r.extraRollbackSteps(rctx, rec); err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-			span.End()
-			r.rollbackFailed(rec, time.Now(), err.Error())
-			return now, nil
-		}
-		span.End()
-		// From now on the previous version serves: the rollback's
-		// verification judges the window from here, not what happened while
-		// the rollback ran, and waits the settle time from here too.
-		rec.RollbackStart = time.Now()
-		r.note(rec, rec.RollbackStart, "rollback", rec.Strategy, "strategy rolled back, exposure 0 %; verifying")
-		if len(r.cfg.monitors) == 0 {
-			r.toCommunicate(rec, rec.RollbackStart, rec.Outcome, "")
-			return rec.RollbackStart, nil
-		}
-		return rec.RollbackStart.Add(r.cfg.rollbackSettle), nil
+		return r.rollbackSteps(rec, lp, now)
 	}
 	// Verify the rollback, once metrics had time to catch up: the triggers
 	// must not fire against the baseline.
 	if due := rec.RollbackStart.Add(r.cfg.rollbackSettle); now.Before(due) {
 		return due, nil
 	}
-	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", rec.RollbackStart)
+	return r.verifyRollback(rec, lp, now)
+}
+
+// rollbackSteps runs what is left of the rollback's actions.
+func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
+	rctx, span := lp.tracer().Start(context.WithoutCancel(lp.phaseCtx), "deploy.rollback", trace.WithAttributes(
+		attribute.String("deploy.trigger", string(rec.Trigger.Kind)), attribute.String("deploy.rollback.reason", rec.RollbackReason)))
+	defer span.End()
+	failed := func(msg string, err error) (time.Time, error) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		r.rollbackFailed(rec, time.Now(), msg)
+		return now, nil
+	}
+	if !hasRollbackPath(r.strategy) {
+		// Waived: there is no way back. Say so and leave it to people.
+		span.SetStatus(codes.Error, "no rollback path")
+		msg := "no rollback path (pitfall " + string(NoRollbackPlan) + " waived): " + rec.Release.Version + " stays deployed"
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryRollback, Outcome: state.OutcomeFailed, Name: rec.Strategy, Detail: msg})
+		r.note(rec, now, state.EntryRollback, state.OutcomeFailed, rec.Strategy, msg)
+		rec.Error = msg
+		r.toCommunicate(rec, now, Failed, "")
+		return now, nil
+	}
+	done := doneRollbackSteps(rec)
+	if !done[rollbackStrategyKey] {
+		d := r.deployment(rec)
+		err := r.effect(rctx, rec, lp, effectRollback, "strategy "+rec.Strategy+": Rollback", r.cfg.rollbackTimeout,
+			func(ctx context.Context) error { return r.strategy.Rollback(ctx, d) })
+		if errors.Is(err, ErrLocked) || errors.Is(err, ErrInvariant) {
+			return now, err
+		}
+		if err != nil {
+			e := state.Entry{At: time.Now(), Phase: rec.Phase, Kind: state.EntryRollback, Outcome: state.OutcomeFailed, Name: rec.Strategy, Detail: err.Error()}
+			var pe *PanicError
+			if errors.As(err, &pe) {
+				e.Detail = panicDetail(pe)
+			}
+			rec.RollbackSteps = append(rec.RollbackSteps, e)
+			return failed(fmt.Sprintf("strategy %s rollback: %v", rec.Strategy, err), err)
+		}
+		rec.Exposure = 0
+		rec.Applied = false
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: time.Now(), Phase: rec.Phase, Kind: state.EntryRollback, Outcome: state.OutcomeDone, Name: rec.Strategy, Detail: "exposure 0 %"})
+	}
+	for _, st := range r.cfg.rollbackSteps {
+		if st.Run == nil || done[st.Name] {
+			continue
+		}
+		err := r.effect(rctx, rec, lp, effectRollbackStep, "rollback step "+st.Name, r.cfg.rollbackTimeout, st.Run)
+		if errors.Is(err, ErrLocked) || errors.Is(err, ErrInvariant) {
+			return now, err
+		}
+		e := state.Entry{At: time.Now(), Phase: rec.Phase, Kind: state.EntryStep, Outcome: state.OutcomeDone, Name: st.Name}
+		if err != nil {
+			e.Outcome, e.Detail = state.OutcomeFailed, err.Error()
+		}
+		rec.RollbackSteps = append(rec.RollbackSteps, e)
+		if err != nil {
+			return failed(fmt.Sprintf("rollback step %q: %v", st.Name, err), err)
+		}
+	}
+	// From now on the previous version serves: the rollback's
+	// verification judges the window from here, not what happened while
+	// the rollback ran, and waits the settle time from here too.
+	rec.RollbackStart = time.Now()
+	r.note(rec, rec.RollbackStart, state.EntryRollback, state.OutcomeDone, rec.Strategy, "exposure 0 %; verifying")
+	if len(r.cfg.monitors) == 0 {
+		r.toCommunicate(rec, rec.RollbackStart, rec.Outcome, "")
+		return rec.RollbackStart, nil
+	}
+	return rec.RollbackStart.Add(r.cfg.rollbackSettle), nil
+}
+
+// rollbackStrategyKey names Strategy.Rollback among the done rollback steps.
+const rollbackStrategyKey = "\x00strategy"
+
+// doneRollbackSteps returns the rollback actions already done: the
+// strategy's rollback (rollbackStrategyKey) and the rollback steps by name.
+func doneRollbackSteps(rec *state.Record) map[string]bool {
+	done := map[string]bool{}
+	for _, e := range rec.RollbackSteps {
+		if e.Outcome != state.OutcomeDone {
+			continue
+		}
+		switch e.Kind {
+		case state.EntryRollback:
+			done[rollbackStrategyKey] = true
+		case state.EntryStep:
+			done[e.Name] = true
+		}
+	}
+	return done
+}
+
+// verifyRollback observes the previous version after the settle: the
+// triggers must not fire, and something must have been measured.
+func (r *Runner) verifyRollback(rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
+	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", "", rec.RollbackStart)
 	if err != nil && len(obs.Metrics) == 0 && len(obs.Checks) == 0 {
-		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "could not measure after rollback: " + err.Error()})
-		r.note(rec, now, "rollback", "verify", "rollback not verified: could not measure: "+err.Error())
-		r.toCommunicate(rec, now, rec.Outcome, "")
+		msg := "could not measure after the rollback: " + err.Error()
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeUnverified, Detail: msg})
+		r.note(rec, now, state.EntryRollback, state.OutcomeUnverified, "verify", msg)
+		rec.Error = "rollback not verified: " + msg
+		r.toCommunicate(rec, now, RollbackUnverified, "")
 		return now, nil
 	}
 	var c rollback.Counters
 	p := r.cfg.policy
 	p.InconclusiveLimit = math.MaxInt // no data after a rollback is not a failure of it
 	p.FailureLimit = 0                // but any failure is: no second chances for the way back
-	dec := p.Judge(&c, obs, r.deployment(rec).Baseline, nil)
+	dec := p.Judge(&c, obs, lp.baselineOf(rec), nil)
 	if dec.Verdict == rollback.Rollback {
-		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "still unhealthy: " + dec.Reason})
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeFailed, Detail: "still unhealthy: " + dec.Reason})
 		r.rollbackFailed(rec, now, "rollback did not restore health: "+dec.Reason)
 		return now, nil
 	}
@@ -133,45 +203,21 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 	if !passed {
 		// Nothing could be judged (no data for the previous version): the
 		// strategy says it rolled back, but nothing shows it helped.
-		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "not verified: " + dec.Reason})
-		r.note(rec, now, "rollback", "verify", "rollback not verified: "+dec.Reason)
-		r.toCommunicate(rec, now, rec.Outcome, "")
+		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeUnverified, Detail: dec.Reason})
+		r.note(rec, now, state.EntryRollback, state.OutcomeUnverified, "verify", dec.Reason)
+		rec.Error = "rollback not verified: " + dec.Reason
+		r.toCommunicate(rec, now, RollbackUnverified, "")
 		return now, nil
 	}
-	rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: "verify", Detail: "healthy: " + summarize(obs)})
-	r.note(rec, now, "rollback", "verify", "rollback verified: "+summarize(obs))
+	rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeVerified, Detail: summarize(obs)})
+	r.note(rec, now, state.EntryRollback, state.OutcomeVerified, "verify", summarize(obs))
 	r.toCommunicate(rec, now, rec.Outcome, "")
 	return now, nil
 }
 
-// extraRollbackSteps runs the WithRollbackSteps steps not yet done.
-func (r *Runner) extraRollbackSteps(ctx context.Context, rec *state.Record) error {
-	done := map[string]bool{}
-	for _, e := range rec.RollbackSteps {
-		if e.Kind == "step" && e.Detail == "done" {
-			done[e.Name] = true
-		}
-	}
-	for _, st := range r.cfg.rollbackSteps {
-		if st.Run == nil || done[st.Name] {
-			continue
-		}
-		err := st.Run(ctx)
-		e := state.Entry{At: time.Now(), Phase: rec.Phase, Kind: "step", Name: st.Name, Detail: "done"}
-		if err != nil {
-			e.Detail = "failed: " + err.Error()
-		}
-		rec.RollbackSteps = append(rec.RollbackSteps, e)
-		if err != nil {
-			return fmt.Errorf("rollback step %q: %w", st.Name, err)
-		}
-	}
-	return nil
-}
-
 func (r *Runner) rollbackFailed(rec *state.Record, now time.Time, msg string) {
 	rec.Error = msg
-	r.note(rec, now, "rollback", "failed", msg+" — a person must act")
+	r.note(rec, now, state.EntryRollback, state.OutcomeFailed, "rollback", msg+" — a person must act")
 	r.emit(rec, Event{Kind: EventRollback, Urgent: true, Message: "ROLLBACK FAILED: " + msg + " — a person must act now"})
 	r.toCommunicate(rec, now, RollbackFailed, "")
 }
@@ -180,29 +226,32 @@ func (r *Runner) rollbackFailed(rec *state.Record, now time.Time, msg string) {
 // after a restart).
 func (r *Runner) fail(rec *state.Record, now time.Time, err error) {
 	if deployed(rec) {
-		r.startRollback(rec, now, &state.Trigger{Kind: "error", Reason: err.Error()}, "")
+		r.startRollback(rec, now, &state.Trigger{Kind: state.TriggerError, Reason: err.Error()}, "")
 		return
 	}
 	rec.Error = err.Error()
+	rec.Trigger = &state.Trigger{Kind: state.TriggerError, Reason: err.Error(), At: now}
 	r.toCommunicate(rec, now, Failed, err.Error())
 }
 
 // takeRequest carries out a manual rollback that Runner.Rollback asked for
 // while this runner was busy: it rolls back what may be deployed, or ends
 // the release as aborted when nothing is. A request that comes once the
-// release is already rolling back or finishing is dropped.
+// release is already rolling back or finishing is noted and needs nothing
+// more.
 func (r *Runner) takeRequest(rec *state.Record, now time.Time) {
 	req := rec.RollbackRequest
 	if req == nil {
 		return
 	}
 	rec.RollbackRequest = nil
-	switch Phase(rec.Phase) {
+	switch rec.Phase {
 	case PhasePreflight, PhaseDeploy, PhaseVerify:
 	default:
+		r.note(rec, now, state.EntryNote, state.OutcomeDone, "rollback request", "asked while already "+string(rec.Phase)+": "+req.Reason)
 		return
 	}
-	t := &state.Trigger{Kind: "manual", Reason: req.Reason}
+	t := &state.Trigger{Kind: state.TriggerManual, Reason: req.Reason}
 	if deployed(rec) {
 		r.startRollback(rec, now, t, "")
 		return

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/deploykit/deploy/rollback"
-	"github.com/deploykit/deploy/state"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/deploykit/deploy/rollback"
+	"github.com/deploykit/deploy/state"
 )
 
+// deployStep drives the deploy phase by one action: wait for an approval,
+// apply the next step, or observe and judge the step being baked.
 func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
 	d := r.deployment(rec)
 	plans, err := lp.plans(d)
@@ -20,11 +23,13 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		return now, nil
 	}
 	if rec.Stage >= len(plans) {
-		rec.Phase = string(PhaseVerify)
-		r.note(rec, now, "phase", string(PhaseVerify), "")
-		return now, nil
+		return now, corrupt(rec, "stage", rec.Stage, fmt.Sprintf("the plan has %d stage(s)", len(plans)))
 	}
 	steps := plans[rec.Stage]
+	if err := r.checkPlanDrift(rec, steps); err != nil {
+		r.fail(rec, now, err)
+		return now, nil
+	}
 	if rec.Step >= len(steps) {
 		return r.stageDone(rec, now, len(plans))
 	}
@@ -34,19 +39,18 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	d.Stage, d.Step = r.stages(rec.Release)[rec.Stage], rec.Step
 
 	if !rec.Applied {
-		if step.Approval {
+		if step.Approval && !rec.Applying {
 			actx, span := lp.tracer().Start(sctx, "deploy.gate", trace.WithAttributes(attribute.String("deploy.gate", "approval")))
-			err := r.cfg.approval.Check(actx, d)
+			err := boundedErr(actx, "approval gate "+nameOf(r.cfg.approval), r.cfg.timeouts.Check, func(ctx context.Context) error { return r.cfg.approval.Check(ctx, d) })
 			span.End()
 			if at, ok := IsRetry(err); ok {
-				rec.Applying = false // waiting, not applying (after a crash inside an Apply, say)
-				r.noteOnce(rec, now, "gate", "approval", "waiting: "+err.Error())
+				r.noteOnce(rec, now, state.EntryGate, state.OutcomeWaiting, "approval", err.Error())
 				return r.watchWhileWaiting(sctx, rec, lp, now, at, steps, stageName, step.Name)
 			}
 			if err != nil {
-				return now, r.breach(rec, lp, now, &state.Trigger{Kind: "manual", Reason: "approval refused for step " + step.Name + ": " + err.Error()})
+				return now, r.breach(rec, lp, now, &state.Trigger{Kind: state.TriggerManual, Reason: "approval refused for step " + step.Name + ": " + err.Error()})
 			}
-			r.note(rec, now, "gate", "approval", "approved step "+step.Name)
+			r.note(rec, now, state.EntryGate, state.OutcomeApproved, "approval", "step "+step.Name)
 		}
 		if rec.StepStart.IsZero() {
 			rec.StepStart = now
@@ -55,32 +59,52 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		// it: a manual rollback then waits for the Apply instead of rolling
 		// back alongside it, and counts the step as possibly deployed.
 		rec.Applying = true
-		if err := r.hold(ctx, rec, now, r.cfg.policy.Deadline(), true); err != nil {
-			return now, err
-		}
-		if rec.RollbackRequest != nil {
+		err := r.effect(sctx, rec, lp, effectApply, "step "+stageName+"/"+step.Name+": Apply", r.cfg.policy.Deadline(),
+			func(ctx context.Context) error { return step.Apply(ctx, d) })
+		if errors.Is(err, errRollbackRequested) {
 			// Asked to roll back while saving: do that instead of applying.
 			rec.Applying = false
 			r.takeRequest(rec, now)
 			return now, nil
 		}
-		actx, cancel := context.WithTimeout(sctx, r.cfg.policy.Deadline())
-		err := step.Apply(actx, d)
-		cancel()
+		if errors.Is(err, ErrLocked) || errors.Is(err, ErrInvariant) {
+			return now, err
+		}
 		rec.Applying = false
 		now = time.Now() // Apply may take a while: time what follows from its end
+		if rec.RollbackRequest != nil {
+			// Asked to roll back while the step applied (its context was
+			// cancelled): roll back whatever it exposed.
+			rec.Exposure = max(rec.Exposure, step.Exposure)
+			outcome, detail := state.OutcomeApplied, ""
+			if err != nil {
+				outcome, detail = state.OutcomeFailed, err.Error()
+			}
+			r.note(rec, now, state.EntryStep, outcome, step.Name, detail)
+			r.takeRequest(rec, now)
+			return now, nil
+		}
 		if err != nil {
 			lp.stepError(err)
 			reason := fmt.Sprintf("step %s/%s failed to apply: %v", stageName, step.Name, err)
-			if errors.Is(err, context.DeadlineExceeded) {
-				reason = fmt.Sprintf("step %s/%s did not complete within the progress deadline %v", stageName, step.Name, r.cfg.policy.Deadline())
+			var te *TimeoutError
+			if errors.As(err, &te) {
+				reason = fmt.Sprintf("step %s/%s did not complete within the progress deadline %v; it may still take effect", stageName, step.Name, r.cfg.policy.Deadline())
+				r.note(rec, now, state.EntryStep, state.OutcomeAbandoned, step.Name, "Apply still running after the progress deadline; its effect may land after this")
 			}
-			return now, r.breach(rec, lp, now, &state.Trigger{Kind: "error", Reason: reason})
+			var pe *PanicError
+			if errors.As(err, &pe) {
+				r.note(rec, now, state.EntryStep, state.OutcomeFailed, step.Name, panicDetail(pe))
+			}
+			// The step may have partly applied: the rollback must assume
+			// its exposure.
+			rec.Exposure = max(rec.Exposure, step.Exposure)
+			return now, r.breach(rec, lp, now, &state.Trigger{Kind: state.TriggerError, Reason: reason})
 		}
 		rec.Applied = true
 		rec.Exposure = step.Exposure
 		rec.BakeStart = now
-		r.note(rec, now, "step", step.Name, fmt.Sprintf("applied, exposure %s", percent(step.Exposure)))
+		r.note(rec, now, state.EntryStep, state.OutcomeApplied, step.Name, "")
 		r.emit(rec, Event{Kind: EventStep, Step: step.Name, Message: fmt.Sprintf("step %s applied: exposure %s, bake %v", step.Name, percent(step.Exposure), step.Bake)})
 		if step.Bake == 0 {
 			return r.promote(rec, lp, now, step, steps, len(plans))
@@ -89,7 +113,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	}
 
 	// Baking: observe and judge.
-	dec, obs := r.judge(sctx, rec, lp, "bake", rec.BakeStart)
+	dec, obs := r.judge(sctx, rec, lp, "bake", step.Name, rec.BakeStart)
 	bakeDone := !now.Before(rec.BakeStart.Add(step.Bake))
 	if dec.Verdict != rollback.Continue || bakeDone {
 		r.announce(rec, lp, dec, step.Name)
@@ -97,16 +121,16 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	r.tick(rec, now, ItemMonitorDeploy, fmt.Sprintf("%d monitor(s) observed every %v while each step baked", len(r.cfg.monitors), r.cfg.interval))
 	switch dec.Verdict {
 	case rollback.Rollback:
-		return now, r.breach(rec, lp, now, triggerFrom(dec, "breach"))
+		return now, r.breach(rec, lp, now, triggerFrom(dec, state.TriggerBreach))
 	case rollback.Continue:
 		if bakeDone {
-			r.note(rec, now, "verdict", step.Name, "healthy: "+summarize(obs))
+			r.note(rec, now, state.EntryVerdict, state.OutcomeHealthy, step.Name, summarize(obs))
 			return r.promote(rec, lp, now, step, steps, len(plans))
 		}
 	case rollback.Wait:
-		r.noteOnce(rec, now, "verdict", step.Name, "paused: "+dec.Reason)
+		r.noteOnce(rec, now, state.EntryVerdict, state.OutcomePaused, step.Name, dec.Reason)
 		if over := rec.BakeStart.Add(step.Bake).Add(r.cfg.policy.Deadline()); now.After(over) {
-			return now, r.breach(rec, lp, now, &state.Trigger{Kind: "deadline", Reason: fmt.Sprintf("step %s/%s made no progress within the progress deadline %v after its bake: %s", stageName, step.Name, r.cfg.policy.Deadline(), dec.Reason)})
+			return now, r.breach(rec, lp, now, &state.Trigger{Kind: state.TriggerDeadline, Reason: fmt.Sprintf("step %s/%s made no progress within the progress deadline %v after its bake: %s", stageName, step.Name, r.cfg.policy.Deadline(), dec.Reason)})
 		}
 	}
 	next := now.Add(r.cfg.interval)
@@ -127,14 +151,14 @@ func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *l
 	if rec.BakeStart.IsZero() {
 		rec.BakeStart = now // the window of the wait
 	}
-	dec, _ := r.judge(ctx, rec, lp, "bake", rec.BakeStart)
+	prev := ""
+	if rec.Step > 0 {
+		prev = steps[rec.Step-1].Name
+	}
+	dec, _ := r.judge(ctx, rec, lp, "bake", prev, rec.BakeStart)
 	if dec.Verdict == rollback.Rollback {
-		prev := ""
-		if rec.Step > 0 {
-			prev = steps[rec.Step-1].Name
-		}
 		r.announce(rec, lp, dec, prev)
-		t := triggerFrom(dec, "breach")
+		t := triggerFrom(dec, state.TriggerBreach)
 		t.Reason = fmt.Sprintf("while step %s/%s waited for approval: %s", stageName, step, dec.Reason)
 		t.Stage, t.Step = stageName, prev
 		return now, r.breach(rec, lp, now, t)
@@ -147,7 +171,7 @@ func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *l
 
 func (r *Runner) promote(rec *state.Record, lp *loop, now time.Time, step Step, steps []Step, nstages int) (time.Time, error) {
 	lp.endStep(nil)
-	r.note(rec, now, "step", step.Name, fmt.Sprintf("promoted at exposure %s", percent(step.Exposure)))
+	r.note(rec, now, state.EntryStep, state.OutcomePromoted, step.Name, "")
 	rec.Step++
 	rec.Applied = false
 	rec.StepStart, rec.BakeStart = time.Time{}, time.Time{}
@@ -166,10 +190,11 @@ func (r *Runner) stageDone(rec *state.Record, now time.Time, nstages int) (time.
 	} else if isProduction(rec.Release.Environment) {
 		r.tick(rec, now, ItemProduction, fmt.Sprintf("deployed to %s at exposure %s", name, percent(rec.Exposure)))
 	}
-	r.note(rec, now, "stage", name, "stage complete")
+	r.note(rec, now, state.EntryStage, state.OutcomeComplete, name, "")
 	r.emit(rec, Event{Kind: EventPhase, Message: "stage " + name + " complete"})
 	rec.Stage++
 	rec.Step = 0
+	rec.Steps = nil
 	if rec.Stage < nstages {
 		// Exposure is the share of the stage's own users: the next stage
 		// starts with none on the new version.
@@ -179,25 +204,50 @@ func (r *Runner) stageDone(rec *state.Record, now time.Time, nstages int) (time.
 	if rec.Stage >= nstages {
 		rec.Stage = nstages - 1
 		rec.Step = -1 // all steps done; Step is only an index while deploying
-		rec.Phase = string(PhaseVerify)
-		r.note(rec, now, "phase", string(PhaseVerify), "")
+		rec.Phase = PhaseVerify
+		r.note(rec, now, state.EntryPhase, state.OutcomeStarted, string(PhaseVerify), "")
 	}
 	return now, nil
 }
 
-func (r *Runner) currentStepName(rec *state.Record, lp *loop) string {
-	if rec.Step < 0 {
+// checkPlanDrift compares the stage's plan with the step names recorded
+// when the stage started: a Resume under a changed strategy or configuration
+// goes on only when the steps done and the step under way are the same
+// steps; otherwise the release cannot tell what users have, and fails (and
+// rolls back what may be deployed) with a reason that names the change.
+// The first time, it records the names.
+func (r *Runner) checkPlanDrift(rec *state.Record, steps []Step) error {
+	if rec.Steps == nil {
+		rec.Steps = make([]string, len(steps))
+		for i, s := range steps {
+			rec.Steps[i] = s.Name
+		}
+		return nil
+	}
+	upto := rec.Step
+	if upto >= len(rec.Steps) {
+		upto = len(rec.Steps) - 1
+	}
+	for i := 0; i <= upto; i++ {
+		switch {
+		case i >= len(steps):
+			return fmt.Errorf("%w: the plan of stage %q changed since the release started: it has %d step(s) now, and step %d (%q) was under way", ErrInvalid, r.stageName(rec), len(steps), rec.Step, rec.Steps[rec.Step])
+		case steps[i].Name != rec.Steps[i]:
+			return fmt.Errorf("%w: the plan of stage %q changed since the release started: step %d was %q, now %q", ErrInvalid, r.stageName(rec), i, rec.Steps[i], steps[i].Name)
+		}
+	}
+	if len(steps) != len(rec.Steps) {
+		rec.Steps = rec.Steps[:0]
+		for _, s := range steps {
+			rec.Steps = append(rec.Steps, s.Name)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) currentStepName(rec *state.Record) string {
+	if rec.Step < 0 || rec.Step >= len(rec.Steps) {
 		return ""
 	}
-	var plans [][]Step
-	var err error
-	if lp != nil {
-		plans, err = lp.plans(r.deployment(rec))
-	} else {
-		plans, err = r.plans(context.Background(), r.deployment(rec))
-	}
-	if err != nil || rec.Stage >= len(plans) || rec.Step >= len(plans[rec.Stage]) {
-		return ""
-	}
-	return plans[rec.Stage][rec.Step].Name
+	return rec.Steps[rec.Step]
 }

@@ -76,6 +76,23 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 			return nil, fmt.Errorf("%w: WithWaiver(%s) needs a written reason", ErrInvalid, p)
 		}
 	}
+	for _, t := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Timeouts.Plan", &c.timeouts.Plan, defaultTimeouts.Plan},
+		{"Timeouts.Check", &c.timeouts.Check, defaultTimeouts.Check},
+		{"Timeouts.Observe", &c.timeouts.Observe, defaultTimeouts.Observe},
+		{"Timeouts.Notify", &c.timeouts.Notify, defaultTimeouts.Notify},
+	} {
+		if *t.v < 0 {
+			return nil, fmt.Errorf("%w: WithTimeouts %s %v must not be negative", ErrInvalid, t.name, *t.v)
+		}
+		if *t.v == 0 {
+			*t.v = t.def
+		}
+	}
 	if c.rollbackSettle < 0 {
 		return nil, fmt.Errorf("%w: WithRollbackSettle duration %v must not be negative", ErrInvalid, c.rollbackSettle)
 	}
@@ -213,6 +230,9 @@ func (r *Runner) stages(rel Release) []Stage {
 func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 	stages := r.stages(d.Release)
 	out := make([][]Step, len(stages))
+	if d.Memo == nil {
+		d.Memo = map[string]string{}
+	}
 	orig := *d
 	defer func() { d.Stage, d.Exposure, d.Step = orig.Stage, orig.Exposure, orig.Step }()
 	cur, exposure, step := d.Stage.Name, d.Exposure, d.Step
@@ -228,7 +248,10 @@ func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 		default:
 			d.Exposure, d.Step = 0, 0
 		}
-		steps, err := r.strategy.Plan(ctx, d)
+		dc := *d
+		steps, err := bounded(ctx, "strategy "+nameOf(r.strategy)+": Plan", r.cfg.timeouts.Plan, func(ctx context.Context) ([]Step, error) {
+			return r.strategy.Plan(ctx, &dc)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
 		}
@@ -267,6 +290,10 @@ func validateSteps(stage string, steps []Step) error {
 			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where())
 		}
 		names[s.Name] = true
+	}
+	last := steps[len(steps)-1]
+	if last.Exposure < 1 && !last.Partial {
+		return fmt.Errorf("%w: stage %q: the plan ends at exposure %v, not 1: a release that is meant to stop short says so with Partial on its last step (%q)", ErrInvalid, stage, last.Exposure, last.Name)
 	}
 	return nil
 }
@@ -384,7 +411,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 		ID:       fmt.Sprintf("%s-%s-%s-%s", rel.Service, rel.Environment, now.UTC().Format("20060102T150405"), randomHex(6)),
 		Release:  rel,
 		Strategy: nameOf(r.strategy),
-		Phase:    string(PhasePreflight),
+		Phase:    PhasePreflight,
 		Status:   Running,
 		Waivers:  waivers,
 		Holder:   r.holder,
@@ -393,6 +420,9 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 		Updated:  now,
 		Deadline: now.Add(r.cfg.gateDeadline),
 	}
+	if len(d.Memo) > 0 {
+		rec.Memo = d.Memo
+	}
 	rec.ID = strings.Map(func(c rune) rune {
 		if c == '/' || c == '\\' || c == ' ' {
 			return '_'
@@ -400,7 +430,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 		return c
 	}, rec.ID)
 	for _, w := range waivers {
-		rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: string(PhasePreflight), Kind: "waiver", Name: w.Pitfall, Detail: w.Reason})
+		rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: PhasePreflight, Kind: state.EntryWaiver, Name: w.Pitfall, Detail: w.Reason})
 	}
 	r.emit(rec, Event{Kind: EventStarted, Message: fmt.Sprintf("release of %s %s to %s started (%s)", rel.Service, rel.Version, rel.Environment, rec.Strategy)})
 	if err := store.Create(ctx, rec); err != nil {
@@ -509,6 +539,7 @@ func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
 			lp.aborted = true
 			cause := context.Cause(run)
 			run = context.WithoutCancel(run)
+			lp.rec = nil // abort loads and saves the record itself
 			if err := r.abort(run, id, cause); err != nil {
 				lp.fail(err)
 				return nil, err
@@ -524,14 +555,14 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 	if err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
-	if rec.Status.Final() || rec.Phase == string(PhaseRollback) || rec.Phase == string(PhaseCommunicate) {
+	if rec.Status.Final() || rec.Phase == PhaseRollback || rec.Phase == PhaseCommunicate {
 		return nil
 	}
 	if rec.Holder != r.holder {
 		return nil // another runner has it now: not ours to abort
 	}
 	now := time.Now()
-	tr := &state.Trigger{Kind: "cancelled", Reason: "run cancelled: " + cause.Error()}
+	tr := &state.Trigger{Kind: state.TriggerCancelled, Reason: "run cancelled: " + cause.Error()}
 	if deployed(rec) {
 		r.startRollback(rec, now, tr, Aborted)
 	} else {
@@ -539,7 +570,7 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 		rec.Trigger = tr
 		r.toCommunicate(rec, now, Aborted, tr.Reason)
 	}
-	return r.save(ctx, rec)
+	return r.save(ctx, nil, rec)
 }
 
 // deployed reports whether anything may have reached users: a step was
@@ -547,13 +578,13 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 // past its steps.
 func deployed(rec *state.Record) bool {
 	return rec.Stage > 0 || rec.Step > 0 || rec.Applied || rec.Applying || !rec.StepStart.IsZero() ||
-		rec.Exposure > 0 || rec.Phase == string(PhaseVerify)
+		rec.Exposure > 0 || rec.Phase == PhaseVerify
 }
 
 // inFlight reports whether the saved record says its holder is running an
 // action that may take a while: a step's Apply, or the strategy's rollback.
 func inFlight(rec *state.Record) bool {
-	switch Phase(rec.Phase) {
+	switch rec.Phase {
 	case PhaseDeploy:
 		return rec.Applying
 	case PhaseRollback:

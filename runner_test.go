@@ -145,7 +145,7 @@ func TestBreachAtSecondStepRollsBackWithinOneInterval(t *testing.T) {
 		if diff := cmp.Diff([]string{"production/1%", "production/5%"}, h.strategy.Applied()); diff != "" {
 			t.Errorf("applied (-want +got):\n%s", diff)
 		}
-		if len(rep.RollbackSteps) != 2 || !strings.HasPrefix(rep.RollbackSteps[1].Detail, "healthy") {
+		if len(rep.RollbackSteps) != 2 || rep.RollbackSteps[1].Outcome != state.OutcomeVerified {
 			t.Errorf("rollback steps = %+v, want the strategy's rollback then a healthy verification", rep.RollbackSteps)
 		}
 	})
@@ -167,8 +167,11 @@ func TestMonitorErrorsFailClosed(t *testing.T) {
 		h := newHarness(t, ramp(), m)
 		start := time.Now()
 		rep, err := h.runner.Run(t.Context(), rel)
-		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
-			t.Fatalf("err = %v, status %s; want a rollback", err, rep.Status)
+		if !errors.Is(err, deploy.ErrSourceFailed) || errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
+			t.Fatalf("err = %v, status %s; want a rollback for a failing source, not for a breach", err, rep.Status)
+		}
+		if rep.Trigger.Kind != state.TriggerSource {
+			t.Errorf("trigger kind %q, want %q", rep.Trigger.Kind, state.TriggerSource)
 		}
 		if !strings.Contains(rep.Trigger.Reason, "metric source failed 4 times in a row") {
 			t.Errorf("reason = %q", rep.Trigger.Reason)
@@ -412,7 +415,7 @@ func TestGates(t *testing.T) {
 		}
 		var applied time.Time
 		for _, e := range rep.Timeline {
-			if e.Kind == "step" && strings.HasPrefix(e.Detail, "applied") {
+			if e.Kind == state.EntryStep && e.Outcome == state.OutcomeApplied {
 				applied = e.At
 				break
 			}
@@ -595,8 +598,8 @@ func TestInconclusivePausesThenRollsBack(t *testing.T) {
 		p.InconclusiveLimit = 3
 		h := newHarness(t, ramp(), m, deploy.WithRollbackPolicy(p))
 		rep, err := h.runner.Run(t.Context(), rel)
-		if !errors.Is(err, deploy.ErrUnhealthy) {
-			t.Fatalf("err = %v", err)
+		if !errors.Is(err, deploy.ErrInconclusive) || errors.Is(err, deploy.ErrUnhealthy) || rep.Trigger.Kind != state.TriggerInconclusive {
+			t.Fatalf("err = %v (trigger %+v), want ErrInconclusive and not ErrUnhealthy", err, rep.Trigger)
 		}
 		if diff := cmp.Diff([]string{"production/1%", "production/5%", "production/25%"}, h.strategy.Applied()); diff != "" {
 			t.Errorf("an inconclusive step was promoted (-want +got):\n%s", diff)
@@ -707,12 +710,19 @@ func TestNotifierErrorsAndSequence(t *testing.T) {
 		})
 		h := newHarness(t, ramp(), deploytest.Healthy(), deploy.WithNotifiers(perm))
 		rep, err := h.runner.Run(t.Context(), rel)
-		if err != nil || rep.Pending != 0 {
-			t.Fatalf("err %v, pending %d", err, rep.Pending)
-		}
 		events := h.rec.Events()
-		if attempts != len(events) {
-			t.Errorf("a permanently failing notifier was tried %d times for %d events, want once each", attempts, len(events))
+		// A refusing notifier keeps every event pending (it is retried at
+		// the longest backoff until its configuration is fixed), and the
+		// report says so instead of ticking "Stakeholders notified".
+		if err != nil || rep.Pending != len(events) {
+			t.Fatalf("err %v, pending %d, want %d", err, rep.Pending, len(events))
+		}
+		if max := 110/5 + 2; attempts < 2 || attempts > max {
+			t.Errorf("a refusing notifier was tried %d times in a 110-minute release, want it retried at the longest backoff (5 min): 2 to %d", attempts, max)
+		}
+		md := rep.Markdown()
+		if !strings.Contains(md, "NOT delivered") || strings.Contains(md, "[x] Stakeholders notified") {
+			t.Errorf("the report does not say the events were not delivered:\n%s", md)
 		}
 		for i, e := range events {
 			if e.Seq != i+1 {
@@ -820,7 +830,7 @@ func TestGateEvidence(t *testing.T) {
 		}
 		found := false
 		for _, e := range rep.Timeline {
-			if e.Kind == "gate" && e.Name == "migrations" && e.Detail == "passed: "+want {
+			if e.Kind == state.EntryGate && e.Name == "migrations" && e.Outcome == state.OutcomePassed && e.Detail == want {
 				found = true
 			}
 		}
@@ -866,7 +876,7 @@ func TestLogScanVerifiesTheRollback(t *testing.T) {
 			t.Errorf("trigger %q, want the new signature", rep.Trigger.Reason)
 		}
 		last := rep.RollbackSteps[len(rep.RollbackSteps)-1]
-		if last.Kind != "verify" || !strings.HasPrefix(last.Detail, "healthy: ") {
+		if last.Kind != state.EntryVerify || last.Outcome != state.OutcomeVerified {
 			t.Errorf("last rollback step %+v, want verified healthy", last)
 		}
 		if got, want := h.strategy.Applied(), []string{"production/1%", "production/5%", "production/25%"}; !cmp.Equal(got, want) {
@@ -1383,10 +1393,13 @@ func TestRollbackWithoutDataIsNotVerified(t *testing.T) {
 			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
 		})
 		h := newHarness(t, ramp(), nil, deploy.WithMonitors(m))
-		rep, _ := h.runner.Run(t.Context(), rel)
+		rep, err := h.runner.Run(t.Context(), rel)
 		last := rep.RollbackSteps[len(rep.RollbackSteps)-1]
-		if last.Kind != "verify" || !strings.HasPrefix(last.Detail, "not verified: ") {
+		if last.Kind != state.EntryVerify || last.Outcome != state.OutcomeUnverified {
 			t.Errorf("last rollback step %+v, want not verified", last)
+		}
+		if rep.Status != deploy.RollbackUnverified || !errors.Is(err, deploy.ErrNotVerified) || !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Errorf("status %s, err %v; want %s with ErrNotVerified joined to the breach's ErrUnhealthy", rep.Status, err, deploy.RollbackUnverified)
 		}
 		if md := rep.Markdown(); !strings.Contains(md, "Check by hand that the rollback restored health") {
 			t.Errorf("no follow-up to check by hand:\n%s", md)

@@ -60,17 +60,17 @@ func (lp *loop) start(rec *state.Record) {
 		// The phase being left failed when it led to a rollback, or when
 		// the rollback itself failed or the release was blocked.
 		switch {
-		case rec.Phase == string(PhaseRollback) && rec.RollbackReason != "":
+		case rec.Phase == PhaseRollback && rec.RollbackReason != "":
 			lp.phaseSpan.SetStatus(codes.Error, "rolled back: "+rec.RollbackReason)
-		case lp.phase == string(PhaseRollback) && rec.Outcome == RollbackFailed:
+		case lp.phase == PhaseRollback && rec.Outcome == RollbackFailed:
 			lp.phaseSpan.SetStatus(codes.Error, "rollback failed: "+rec.Error)
-		case lp.phase == string(PhasePreflight) && rec.Outcome == Blocked && rec.Trigger != nil:
+		case lp.phase == PhasePreflight && rec.Outcome == Blocked && rec.Trigger != nil:
 			lp.phaseSpan.SetStatus(codes.Error, "blocked: "+rec.Trigger.Reason)
 		}
 		lp.phaseSpan.End()
 	}
 	lp.phase = rec.Phase
-	lp.phaseCtx, lp.phaseSpan = lp.tr.Start(lp.ctx, "deploy.phase", trace.WithAttributes(attribute.String("deploy.phase", rec.Phase)))
+	lp.phaseCtx, lp.phaseSpan = lp.tr.Start(lp.ctx, "deploy.phase", trace.WithAttributes(attribute.String("deploy.phase", string(rec.Phase))))
 }
 
 // stepSpan returns the context of the current step's span, opening it if needed.

@@ -16,18 +16,18 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 	if len(rec.Windows) == 0 && !rec.Applied {
 		// Post-deployment checks.
 		// The checks judge the last interval: the release is fully exposed.
-		dec, obs := r.judge(pctx, rec, lp, "verify", now.Add(-r.cfg.interval))
+		dec, obs := r.judge(pctx, rec, lp, "verify", "", now.Add(-r.cfg.interval))
 		r.announce(rec, lp, dec, "post-deployment checks")
 		switch dec.Verdict {
 		case rollback.Rollback:
-			return now, r.breach(rec, lp, now, triggerFrom(dec, "verification"))
+			return now, r.breach(rec, lp, now, triggerFrom(dec, state.TriggerVerification))
 		case rollback.Wait:
-			r.noteOnce(rec, now, "verdict", "post-deployment checks", "paused: "+dec.Reason)
+			r.noteOnce(rec, now, state.EntryVerdict, state.OutcomePaused, "post-deployment checks", dec.Reason)
 			return now.Add(r.cfg.interval), nil
 		}
 		rec.Applied = true // the checks passed; Windows hold the watch from here
 		r.tickVerified(rec, now, obs, dec)
-		r.note(rec, now, "verdict", "post-deployment checks", "passed: "+summarize(obs))
+		r.note(rec, now, state.EntryVerdict, state.OutcomePassed, "post-deployment checks", summarize(obs))
 		r.emit(rec, Event{Kind: EventPhase, Message: "post-deployment checks passed"})
 		return r.nextWindow(rec, now)
 	}
@@ -35,8 +35,15 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 		return r.nextWindow(rec, now)
 	}
 	w := &rec.Windows[len(rec.Windows)-1]
+	if len(rec.Windows) > len(r.cfg.schedule.Windows) {
+		// The schedule was shortened since this watch began (a resumed
+		// release under a new configuration): the watch ends here.
+		w.End = now
+		r.note(rec, now, state.EntryWindow, state.OutcomeDone, w.Name, fmt.Sprintf("the schedule no longer has this watch: it ends after %d observations", w.Observations))
+		return r.nextWindow(rec, now)
+	}
 	spec := r.cfg.schedule.Windows[len(rec.Windows)-1]
-	dec, _ := r.judge(pctx, rec, lp, "verify", w.Start)
+	dec, _ := r.judge(pctx, rec, lp, "verify", "", w.Start)
 	w.Observations++
 	windowDone := !now.Before(w.Start.Add(spec.Duration))
 	if dec.Verdict != rollback.Continue || w.Observations == 1 || windowDone {
@@ -44,13 +51,13 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 	}
 	if dec.Verdict == rollback.Rollback {
 		w.End = now
-		tr := triggerFrom(dec, "verification")
+		tr := triggerFrom(dec, state.TriggerVerification)
 		tr.Reason = fmt.Sprintf("%s (during the %s watch, %v after full exposure)", tr.Reason, w.Name, now.Sub(rec.Windows[0].Start).Round(time.Second))
 		return now, r.breach(rec, lp, now, tr)
 	}
 	if windowDone {
 		w.End = now
-		r.note(rec, now, "window", w.Name, fmt.Sprintf("%s watch complete: %d observations every %v", w.Name, w.Observations, w.Interval))
+		r.note(rec, now, state.EntryWindow, state.OutcomeComplete, w.Name, fmt.Sprintf("%d observations every %v", w.Observations, w.Interval))
 		r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("%s watch complete (%v, %d observations)", w.Name, spec.Duration, w.Observations)})
 		return r.nextWindow(rec, now)
 	}
@@ -60,13 +67,13 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 func (r *Runner) nextWindow(rec *state.Record, now time.Time) (time.Time, error) {
 	k := len(rec.Windows)
 	if k >= len(r.cfg.schedule.Windows) {
-		r.note(rec, now, "window", "stable", "stable")
+		r.note(rec, now, state.EntryWindow, state.OutcomeComplete, "stable", "")
 		r.toCommunicate(rec, now, Succeeded, "")
 		return now, nil
 	}
 	spec := r.cfg.schedule.Windows[k]
 	rec.Windows = append(rec.Windows, state.Window{Name: spec.Name, Interval: spec.Interval, Start: now})
-	r.note(rec, now, "window", spec.Name, fmt.Sprintf("%s watch: every %v for %v", spec.Name, spec.Interval, spec.Duration))
+	r.note(rec, now, state.EntryWindow, state.OutcomeStarted, spec.Name, fmt.Sprintf("every %v for %v", spec.Interval, spec.Duration))
 	return now.Add(spec.Interval), nil
 }
 

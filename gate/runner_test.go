@@ -57,7 +57,7 @@ func TestRunnerWaitsForWindow(t *testing.T) {
 		var firstStep time.Time
 		var waited bool
 		for _, e := range rep.Timeline {
-			if e.Kind == "gate" && strings.Contains(e.Detail, "waiting: deploy-window: window closed until Monday 09:00 Europe/Berlin: weekend") {
+			if e.Kind == state.EntryGate && e.Outcome == state.OutcomeWaiting && strings.Contains(e.Detail, "deploy-window: window closed until Monday 09:00 Europe/Berlin: weekend") {
 				waited = true
 			}
 			if e.Kind == "step" && firstStep.IsZero() {

@@ -79,6 +79,10 @@ const (
 	Blocked        Status = "blocked"
 	Aborted        Status = "aborted"
 	RollbackFailed Status = "rollback failed"
+	// RollbackUnverified: the rollback ran, but nothing could show that it
+	// restored health (no data for the previous version): a person should
+	// check by hand.
+	RollbackUnverified Status = "rollback not verified"
 )
 
 // Final reports whether s ends a release.
@@ -92,13 +96,15 @@ type Measurement struct {
 
 // Entry is one line of a release's timeline.
 type Entry struct {
-	At       time.Time `json:"at"`
-	Phase    string    `json:"phase"`
-	Kind     string    `json:"kind"` // phase, gate, step, observation, verdict, rollback, waiver, window, note
-	Name     string    `json:"name,omitempty"`
-	Stage    string    `json:"stage,omitempty"`
-	Exposure float64   `json:"exposure"`
-	Detail   string    `json:"detail,omitempty"`
+	At    time.Time `json:"at"`
+	Phase Phase     `json:"phase"`
+	Kind  EntryKind `json:"kind"`
+	// Outcome is what came of it, for code; Detail is for people.
+	Outcome  Outcome `json:"outcome,omitempty"`
+	Name     string  `json:"name,omitempty"`
+	Stage    string  `json:"stage,omitempty"`
+	Exposure float64 `json:"exposure"`
+	Detail   string  `json:"detail,omitempty"`
 }
 
 // Tick is the state of one checklist item.
@@ -121,10 +127,10 @@ type Gate struct {
 
 // Trigger is what made a release roll back.
 type Trigger struct {
-	Kind     string   `json:"kind"` // breach, verification, deadline, manual, error, cancelled
-	Metric   string   `json:"metric,omitempty"`
-	Observed *float64 `json:"observed,omitempty"`
-	Baseline *float64 `json:"baseline,omitempty"`
+	Kind     TriggerKind `json:"kind"`
+	Metric   string      `json:"metric,omitempty"`
+	Observed *float64    `json:"observed,omitempty"`
+	Baseline *float64    `json:"baseline,omitempty"`
 	// Reference says what Baseline is: "control" or "baseline".
 	Reference string    `json:"reference,omitempty"`
 	Threshold *float64  `json:"threshold,omitempty"`
@@ -153,6 +159,16 @@ type Message struct {
 	NextAt    time.Time       `json:"nextAt,omitzero"`
 	Delivered bool            `json:"delivered"`
 	LastError string          `json:"lastError,omitempty"`
+	// Queued is when the message was put in the outbox.
+	Queued time.Time `json:"queued,omitzero"`
+	// Refused is set when the notifier's last answer said retrying cannot
+	// help (an HTTP 401 or 404): the message stays pending, retried at the
+	// longest backoff, until the notifier's configuration is fixed or the
+	// message expires.
+	Refused bool `json:"refused,omitempty"`
+	// Expired is when the message was given up because it was older than
+	// its notifier's maximum age; it is then in Record.Undelivered.
+	Expired time.Time `json:"expired,omitzero"`
 }
 
 // Waiver is a pitfall guard waived with a written reason.
@@ -169,7 +185,7 @@ type Record struct {
 	Release Release `json:"release"`
 	// Strategy names the strategy type.
 	Strategy string `json:"strategy"`
-	Phase    string `json:"phase"`
+	Phase    Phase  `json:"phase"`
 	Status   Status `json:"status"`
 
 	// Stage and Step index the step to apply next, or being baked when
@@ -185,6 +201,13 @@ type Record struct {
 	// BakeStart is when the step's clean bake started (reset by a Wait verdict).
 	BakeStart time.Time `json:"bakeStart,omitzero"`
 	Exposure  float64   `json:"exposure"`
+	// Steps are the names of the current stage's steps, as planned when the
+	// stage started: a Resume whose plan differs in a step done or under
+	// way refuses to go on.
+	Steps []string `json:"steps,omitempty"`
+	// Memo is the strategy's memory of this release (Deployment.Memo),
+	// saved with the record when the release is created.
+	Memo map[string]string `json:"memo,omitempty"`
 
 	Gates    []Gate                 `json:"gates,omitempty"`
 	Baseline map[string]Measurement `json:"baseline,omitempty"`
@@ -218,6 +241,9 @@ type Record struct {
 	Outcome Status `json:"outcome,omitempty"`
 	// Delivered counts outbox messages delivered and removed from Outbox.
 	Delivered int `json:"delivered,omitempty"`
+	// Undelivered are the messages given up because they expired (see
+	// Message.Expired): the report says they were not delivered.
+	Undelivered []Message `json:"undelivered,omitempty"`
 	// Error is the error that ended the release, if any.
 	Error string `json:"error,omitempty"`
 
@@ -259,6 +285,9 @@ func (r *Record) Clone() *Record {
 	}
 	c.Waivers = slices.Clone(r.Waivers)
 	c.Outbox = slices.Clone(r.Outbox)
+	c.Undelivered = slices.Clone(r.Undelivered)
+	c.Steps = slices.Clone(r.Steps)
+	c.Memo = maps.Clone(r.Memo)
 	c.RollbackSteps = slices.Clone(r.RollbackSteps)
 	c.Trigger = r.Trigger.clone()
 	c.RollbackRequest = r.RollbackRequest.clone()

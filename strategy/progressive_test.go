@@ -90,10 +90,10 @@ func newRunner(t *testing.T, s deploy.Strategy, m deploy.Monitor, opts ...deploy
 	return r
 }
 
-func stepNames(rep *deploy.Report, detail string) []string {
+func stepNames(rep *deploy.Report, outcome state.Outcome) []string {
 	var names []string
 	for _, e := range rep.Timeline {
-		if e.Kind == "step" && strings.HasPrefix(e.Detail, detail) {
+		if e.Kind == state.EntryStep && e.Outcome == outcome {
 			names = append(names, e.Name)
 		}
 	}
@@ -362,7 +362,7 @@ func TestProgressiveProviderIgnoresChanges(t *testing.T) {
 		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute}
 		r := newRunner(t, s, deploytest.Healthy())
 		rep, err := r.Run(t.Context(), rel)
-		if !errors.Is(err, deploy.ErrAborted) || rep.Status != deploy.RolledBack {
+		if !errors.Is(err, deploy.ErrStepFailed) || rep.Status != deploy.RolledBack {
 			t.Fatalf("err = %v, status %s; want a rollback after a failed step", err, rep.Status)
 		}
 		var pe *deploy.PhaseError

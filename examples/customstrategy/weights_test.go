@@ -257,9 +257,9 @@ func TestRegressionAt25PercentRollsBack(t *testing.T) {
 		}
 		// The rollback is verified one interval later: health, and the file back at 0 %.
 		wantRollback := []state.Entry{
-			{At: wantTrigger.At, Phase: "rollback", Kind: "rollback", Name: w.Name(), Detail: "rolled back: exposure 0 %"},
-			{At: wantTrigger.At.Add(time.Minute), Phase: "rollback", Kind: "verify",
-				Detail: "healthy: error_rate=0.001, latency_p95_seconds=0.12, upstream sends the canary its share ok"},
+			{At: wantTrigger.At, Phase: "rollback", Kind: "rollback", Outcome: state.OutcomeDone, Name: w.Name(), Detail: "exposure 0 %"},
+			{At: wantTrigger.At.Add(time.Minute), Phase: "rollback", Kind: "verify", Outcome: state.OutcomeVerified,
+				Detail: "error_rate=0.001, latency_p95_seconds=0.12, upstream sends the canary its share ok"},
 		}
 		if diff := cmp.Diff(wantRollback, rep.RollbackSteps); diff != "" {
 			t.Errorf("rollback steps (-want +got):\n%s", diff)

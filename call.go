@@ -1,0 +1,99 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// PanicError is a panic in code the runner called — a strategy's Plan,
+// Apply or Rollback, a gate, a monitor, a notifier, a rollback step —
+// turned into an error. The release goes on as for any error of that call:
+// a panicking Apply rolls back, a panicking monitor counts as a
+// metric-source error, a panicking notifier is a failed delivery. The
+// stack is kept in the release's timeline and on the span.
+type PanicError struct {
+	// Call names what panicked ("step deploy/5%: Apply", "monitor prometheus").
+	Call string
+	// Value is what was passed to panic.
+	Value any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("%s panicked: %v", e.Call, e.Value) }
+
+// TimeoutError is a call into user code that did not return within its
+// bound. The runner stops waiting for it and goes on as for any error of
+// that call; the call itself may still be running. It matches
+// context.DeadlineExceeded.
+type TimeoutError struct {
+	Call    string
+	Timeout time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s did not return within %v", e.Call, e.Timeout)
+}
+
+// Is makes a TimeoutError match context.DeadlineExceeded.
+func (e *TimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// bounded calls fn with a context that ends after timeout (or when ctx
+// ends), and returns its result, or a *PanicError if it panicked, or a
+// *TimeoutError if it did not return within timeout — fn is then left to
+// finish on its own, and its result is dropped. When ctx ends first, fn's
+// context ends too, but bounded still waits for fn up to timeout: an
+// effect that is told to stop must stop before anything else is done. It
+// never panics.
+func bounded[T any](ctx context.Context, call string, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				var zero T
+				done <- result{zero, &PanicError{Call: call, Value: v, Stack: debug.Stack()}}
+			}
+		}()
+		v, err := fn(cctx)
+		done <- result{v, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case res := <-done:
+		if res.err != nil && ctx.Err() == nil && cctx.Err() != nil && errors.Is(res.err, context.DeadlineExceeded) {
+			// The call gave up at our deadline and said so.
+			return res.v, &TimeoutError{Call: call, Timeout: timeout}
+		}
+		return res.v, res.err
+	case <-timer.C:
+		var zero T
+		return zero, &TimeoutError{Call: call, Timeout: timeout}
+	}
+}
+
+// boundedErr is bounded for calls that return only an error.
+func boundedErr(ctx context.Context, call string, timeout time.Duration, fn func(context.Context) error) error {
+	_, err := bounded(ctx, call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// safely calls fn, which must be quick (a Name or a Validate method),
+// turning a panic into a *PanicError.
+func safely(call string, fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Call: call, Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
+}

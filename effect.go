@@ -1,0 +1,136 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deploykit/deploy/state"
+)
+
+// effectKind names the actions that change what users get.
+type effectKind int
+
+const (
+	effectApply        effectKind = iota // a step's Apply
+	effectRollback                       // Strategy.Rollback
+	effectRollbackStep                   // a WithRollbackSteps step
+)
+
+func (k effectKind) String() string {
+	switch k {
+	case effectApply:
+		return "Apply"
+	case effectRollback:
+		return "Strategy.Rollback"
+	}
+	return "rollback step"
+}
+
+// errRollbackRequested: a rollback was requested while the runner proved
+// its lease before an Apply; the Apply did not run.
+var errRollbackRequested = errors.New("deploy: rollback requested")
+
+// effect runs fn, an action that changes what users get, under three
+// guarantees:
+//
+//   - right before fn, a fenced write proves that this runner still holds
+//     the release and that the record allows the action (checkEffect):
+//     no Apply after a rollback was recorded or requested, no rollback by a
+//     runner that does not hold the release;
+//   - fn is bounded by timeout and cannot panic the process (bounded);
+//   - while fn runs, the runner renews its lease every third of the lease
+//     grace, so that a live runner is never taken over and a dead or paused
+//     one is, one grace after it stopped renewing. A renewal that finds the
+//     release taken over cancels fn's context and returns ErrLocked at
+//     once: the new holder is in charge, and the fencing token in
+//     Deployment lets a target refuse fn's late writes.
+//
+// A rollback requested during an Apply cancels the Apply's context; the
+// caller sees the request in rec when effect returns.
+func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind effectKind, call string, timeout time.Duration, fn func(context.Context) error) error {
+	if err := checkEffect(rec, kind); err != nil {
+		return err
+	}
+	renew := r.renewEvery()
+	rec.LeaseUntil = time.Now().Add(renew + r.cfg.leaseGrace)
+	if lp.disp != nil {
+		lp.disp.apply(rec)
+	}
+	if err := r.save(ctx, lp, rec); err != nil {
+		return err
+	}
+	if kind == effectApply && rec.RollbackRequest != nil {
+		return errRollbackRequested
+	}
+	if err := checkEffect(rec, kind); err != nil {
+		return err
+	}
+	ectx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan error, 1)
+	go func() { done <- boundedErr(ectx, call, timeout, fn) }()
+	tick := time.NewTicker(renew)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			rec.LeaseUntil = time.Now().Add(renew + r.cfg.leaseGrace)
+			if err := r.save(ctx, lp, rec); err != nil {
+				cancel(err)
+				return err
+			}
+			if kind == effectApply && rec.RollbackRequest != nil {
+				cancel(errRollbackRequested)
+			}
+		}
+	}
+}
+
+// renewEvery is how often a runner renews its lease while an effect runs.
+func (r *Runner) renewEvery() time.Duration { return max(r.cfg.leaseGrace/3, time.Millisecond) }
+
+// checkEffect is the engine's invariant on effects, checked before every
+// one: an Apply only in the deploy phase with no rollback recorded or
+// requested; a strategy rollback or rollback step only in the rollback
+// phase, with its trigger recorded.
+func checkEffect(rec *state.Record, kind effectKind) error {
+	var why []string
+	switch kind {
+	case effectApply:
+		if rec.Phase != PhaseDeploy {
+			why = append(why, "phase is "+string(rec.Phase))
+		}
+		if rec.Trigger != nil {
+			why = append(why, "a rollback trigger is recorded")
+		}
+		if rec.Status.Final() {
+			why = append(why, "the release is "+string(rec.Status))
+		}
+	default:
+		if rec.Phase != PhaseRollback {
+			why = append(why, "phase is "+string(rec.Phase))
+		}
+		if rec.Trigger == nil {
+			why = append(why, "no trigger is recorded")
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: release %s: %s refused: %s", ErrInvariant, rec.ID, kind, strings.Join(why, ", "))
+}
+
+// panicDetail is a panic's value and the top of its stack, for the timeline.
+func panicDetail(pe *PanicError) string {
+	const max = 2048
+	s := fmt.Sprintf("panic: %v\n%s", pe.Value, pe.Stack)
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}

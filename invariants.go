@@ -1,0 +1,143 @@
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/deploykit/deploy/state"
+)
+
+// The engine's invariants live here, as code that runs on every save (see
+// Runner.save) and on every record the runner loads. A record that breaks
+// one is never written: the runner stops with ErrInvariant (a bug in the
+// engine) or, for a record read from the store, ErrCorrupt naming the
+// field. The invariants on effects — no Apply after a rollback was
+// recorded or requested, no rollback outside the rollback phase — are
+// checked right before each effect by checkEffect (effect.go).
+
+// checkRecord checks what must hold of any record, whatever came before.
+func checkRecord(rec *state.Record) error {
+	switch {
+	case !rec.Phase.Valid():
+		return corrupt(rec, "Phase", rec.Phase, "not a phase")
+	case !validStatus(rec.Status):
+		return corrupt(rec, "Status", rec.Status, "not a status")
+	case rec.Stage < 0:
+		return corrupt(rec, "Stage", rec.Stage, "negative")
+	case rec.Step < -1:
+		return corrupt(rec, "Step", rec.Step, "below -1")
+	case math.IsNaN(rec.Exposure) || rec.Exposure < 0 || rec.Exposure > 1:
+		return corrupt(rec, "Exposure", rec.Exposure, "outside [0, 1]")
+	case rec.Phase == PhaseRollback && rec.Trigger == nil:
+		return corrupt(rec, "Trigger", "nil", "a release rolling back must say why")
+	case rec.Phase == PhaseCommunicate && !rec.Status.Final() && !rec.Outcome.Final():
+		return corrupt(rec, "Outcome", rec.Outcome, "a release being reported must have a final outcome")
+	case rec.Status.Final() && rec.Phase != PhaseCommunicate && rec.Phase != PhaseComplete:
+		return corrupt(rec, "Phase", rec.Phase, "a "+string(rec.Status)+" release must be in communicate or complete")
+	case rec.Status == Running && rec.Phase == PhaseComplete:
+		return corrupt(rec, "Phase", rec.Phase, "a running release cannot be complete")
+	case rec.Applying && rec.Phase != PhaseDeploy:
+		return corrupt(rec, "Applying", true, "only a step of the deploy phase is applied")
+	case rec.Step >= 0 && len(rec.Steps) > 0 && rec.Step > len(rec.Steps):
+		return corrupt(rec, "Step", rec.Step, fmt.Sprintf("the stage has %d steps", len(rec.Steps)))
+	case rec.Delivered < 0:
+		return corrupt(rec, "Delivered", rec.Delivered, "negative")
+	}
+	return nil
+}
+
+func validStatus(s state.Status) bool {
+	switch s {
+	case Running, Succeeded, RolledBack, RollbackUnverified, Failed, Blocked, Aborted, RollbackFailed:
+		return true
+	}
+	return false
+}
+
+// corrupt is the ErrCorrupt of a record whose field breaks an invariant.
+func corrupt(rec *state.Record, field string, value any, why string) error {
+	return &CorruptError{ID: rec.ID, Field: field, Value: fmt.Sprint(value), Reason: why}
+}
+
+// CorruptError is a release record that breaks one of the engine's
+// invariants: a damaged file, a hand edit, a record written by a buggy
+// version. It matches ErrCorrupt and state.ErrCorrupt. The runner never acts
+// on such a record; set it aside (state.SetAside where the store offers it)
+// or fix the field it names.
+type CorruptError struct {
+	ID     string
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%v: release %s: field %s = %q: %s", ErrCorrupt, e.ID, e.Field, e.Value, e.Reason)
+}
+
+// Is makes a CorruptError match ErrCorrupt and state.ErrCorrupt.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt || target == state.ErrCorrupt }
+
+// mark is what a transition check needs of the last record saved: a few
+// numbers, not a copy of the record.
+type mark struct {
+	valid       bool
+	phase       Phase
+	status      Status
+	stage, step int
+	triggered   bool
+	timeline    int
+	rollback    int
+	messages    int
+	token       int64
+}
+
+func markOf(rec *state.Record) mark {
+	return mark{valid: true, phase: rec.Phase, status: rec.Status, stage: rec.Stage, step: rec.Step,
+		triggered: rec.Trigger != nil, timeline: len(rec.Timeline), rollback: len(rec.RollbackSteps),
+		messages: rec.Delivered + len(rec.Outbox) + len(rec.Undelivered), token: rec.Token}
+}
+
+// phaseOrder ranks the phases: a release only moves forward.
+var phaseOrder = map[Phase]int{PhasePreflight: 0, PhaseDeploy: 1, PhaseVerify: 2, PhaseRollback: 3, PhaseCommunicate: 4, PhaseComplete: 5}
+
+// check checks the transition from m to rec.
+func (m mark) check(rec *state.Record) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if m.status.Final() && (rec.Status != m.status || rec.Phase != m.phase || rec.Stage != m.stage || rec.Step != m.step || len(rec.Timeline) != m.timeline) {
+		bad("a %s release changed (status %s, phase %s)", m.status, rec.Status, rec.Phase)
+	}
+	if len(rec.Timeline) < m.timeline {
+		bad("the timeline shrank from %d to %d entries", m.timeline, len(rec.Timeline))
+	}
+	if len(rec.RollbackSteps) < m.rollback {
+		bad("the rollback steps shrank from %d to %d", m.rollback, len(rec.RollbackSteps))
+	}
+	if n := rec.Delivered + len(rec.Outbox) + len(rec.Undelivered); n < m.messages {
+		bad("%d notification(s) vanished from the outbox", m.messages-n)
+	}
+	if phaseOrder[rec.Phase] < phaseOrder[m.phase] {
+		bad("phase went back from %s to %s", m.phase, rec.Phase)
+	}
+	if m.phase == PhaseVerify && rec.Phase == PhaseDeploy {
+		bad("phase went back from verify to deploy")
+	}
+	if m.triggered && rec.Trigger == nil {
+		bad("the rollback trigger was dropped")
+	}
+	if m.triggered && rec.Applying {
+		bad("a step is applied after a rollback was recorded")
+	}
+	if rec.Phase == m.phase && rec.Phase == PhaseDeploy && (rec.Stage < m.stage || rec.Stage == m.stage && rec.Step < m.step) {
+		bad("step went back from %d/%d to %d/%d", m.stage, m.step, rec.Stage, rec.Step)
+	}
+	if rec.Token < m.token {
+		bad("the fencing token went down from %d to %d", m.token, rec.Token)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: release %s: %w", ErrInvariant, rec.ID, errors.Join(errs...))
+}
