@@ -476,7 +476,7 @@ func FullRecord(id string) *state.Record {
 			Attempts: 2, NextAt: at(5), Delivered: true, LastError: "503 Service Unavailable",
 			Queued: at(4), Refused: true, Expired: at(6),
 		}},
-		Undelivered:    []state.Message{{ID: 2, Notifier: 0, Event: json.RawMessage(`{"kind":"gate"}`), Attempts: 9, LastError: "404", Queued: at(1), Expired: at(61)}},
+		Undelivered:    []state.Message{{ID: 2, Notifier: 1, Event: json.RawMessage(`{"kind":"gate"}`), Attempts: 9, NextAt: at(7), Delivered: true, LastError: "404", Queued: at(1), Refused: true, Expired: at(61)}},
 		Steps:          []string{"1%", "25%", "100%"},
 		Memo:           map[string]string{"bluegreen.target/production": "green"},
 		RollbackReason: "error rate above baseline",
