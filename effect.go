@@ -60,7 +60,7 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 		lp.disp.apply(rec)
 	}
 	if err := r.save(ctx, lp, rec); err != nil {
-		return err
+		return &unrecorded{err}
 	}
 	if kind == effectApply && rec.RollbackRequest != nil {
 		return errRollbackRequested
@@ -82,13 +82,29 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 			rec.LeaseUntil = time.Now().Add(renew + r.cfg.leaseGrace)
 			if err := r.save(ctx, lp, rec); err != nil {
 				cancel(err)
-				return err
+				return &unrecorded{err}
 			}
 			if kind == effectApply && rec.RollbackRequest != nil {
 				cancel(errRollbackRequested)
 			}
 		}
 	}
+}
+
+// unrecorded is a save that failed around an effect: the runner lost the
+// release (ErrLocked), or the store failed (a crash, an outage). Either
+// way the runner stops without acting further: it acts only on what it
+// could record first.
+type unrecorded struct{ err error }
+
+func (e *unrecorded) Error() string { return e.err.Error() }
+func (e *unrecorded) Unwrap() error { return e.err }
+
+// mustStop reports whether err from effect means the runner must stop
+// now: the record could not be saved, or an invariant would break.
+func mustStop(err error) bool {
+	var u *unrecorded
+	return errors.As(err, &u) || errors.Is(err, ErrInvariant)
 }
 
 // renewEvery is how often a runner renews its lease while an effect runs.

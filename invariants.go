@@ -27,6 +27,8 @@ func checkRecord(rec *state.Record) error {
 		return corrupt(rec, "Stage", rec.Stage, "negative")
 	case rec.Step < -1:
 		return corrupt(rec, "Step", rec.Step, "below -1")
+	case rec.Step < 0 && rec.Phase == PhaseDeploy:
+		return corrupt(rec, "Step", rec.Step, "a release being deployed is at a step")
 	case math.IsNaN(rec.Exposure) || rec.Exposure < 0 || rec.Exposure > 1:
 		return corrupt(rec, "Exposure", rec.Exposure, "outside [0, 1]")
 	case rec.Phase == PhaseRollback && rec.Trigger == nil:

@@ -107,7 +107,7 @@ func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time
 		d := r.deployment(rec)
 		err := r.effect(rctx, rec, lp, effectRollback, "strategy "+rec.Strategy+": Rollback", r.cfg.rollbackTimeout,
 			func(ctx context.Context) error { return r.strategy.Rollback(ctx, d) })
-		if errors.Is(err, ErrLocked) || errors.Is(err, ErrInvariant) {
+		if mustStop(err) {
 			return now, err
 		}
 		if err != nil {
@@ -128,7 +128,7 @@ func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time
 			continue
 		}
 		err := r.effect(rctx, rec, lp, effectRollbackStep, "rollback step "+st.Name, r.cfg.rollbackTimeout, st.Run)
-		if errors.Is(err, ErrLocked) || errors.Is(err, ErrInvariant) {
+		if mustStop(err) {
 			return now, err
 		}
 		e := state.Entry{At: time.Now(), Phase: rec.Phase, Kind: state.EntryStep, Outcome: state.OutcomeDone, Name: st.Name}

@@ -67,7 +67,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			r.takeRequest(rec, now)
 			return now, nil
 		}
-		if errors.Is(err, ErrLocked) || errors.Is(err, ErrInvariant) {
+		if mustStop(err) {
 			return now, err
 		}
 		rec.Applying = false

@@ -107,9 +107,12 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 			return nil, fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, name, d)
 		}
 	}
+	if err := checkConfig(&c); err != nil {
+		return nil, err
+	}
 	validate := func(kind string, i int, x any) error {
 		if v, ok := x.(interface{ Validate() error }); ok {
-			if err := v.Validate(); err != nil {
+			if err := safely(kind+" Validate", v.Validate); err != nil {
 				where := fmt.Sprintf("%s %d (%s)", kind, i, nameOf(x))
 				if i < 0 {
 					where = fmt.Sprintf("%s %s", kind, nameOf(x))
@@ -286,6 +289,8 @@ func validateSteps(stage string, steps []Step) error {
 			return fmt.Errorf("%w: %s: Exposure %v is outside [0, 1]", ErrInvalid, where(), s.Exposure)
 		case s.Bake < 0:
 			return fmt.Errorf("%w: %s: Bake %v is negative", ErrInvalid, where(), s.Bake)
+		case s.Bake > maxDuration:
+			return fmt.Errorf("%w: %s: Bake %v is longer than %v", ErrInvalid, where(), s.Bake, maxDuration)
 		case s.Apply == nil:
 			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where())
 		}

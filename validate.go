@@ -1,0 +1,113 @@
+package deploy
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/rollback"
+)
+
+// maxDuration bounds every duration the runner adds to a time, so that no
+// sum of them overflows (a lease dated 1734, a deadline in the past).
+const maxDuration = 10 * 365 * 24 * time.Hour
+
+// isNil reports whether x is nil or an interface holding a nil pointer,
+// func, map, slice or channel: a typed nil such as (*gate.CI)(nil) or
+// deploy.GateFunc(nil), which would panic when called.
+func isNil(x any) bool {
+	if x == nil {
+		return true
+	}
+	v := reflect.ValueOf(x)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Slice, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
+}
+
+// checkConfig refuses what the options cannot mean: typed nils, durations
+// that overflow, a policy that judges nothing or ignores critical checks.
+func checkConfig(c *config) error {
+	nilIn := func(option string, i int, x any) error {
+		if isNil(x) {
+			return fmt.Errorf("%w: %s argument %d is a nil %T", ErrInvalid, option, i, x)
+		}
+		return nil
+	}
+	for i, g := range c.gates {
+		if err := nilIn("WithGates", i, g); err != nil {
+			return err
+		}
+	}
+	for i, m := range c.monitors {
+		if err := nilIn("WithMonitors", i, m); err != nil {
+			return err
+		}
+	}
+	for i, n := range c.notifiers {
+		if err := nilIn("WithNotifiers", i, n); err != nil {
+			return err
+		}
+	}
+	if c.approval != nil {
+		if err := nilIn("WithApproval", 0, c.approval); err != nil {
+			return err
+		}
+	}
+	if c.store != nil {
+		if err := nilIn("WithStore", 0, c.store); err != nil {
+			return err
+		}
+	}
+	for i, t := range c.policy.Triggers {
+		if t != nil && isNil(t) {
+			return fmt.Errorf("%w: WithRollbackPolicy Triggers[%d] is a nil %T", ErrInvalid, i, t)
+		}
+	}
+	for i, s := range c.rollbackSteps {
+		if s.Run != nil && isNil(s.Run) {
+			return fmt.Errorf("%w: WithRollbackSteps step %d (%q) has a nil Run", ErrInvalid, i, s.Name)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
+		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,
+		"WithRollbackSettle": c.rollbackSettle, "WithRollbackPolicy ProgressDeadline": c.policy.ProgressDeadline,
+		"WithTimeouts Plan": c.timeouts.Plan, "WithTimeouts Check": c.timeouts.Check,
+		"WithTimeouts Observe": c.timeouts.Observe, "WithTimeouts Notify": c.timeouts.Notify,
+	} {
+		if d > maxDuration {
+			return fmt.Errorf("%w: %s duration %v is longer than %v", ErrInvalid, name, d, maxDuration)
+		}
+	}
+	for i, w := range c.schedule.Windows {
+		if w.Duration > maxDuration || w.Interval > maxDuration {
+			return fmt.Errorf("%w: WithSchedule window %d (%q) is longer than %v", ErrInvalid, i, w.Name, maxDuration)
+		}
+	}
+	if len(c.monitors) > 0 && len(c.policy.Triggers) == 0 {
+		return fmt.Errorf("%w: WithRollbackPolicy has no Triggers: it would judge nothing the %d monitor(s) measure, and any release would succeed; start from DefaultPolicy()", ErrInvalid, len(c.monitors))
+	}
+	if !judgesChecks(c.policy) {
+		for i, m := range c.monitors {
+			if cc, ok := m.(monitor.CriticalChecker); ok && cc.CriticalChecks() {
+				return fmt.Errorf("%w: monitor %d (%s) reports critical checks, but WithRollbackPolicy has no rollback.CriticalChecks trigger to judge them: add one, or make the check non-critical", ErrInvalid, i, nameOf(m))
+			}
+		}
+	}
+	return nil
+}
+
+// judgesChecks reports whether the policy has a CriticalChecks trigger.
+func judgesChecks(p rollback.Policy) bool {
+	for _, t := range p.Triggers {
+		switch t.(type) {
+		case rollback.CriticalChecks, *rollback.CriticalChecks:
+			return true
+		}
+	}
+	return false
+}
