@@ -79,7 +79,9 @@ func (e *CorruptError) Error() string {
 }
 
 // Is makes a CorruptError match ErrCorrupt and state.ErrCorrupt.
-func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt || target == state.ErrCorrupt }
+func (e *CorruptError) Is(target error) bool {
+	return target == ErrCorrupt || target == state.ErrCorrupt
+}
 
 // mark is what a transition check needs of the last record saved: a few
 // numbers, not a copy of the record.
