@@ -15,14 +15,12 @@ import (
 // old side, which is still running.
 type BlueGreen struct {
 	// Idle returns the side ("blue" or "green") not serving traffic now.
-	// Required. The plan targets the idle side; once the switch step has
-	// applied (the deployment's exposure is above 0) the plan, made again
-	// for a rollback or a Resume, targets the other side of Idle, which is
-	// then the serving one. So the step names and the rollback stay right
-	// when Idle flips at the switch. Only a process that crashed in the
-	// middle of Switch, before the runner saved it, cannot tell from Idle
-	// whether the switch happened: set the release label "bluegreen.target"
-	// to make the target certain.
+	// Required. It is asked once, when the release is created: the idle
+	// side then is the release's target, kept in Deployment.Memo
+	// ("bluegreen.target/<stage>"), so that the plan made again after the
+	// switch, or after a crash in the middle of Switch, targets the same
+	// side whatever Idle says by then. The release label
+	// "bluegreen.target" sets the target instead.
 	Idle func(ctx context.Context, d *deploy.Deployment) (string, error)
 	// Deploy puts the new version on side. Required; idempotent.
 	Deploy func(ctx context.Context, d *deploy.Deployment, side string) error
@@ -68,13 +66,13 @@ func other(side string) string {
 
 // Plan returns "deploy-<side>", "test-<side>" (when Test is set) and
 // "switch-<side>". The side is the release's "bluegreen.target" label when
-// set, else the idle side before the switch and the serving side after it
-// (see Idle), so that the plan is the same every time it is made.
+// set, else the one remembered in d.Memo, else the idle side, which is then
+// remembered: the plan is the same every time it is made.
 func (s *BlueGreen) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	side, err := s.target(context.Background(), d)
+	side, err := s.target(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -92,11 +90,18 @@ func (s *BlueGreen) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.St
 	return steps, nil
 }
 
+func memoKey(d *deploy.Deployment) string { return "bluegreen.target/" + d.Stage.Name }
+
+// target is the side the release deploys to: from the label, the memo, or
+// (the first time) Idle, remembered in the memo.
 func (s *BlueGreen) target(ctx context.Context, d *deploy.Deployment) (string, error) {
 	if t := d.Release.Labels["bluegreen.target"]; t != "" {
 		if t != "blue" && t != "green" {
 			return "", fmt.Errorf("strategy: label bluegreen.target %q is neither blue nor green", t)
 		}
+		return t, nil
+	}
+	if t := d.Memo[memoKey(d)]; t == "blue" || t == "green" {
 		return t, nil
 	}
 	side, err := s.Idle(ctx, d)
@@ -106,21 +111,32 @@ func (s *BlueGreen) target(ctx context.Context, d *deploy.Deployment) (string, e
 	if side != "blue" && side != "green" {
 		return "", fmt.Errorf("strategy: BlueGreen.Idle returned %q, neither blue nor green", side)
 	}
-	if d.Exposure > 0 {
-		return other(side), nil // switched: the target now serves and the old side is idle
+	if d.Memo == nil {
+		// No memo to remember it in (a Deployment built by hand): after
+		// the switch the idle side is the old one.
+		if d.Exposure > 0 {
+			return other(side), nil
+		}
+		return side, nil
 	}
+	d.Memo[memoKey(d)] = side
 	return side, nil
 }
 
-// Rollback switches traffic back to the old side. It reads the target side
-// from the release label "bluegreen.target" when set, else asks Idle: after
-// the switch the idle side is the old one.
+// Rollback switches traffic back to the old side, the other side of the
+// target. Before the switch (d.Exposure 0) there is nothing to do; after a
+// crash in the middle of Switch the runner rolls back at the switch's
+// exposure, and Rollback undoes whatever part of it went through.
 func (s *BlueGreen) Rollback(ctx context.Context, d *deploy.Deployment) error {
-	if t := d.Release.Labels["bluegreen.target"]; t != "" {
-		return s.Switch(ctx, d, other(t))
-	}
 	if d.Exposure == 0 {
 		return nil // traffic never switched: the old side still serves everyone
+	}
+	t := d.Release.Labels["bluegreen.target"]
+	if t == "" {
+		t = d.Memo[memoKey(d)]
+	}
+	if t == "blue" || t == "green" {
+		return s.Switch(ctx, d, other(t))
 	}
 	idle, err := s.Idle(ctx, d)
 	if err != nil {
