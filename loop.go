@@ -110,6 +110,7 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 			rep = r.report(rec)
 			break
 		}
+		r.tickDelivered(rec)
 		if err := r.cfg.store.Update(ctx, rec); err == nil || !errors.Is(err, state.ErrConflict) {
 			rep = r.report(rec)
 			break

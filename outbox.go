@@ -363,3 +363,39 @@ func (d *dispatcher) apply(rec *state.Record) bool {
 	rec.Outbox = keep
 	return changed
 }
+
+// ExpireAfter returns n with a maximum age: an event that n has not taken
+// within age of being queued is given up, shown as NOT delivered in the
+// report (Report.Notifications) and kept in the record's Undelivered list,
+// and the checklist's "stakeholders notified" stays unticked. Without it,
+// an event stays pending until the notifier takes it, retried with backoff
+// (at most 5 minutes apart) by Run, Resume and Reconcile.
+func ExpireAfter(n Notifier, age time.Duration) Notifier { return &expiring{n, age} }
+
+type expiring struct {
+	Notifier
+	age time.Duration
+}
+
+func (e *expiring) MaxAge() time.Duration { return e.age }
+func (e *expiring) Name() string          { return nameOf(e.Notifier) }
+func (e *expiring) Validate() error {
+	if e.age <= 0 {
+		return fmt.Errorf("ExpireAfter age %v must be positive", e.age)
+	}
+	if isNil(e.Notifier) {
+		return errors.New("ExpireAfter notifier is nil")
+	}
+	if v, ok := e.Notifier.(interface{ Validate() error }); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+// ChecklistItems passes on the wrapped notifier's items.
+func (e *expiring) ChecklistItems() []Item {
+	if c, ok := e.Notifier.(Checklister); ok {
+		return c.ChecklistItems()
+	}
+	return nil
+}
