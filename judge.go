@@ -30,7 +30,7 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 		Exposure: rec.Exposure, Phase: phase, Step: step, Since: since, Labels: rec.Release.Labels,
 	}
 	stages := r.stages(rec.Release)
-	if rec.Stage < len(stages) {
+	if rec.Stage >= 0 && rec.Stage < len(stages) {
 		t.Stage, t.Environment = stages[rec.Stage].Name, stages[rec.Stage].Environment
 	}
 	if phase != "baseline" && !lp.restored {

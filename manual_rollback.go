@@ -37,6 +37,9 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 		if err != nil {
 			return nil, fmt.Errorf("deploy: %w", err)
 		}
+		if err := checkRecord(rec); err != nil {
+			return nil, err
+		}
 		if rec.Status.Final() {
 			if requested && (rec.Status == RolledBack || rec.Status == Aborted) {
 				return r.report(rec), nil // the holder did what was asked

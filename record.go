@@ -121,7 +121,7 @@ func triggerErr(k state.TriggerKind) error {
 func (r *Runner) deployment(rec *state.Record) *Deployment {
 	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created, Token: rec.Token, Memo: rec.Memo}
 	stages := r.stages(rec.Release)
-	if rec.Stage < len(stages) {
+	if rec.Stage >= 0 && rec.Stage < len(stages) {
 		d.Stage = stages[rec.Stage]
 	} else if len(stages) > 0 {
 		d.Stage = stages[len(stages)-1]
@@ -142,7 +142,7 @@ func (r *Runner) note(rec *state.Record, now time.Time, kind state.EntryKind, ou
 
 func (r *Runner) stageName(rec *state.Record) string {
 	stages := r.stages(rec.Release)
-	if rec.Stage < len(stages) {
+	if rec.Stage >= 0 && rec.Stage < len(stages) {
 		return stages[rec.Stage].Name
 	}
 	return ""
