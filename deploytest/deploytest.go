@@ -17,6 +17,7 @@ package deploytest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -55,11 +56,56 @@ type Strategy struct {
 	RollbackErr error
 	// NoRollback makes RollbackPath report false.
 	NoRollback bool
+	// Fenced makes the strategy's target refuse a change that carries a
+	// lower Deployment.Token than one it already took, with ErrStaleToken,
+	// as a target that stores the token with each change does: a runner
+	// paused past its lease cannot change it behind the runner that took
+	// the release over.
+	Fenced bool
 
 	mu        sync.Mutex
 	applied   []string
 	rollbacks int
 	exposure  float64
+	token     int64
+	effects   []Effect
+}
+
+// ErrStaleToken is what a Fenced Strategy returns for a stale token.
+var ErrStaleToken = errors.New("deploytest: change refused: a newer lease holder already changed the target")
+
+// Effect is one change a Strategy's target saw, in order: what users were
+// exposed to, as opposed to what a record says.
+type Effect struct {
+	// Step is the step applied ("stage/step"), or "rollback".
+	Step string
+	// Exposure is the share of users on the new version after it.
+	Exposure float64
+	// Token is the lease's fencing token the change carried.
+	Token int64
+	// Refused is set when a Fenced target refused the change.
+	Refused bool
+	At      time.Time
+}
+
+// admit records an effect and reports whether the target takes it.
+func (s *Strategy) admit(step string, exposure float64, token int64) bool {
+	e := Effect{Step: step, Exposure: exposure, Token: token, At: time.Now()}
+	if s.Fenced && token < s.token {
+		e.Refused = true
+		s.effects = append(s.effects, e)
+		return false
+	}
+	s.token = max(s.token, token)
+	s.effects = append(s.effects, e)
+	return true
+}
+
+// Effects returns every change the target saw, in order.
+func (s *Strategy) Effects() []Effect {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.effects)
 }
 
 var _ deploy.Strategy = (*Strategy)(nil)
@@ -82,6 +128,9 @@ func (s *Strategy) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Ste
 				}
 				s.mu.Lock()
 				defer s.mu.Unlock()
+				if !s.admit(d.Stage.Name+"/"+sp.Name, sp.Exposure, d.Token) {
+					return ErrStaleToken
+				}
 				s.applied = append(s.applied, d.Stage.Name+"/"+sp.Name)
 				s.exposure = sp.Exposure
 				return nil
@@ -97,6 +146,9 @@ func (s *Strategy) Rollback(ctx context.Context, d *deploy.Deployment) error {
 	s.rollbacks++
 	if s.RollbackErr != nil {
 		return s.RollbackErr
+	}
+	if !s.admit("rollback", 0, d.Token) {
+		return ErrStaleToken
 	}
 	s.exposure = 0
 	return nil

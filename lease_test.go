@@ -1,0 +1,162 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/rollback"
+	"github.com/deploykit/deploy/state"
+)
+
+// A runner paused (SIGSTOP, a long GC, a frozen VM) right after proving its
+// lease before an Apply wakes after another runner rolled the release
+// back. Its Apply carries the old fencing token, so a target that keeps
+// the token refuses it, and the runner stops at its next write.
+func TestPausedHolderCannotApplyBehindARollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.1, 1), Fenced: true}
+		fs := deploytest.NewFaultStore(store)
+		fs.OnWrite = func(r *state.Record, _ int) deploytest.Fault {
+			if r.Applying && r.Step == 1 {
+				return deploytest.Fault{Pause: 30 * time.Minute, After: true}
+			}
+			return deploytest.Fault{}
+		}
+		paused := openRunner(t, s, fs, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("paused"))
+		id, err := paused.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var pausedErr error
+		wg.Go(func() { _, pausedErr = paused.Resume(t.Context(), id) })
+		time.Sleep(15 * time.Minute) // the holder is paused before applying 100 %
+		other := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("other"))
+		rep, err := other.Rollback(t.Context(), id, "on-call: stop it")
+		if err != nil || rep.Status != deploy.RolledBack {
+			t.Fatalf("Rollback: status %s, err %v", rep.Status, err)
+		}
+		wg.Wait()
+		if !errors.Is(pausedErr, deploy.ErrLocked) {
+			t.Errorf("the paused runner ended with %v, want ErrLocked", pausedErr)
+		}
+		var rolledBack, refused bool
+		for _, e := range s.Effects() {
+			refused = refused || e.Refused && e.Step == "production/100%"
+			if e.Step == "rollback" && !e.Refused {
+				rolledBack = true
+				continue
+			}
+			if rolledBack && !e.Refused {
+				t.Errorf("effect %+v landed after the rollback", e)
+			}
+		}
+		if !refused {
+			t.Errorf("the paused runner's Apply never reached the target: effects %+v", s.Effects())
+		}
+		if s.Exposure() != 0 {
+			t.Errorf("users end at exposure %v, the record says rolled back", s.Exposure())
+		}
+		final, _ := store.Load(t.Context(), id)
+		if final.Status != deploy.RolledBack {
+			t.Errorf("record status %s", final.Status)
+		}
+	})
+}
+
+// proving wraps a strategy to check, at every Apply and Rollback, that the
+// store already says the runner holds the release under d.Token.
+type proving struct {
+	*deploytest.Strategy
+	store state.Store
+	t     *testing.T
+}
+
+func (p *proving) check(ctx context.Context, d *deploy.Deployment, what string) {
+	rec, err := p.store.Load(ctx, d.ID)
+	if err != nil || rec.Token != d.Token {
+		p.t.Errorf("%s under token %d, the store has %+v (%v)", what, d.Token, rec, err)
+	}
+}
+
+func (p *proving) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := p.Strategy.Plan(ctx, d)
+	for i := range steps {
+		inner := steps[i].Apply
+		steps[i].Apply = func(ctx context.Context, d *deploy.Deployment) error {
+			p.check(ctx, d, "Apply")
+			if rec, _ := p.store.Load(ctx, d.ID); !rec.Applying {
+				p.t.Errorf("Apply of step %d before the store says it is being applied", d.Step)
+			}
+			return inner(ctx, d)
+		}
+	}
+	return steps, err
+}
+
+func (p *proving) Rollback(ctx context.Context, d *deploy.Deployment) error {
+	p.check(ctx, d, "Rollback")
+	return p.Strategy.Rollback(ctx, d)
+}
+
+func TestEveryEffectFollowsAFencedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &proving{Strategy: ramp(), store: store, t: t}
+		r := openRunner(t, s, store, deploy.WithMonitors(deploytest.Regression(0.5, deploytest.Health{ErrorRate: 0.4})))
+		rep, err := r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || s.Rollbacks() != 1 {
+			t.Fatalf("err %v, rollbacks %d", err, s.Rollbacks())
+		}
+		_ = rep
+	})
+}
+
+func TestRollbackStepsAreNotRunTwiceAfterACrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		ran := map[string]int{}
+		step := func(name string) rollback.PlanStep {
+			return rollback.PlanStep{Name: name, Run: func(ctx context.Context) error {
+				mu.Lock()
+				defer mu.Unlock()
+				ran[name]++
+				return nil
+			}}
+		}
+		steps := deploy.WithRollbackSteps(step("revert PR"), step("scale v1 up"))
+		store := state.NewMemory()
+		fs := deploytest.NewFaultStore(store)
+		fs.OnWrite = func(r *state.Record, _ int) deploytest.Fault {
+			// Crash right after the write that says the first step is done.
+			done := 0
+			for _, e := range r.RollbackSteps {
+				if e.Kind == state.EntryStep && e.Outcome == state.OutcomeDone {
+					done++
+				}
+			}
+			return deploytest.Fault{Crash: done == 1, After: true}
+		}
+		s := ramp()
+		mon := deploy.WithMonitors(deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.4}))
+		rep, err := openRunner(t, s, fs, mon, steps).Run(t.Context(), rel)
+		if !errors.Is(err, deploytest.ErrCrashed) {
+			t.Fatalf("first run: %v, want a crash between the rollback steps", err)
+		}
+		time.Sleep(time.Hour)
+		rep, err = openRunner(t, s, store, mon, steps).Resume(t.Context(), rep.ID)
+		if err == nil || rep.Status != deploy.RolledBack {
+			t.Fatalf("resume: status %s, err %v", rep.Status, err)
+		}
+		if s.Rollbacks() != 1 || ran["revert PR"] != 1 || ran["scale v1 up"] != 1 {
+			t.Errorf("strategy rollbacks %d, steps %v: want each exactly once", s.Rollbacks(), ran)
+		}
+	})
+}
