@@ -84,7 +84,9 @@ func TestResumeWithAChangedPlanStopsAndSaysWhy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := state.NewMemory()
 		fs := deploytest.NewFaultStore(store)
-		fs.OnWrite = func(r *state.Record, _ int) deploytest.Fault { return deploytest.Fault{Crash: r.Step == 1 && r.Applied} }
+		fs.OnWrite = func(r *state.Record, _ int) deploytest.Fault {
+			return deploytest.Fault{Crash: r.Step == 1 && r.Applied}
+		}
 		first := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.1, 0.5, 1)}
 		rep, err := openRunner(t, first, fs, deploy.WithMonitors(deploytest.Healthy())).Run(t.Context(), rel)
 		if !errors.Is(err, deploytest.ErrCrashed) || rep == nil {
