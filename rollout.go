@@ -90,7 +90,12 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 			var te *TimeoutError
 			if errors.As(err, &te) {
 				reason = fmt.Sprintf("step %s/%s did not complete within the progress deadline %v; it may still take effect", stageName, step.Name, r.cfg.policy.Deadline())
-				r.note(rec, now, state.EntryStep, state.OutcomeAbandoned, step.Name, "Apply still running after the progress deadline; its effect may land after this")
+				// Fence the abandoned Apply off: the rollback runs under a
+				// new token, so a target that keeps the token refuses the
+				// Apply's late change.
+				rec.Token++
+				lp.token = rec.Token
+				r.note(rec, now, state.EntryStep, state.OutcomeAbandoned, step.Name, fmt.Sprintf("Apply still running after the progress deadline under token %d; the rollback runs under token %d, which fenced targets hold against it; elsewhere its effect may land after this", rec.Token-1, rec.Token))
 			}
 			var pe *PanicError
 			if errors.As(err, &pe) {
