@@ -272,6 +272,7 @@ func (rep *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), e.Phase, name, percent(e.Exposure), strings.ReplaceAll(e.Detail, "|", "\\|"))
 	}
+	b.WriteString(rep.Charts())
 	if rep.Trigger != nil && rep.Trigger.Kind != "blocked" {
 		b.WriteString("\n### Rollback\n")
 		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", rep.Trigger.Reason, rep.Trigger.Kind)
