@@ -46,6 +46,7 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 	r.tick(rec, now, ItemDeploymentNotes, "summary report generated")
 	rec.Status = rec.Outcome
 	rec.Finished = now
+	lp.finalized = true
 	if rec.Status == Succeeded {
 		r.tick(rec, now, ItemWorkflowComplete, "workflow state: complete")
 		rec.Phase = PhaseComplete

@@ -75,7 +75,8 @@
 // a step's release through its trace. Strategies add their own: Progressive
 // puts feature_flag.evaluation events (OpenFeature's semantic conventions)
 // and deploy.flag.check events on the step's span. The meter records
-// deploy.releases, by service.name and deploy.status. The global providers
+// deploy.releases, by service.name and deploy.status, and the DORA metrics
+// (see [MetricDeployments], [MetricTimeToRestore], [MetricLeadTime]). The global providers
 // are used unless WithTracerProvider or WithMeterProvider is given.
 //
 // # Testing release logic

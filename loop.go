@@ -50,6 +50,9 @@ type loop struct {
 	baseFrom map[string]state.Measurement
 	// names are the monitors' names, looked up once.
 	names []string
+	// finalized is set when this loop ended the release: it counts it in
+	// the metrics, and a Resume of a finished release does not.
+	finalized bool
 }
 
 // plans returns the validated plans of every stage, computed once per loop:
@@ -94,6 +97,24 @@ func (lp *loop) monitorName(i int) string {
 	return lp.names[i]
 }
 
+// countFinished records a release that lp ended in the runner's metrics
+// (deploy.releases and the DORA metrics), once: a Resume of a release
+// already over counts nothing.
+func (r *Runner) countFinished(ctx context.Context, lp *loop, rec *state.Record) {
+	if !lp.finalized || rec == nil || !rec.Status.Final() {
+		return
+	}
+	lp.finalized = false
+	r.meterOnce.Do(func() {
+		r.releases, _ = r.meterProvider().Meter(ScopeName).Int64Counter("deploy.releases",
+			metric.WithDescription("Releases finished, by final status."), metric.WithUnit("{release}"))
+	})
+	if r.releases != nil {
+		r.releases.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rec.Release.Service), attribute.String("deploy.status", string(rec.Status))))
+	}
+	r.recordDORA(ctx, rec)
+}
+
 // finish waits for the outbox, saves delivery results and returns the final report.
 func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 	ctx := context.WithoutCancel(lp.ctx)
@@ -101,11 +122,13 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 		lp.disp.drain(r.cfg.notifyTimeout)
 		lp.disp.stop()
 	}
+	var final *state.Record
 	for range 3 {
 		rec, err := r.cfg.store.Load(ctx, id)
 		if err != nil {
 			break
 		}
+		final = rec
 		if lp.disp != nil && !lp.disp.apply(rec) {
 			rep = r.report(rec)
 			break
@@ -117,12 +140,6 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 		}
 	}
 	lp.runSpan.SetAttributes(attribute.String("deploy.status", string(rep.Status)))
-	r.meterOnce.Do(func() {
-		r.releases, _ = r.meterProvider().Meter(ScopeName).Int64Counter("deploy.releases",
-			metric.WithDescription("Releases finished, by final status."), metric.WithUnit("{release}"))
-	})
-	if r.releases != nil {
-		r.releases.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rep.Release.Service), attribute.String("deploy.status", string(rep.Status))))
-	}
+	r.countFinished(ctx, lp, final)
 	return rep
 }

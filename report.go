@@ -349,6 +349,7 @@ func (rep *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), e.Phase, name, percent(e.Exposure), strings.ReplaceAll(detail, "|", "\\|"))
 	}
+	b.WriteString(rep.Charts())
 	if rep.Trigger != nil && rep.Trigger.Kind != state.TriggerBlocked {
 		b.WriteString("\n### Rollback\n")
 		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", rep.Trigger.Reason, rep.Trigger.Kind)

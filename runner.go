@@ -482,6 +482,7 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 	if rec == nil {
 		return next, nil, err
 	}
+	r.countFinished(context.WithoutCancel(ctx), lp, rec)
 	if r.flushSync(lp, id) {
 		if fresh, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
 			rec = fresh

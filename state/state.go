@@ -59,6 +59,10 @@ type Release struct {
 	PreviousVersion string `json:"previousVersion,omitempty"`
 	// Commit is the source revision.
 	Commit string `json:"commit,omitempty"`
+	// CommitTime is when Commit was made (committed, or merged), the start
+	// of the lead time for changes. Zero means unknown: no lead time is
+	// recorded.
+	CommitTime time.Time `json:"commitTime,omitzero"`
 	// Description says what is delivered, for the report.
 	Description string `json:"description,omitempty"`
 	// Links name artifacts shown in the report: design doc, ticket, PR.

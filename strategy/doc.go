@@ -7,6 +7,8 @@
 //   - [Progressive]: deploy dark behind an OpenFeature flag, then 1 % → 5 % →
 //     25 % → 50 % → 100 % — for higher-risk changes; with stages, each stage
 //     may ramp its own flag backend (Progressive.Stages).
+//   - [Command]: steps and rollback as commands (kubectl, helm, ssh, any
+//     program), never through a shell; [Kubectl], [Helm] and [SSH] build one.
 //
 // Each strategy's settings are a value struct with a Validate method; the
 // runner validates the plan before anything is applied.

@@ -3,7 +3,9 @@ package strategy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -217,7 +219,8 @@ func TestProgressiveValidate(t *testing.T) {
 func TestProgressiveRampSucceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		p, client := newFlag(t, 0)
+		p, of := newFlag(t, 0)
+		client := &pinnedKeys{Client: of}
 		rc := &recController{Controller: p, start: start}
 		deployed := 0
 		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute,
@@ -243,6 +246,9 @@ func TestProgressiveRampSucceeds(t *testing.T) {
 		}
 		if deployed != 1 {
 			t.Errorf("Deploy called %d times, want 1", deployed)
+		}
+		if diff := cmp.Diff([]string{rep.ID}, client.IDs()); diff != "" {
+			t.Errorf("deployment ids in the synthetic targeting keys (-want +got):\n%s", diff)
 		}
 		wantCalls := []setCall{{0, 0}, {10 * time.Minute, 0.01}, {20 * time.Minute, 0.05}, {30 * time.Minute, 0.25}, {40 * time.Minute, 0.5}, {50 * time.Minute, 1}}
 		if diff := cmp.Diff(wantCalls, rc.Calls()); diff != "" {
@@ -302,6 +308,44 @@ func TestProgressiveRampSucceeds(t *testing.T) {
 			t.Errorf("step spans (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// pinnedKeys evaluates the flag for the strategy's synthetic targeting keys,
+// "deploykit-verify-<id>-<step>-<attempt>-<n>", with the deployment id —
+// random for every release — replaced by a fixed one. Which keys fall in the
+// flag's buckets, and so whether a check passes at its first attempt, is then
+// the same on every run: with random ids a share missed its tolerance by
+// chance about once in 370 checks, and the test expecting first attempts
+// failed about 3 runs in 403. It records the ids it replaced.
+type pinnedKeys struct {
+	flags.Client
+
+	mu  sync.Mutex
+	ids []string
+}
+
+func (c *pinnedKeys) BooleanValueDetails(ctx context.Context, flag string, def bool, ec openfeature.EvaluationContext, opts ...openfeature.Option) (openfeature.BooleanEvaluationDetails, error) {
+	key := ec.TargetingKey()
+	rest, ok := strings.CutPrefix(key, "deploykit-verify-")
+	parts := strings.Split(rest, "-")
+	if !ok || len(parts) < 4 {
+		return openfeature.BooleanEvaluationDetails{}, fmt.Errorf("targeting key %q is not deploykit-verify-<id>-<step>-<attempt>-<n>", key)
+	}
+	id := strings.Join(parts[:len(parts)-3], "-")
+	c.mu.Lock()
+	if !slices.Contains(c.ids, id) {
+		c.ids = append(c.ids, id)
+	}
+	c.mu.Unlock()
+	pinned := "deploykit-verify-pinned-" + strings.Join(parts[len(parts)-3:], "-")
+	return c.Client.BooleanValueDetails(ctx, flag, def, openfeature.NewEvaluationContext(pinned, ec.Attributes()), opts...)
+}
+
+// IDs returns the deployment ids seen in targeting keys, in order.
+func (c *pinnedKeys) IDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ids)
 }
 
 func attrOf(kvs []attribute.KeyValue, key attribute.Key) attribute.Value {
