@@ -478,7 +478,7 @@ func TestCommandTimeoutFailsTheStepAndRollsBack(t *testing.T) {
 	s := kubectl(t, f, "FAKE_HANG=checkout:v2")
 	s.Timeout = 300 * time.Millisecond
 	rep, err := commandRunner(t, s).Run(t.Context(), rel)
-	if !errors.Is(err, deploy.ErrAborted) || rep.Status == deploy.Succeeded || rep.Status == deploy.RollbackFailed {
+	if !errors.Is(err, deploy.ErrStepFailed) || rep.Status == deploy.Succeeded || rep.Status == deploy.RollbackFailed {
 		t.Fatalf("err = %v, status %s; want the step failed and rolled back", err, rep.Status)
 	}
 	if !strings.Contains(rep.Markdown(), "did not finish (timeout 300ms); its process group was killed") {
