@@ -56,6 +56,11 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	}
 	renew := r.renewEvery()
 	rec.LeaseUntil = time.Now().Add(renew + r.cfg.leaseGrace)
+	if kind == effectApply && rec.Step >= 0 && rec.Step < len(rec.Steps) {
+		// The attempt is on the record before it is made: a step is
+		// applied at most as often as the timeline says it was tried.
+		r.note(rec, time.Now(), state.EntryStep, state.OutcomeApplying, rec.Steps[rec.Step], "")
+	}
 	if lp.disp != nil {
 		lp.disp.apply(rec)
 	}
