@@ -443,6 +443,7 @@ func FullRecord(id string) *state.Record {
 			Version:         "v2.1.0",
 			Environment:     "production",
 			PreviousVersion: "v2.0.3",
+			CommitTime:      at(-60),
 			Commit:          "9f2c1e0",
 			Description:     "faster tax lookup — \"quoted\", <tagged> & unicode ✓",
 			Links:           map[string]string{"pr": "https://example.com/pr/1", "doc": "https://example.com/doc"},
