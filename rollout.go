@@ -72,6 +72,16 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		}
 		rec.Applying = false
 		now = time.Now() // Apply may take a while: time what follows from its end
+		var te *TimeoutError
+		abandoned := errors.As(err, &te)
+		if abandoned {
+			// Fence the abandoned Apply off: what follows runs under a new
+			// token, so a target that keeps the token refuses the Apply's
+			// late change.
+			rec.Token++
+			lp.token = rec.Token
+			r.note(rec, now, state.EntryStep, state.OutcomeAbandoned, step.Name, fmt.Sprintf("Apply still running after the progress deadline under token %d; what follows runs under token %d, which fenced targets hold against it; elsewhere its effect may land after this", rec.Token-1, rec.Token))
+		}
 		if rec.RollbackRequest != nil {
 			// Asked to roll back while the step applied (its context was
 			// cancelled): roll back whatever it exposed.
@@ -87,15 +97,8 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		if err != nil {
 			lp.stepError(err)
 			reason := fmt.Sprintf("step %s/%s failed to apply: %v", stageName, step.Name, err)
-			var te *TimeoutError
-			if errors.As(err, &te) {
+			if abandoned {
 				reason = fmt.Sprintf("step %s/%s did not complete within the progress deadline %v; it may still take effect", stageName, step.Name, r.cfg.policy.Deadline())
-				// Fence the abandoned Apply off: the rollback runs under a
-				// new token, so a target that keeps the token refuses the
-				// Apply's late change.
-				rec.Token++
-				lp.token = rec.Token
-				r.note(rec, now, state.EntryStep, state.OutcomeAbandoned, step.Name, fmt.Sprintf("Apply still running after the progress deadline under token %d; the rollback runs under token %d, which fenced targets hold against it; elsewhere its effect may land after this", rec.Token-1, rec.Token))
 			}
 			var pe *PanicError
 			if errors.As(err, &pe) {

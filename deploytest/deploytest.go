@@ -118,25 +118,31 @@ func (s *Strategy) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Ste
 	steps := make([]deploy.Step, len(s.Steps))
 	for i, sp := range s.Steps {
 		steps[i] = deploy.Step{Name: sp.Name, Exposure: sp.Exposure, Bake: sp.Bake, Approval: sp.Approval,
-			Apply: func(ctx context.Context, d *deploy.Deployment) error {
-				if sp.Block {
-					<-ctx.Done()
-					return ctx.Err()
-				}
-				if sp.Err != nil {
-					return sp.Err
-				}
-				s.mu.Lock()
-				defer s.mu.Unlock()
-				if !s.admit(d.Stage.Name+"/"+sp.Name, sp.Exposure, d.Token) {
-					return ErrStaleToken
-				}
-				s.applied = append(s.applied, d.Stage.Name+"/"+sp.Name)
-				s.exposure = sp.Exposure
-				return nil
-			}}
+			Apply: func(ctx context.Context, d *deploy.Deployment) error { return s.ApplyStep(ctx, d, sp) }}
 	}
 	return steps, nil
+}
+
+// ApplyStep applies sp as the Apply of its step in Plan does: it records
+// the step and its exposure, or, for a Fenced strategy, refuses a stale
+// token with ErrStaleToken. Strategies that wrap a Strategy to inject
+// faults call it from their own Apply.
+func (s *Strategy) ApplyStep(ctx context.Context, d *deploy.Deployment, sp StepSpec) error {
+	if sp.Block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if sp.Err != nil {
+		return sp.Err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.admit(d.Stage.Name+"/"+sp.Name, sp.Exposure, d.Token) {
+		return ErrStaleToken
+	}
+	s.applied = append(s.applied, d.Stage.Name+"/"+sp.Name)
+	s.exposure = sp.Exposure
+	return nil
 }
 
 // Rollback implements deploy.Strategy.
