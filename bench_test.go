@@ -23,7 +23,7 @@ import (
 // (deep copies) at every step, and its timeline grows with the steps, so the
 // cost per step rises slowly with the plan's length: 10 and 100 steps show it.
 func BenchmarkStepOverhead(b *testing.B) {
-	for _, steps := range []int{10, 100} {
+	for _, steps := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("steps=%d", steps), func(b *testing.B) {
 			specs := make([]deploytest.StepSpec, steps)
 			for i := range specs {

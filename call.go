@@ -49,36 +49,67 @@ func (e *TimeoutError) Is(target error) bool { return target == context.Deadline
 // effect that is told to stop must stop before anything else is done. It
 // never panics.
 func bounded[T any](ctx context.Context, call string, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	type result struct {
-		v   T
-		err error
+	c := launch(ctx, call, timeout, fn)
+	defer c.stop()
+	select {
+	case res := <-c.done:
+		return c.result(ctx, res)
+	case <-c.timer.C:
+		var zero T
+		return zero, &TimeoutError{Call: call, Timeout: timeout}
 	}
-	done := make(chan result, 1)
+}
+
+// running is a call launched by launch.
+type running[T any] struct {
+	call    string
+	timeout time.Duration
+	cctx    context.Context
+	cancel  context.CancelCauseFunc
+	cancelT context.CancelFunc
+	done    chan callResult[T]
+	timer   *time.Timer
+}
+
+type callResult[T any] struct {
+	v   T
+	err error
+}
+
+// launch starts fn in its own goroutine under a context that ends after
+// timeout or when ctx (or the returned cancel) ends, recovering a panic
+// into a *PanicError. The caller waits on done and timer.C, and calls stop.
+func launch[T any](ctx context.Context, call string, timeout time.Duration, fn func(context.Context) (T, error)) *running[T] {
+	pctx, cancel := context.WithCancelCause(ctx)
+	cctx, cancelT := context.WithTimeout(pctx, timeout) // fn sees its deadline
+	c := &running[T]{call: call, timeout: timeout, cctx: cctx, cancel: cancel, cancelT: cancelT, done: make(chan callResult[T], 1), timer: time.NewTimer(timeout)}
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
 				var zero T
-				done <- result{zero, &PanicError{Call: call, Value: v, Stack: debug.Stack()}}
+				c.done <- callResult[T]{zero, &PanicError{Call: call, Value: v, Stack: debug.Stack()}}
 			}
 		}()
 		v, err := fn(cctx)
-		done <- result{v, err}
+		c.done <- callResult[T]{v, err}
 	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case res := <-done:
-		if res.err != nil && ctx.Err() == nil && cctx.Err() != nil && errors.Is(res.err, context.DeadlineExceeded) {
-			// The call gave up at our deadline and said so.
-			return res.v, &TimeoutError{Call: call, Timeout: timeout}
-		}
-		return res.v, res.err
-	case <-timer.C:
-		var zero T
-		return zero, &TimeoutError{Call: call, Timeout: timeout}
+	return c
+}
+
+// stop ends the call's context and timer.
+func (c *running[T]) stop() {
+	c.timer.Stop()
+	c.cancelT()
+	c.cancel(nil)
+}
+
+// result is the call's outcome once it returned: a call that gave up at
+// its own deadline and said so is a *TimeoutError.
+func (c *running[T]) result(ctx context.Context, res callResult[T]) (T, error) {
+	if res.err != nil && ctx.Err() == nil && errors.Is(c.cctx.Err(), context.DeadlineExceeded) && errors.Is(res.err, context.DeadlineExceeded) {
+		return res.v, &TimeoutError{Call: c.call, Timeout: c.timeout}
 	}
+	return res.v, res.err
 }
 
 // boundedErr is bounded for calls that return only an error.

@@ -73,24 +73,25 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	if err := checkEffect(rec, kind); err != nil {
 		return err
 	}
-	ectx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	done := make(chan error, 1)
-	go func() { done <- boundedErr(ectx, call, timeout, fn) }()
+	c := launch(ctx, call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	defer c.stop()
 	tick := time.NewTicker(renew)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-done:
+		case res := <-c.done:
+			_, err := c.result(ctx, res)
 			return err
+		case <-c.timer.C:
+			return &TimeoutError{Call: call, Timeout: timeout}
 		case <-tick.C:
 			rec.LeaseUntil = time.Now().Add(renew + r.cfg.leaseGrace)
 			if err := r.save(ctx, lp, rec); err != nil {
-				cancel(err)
+				c.cancel(err)
 				return &unrecorded{err}
 			}
 			if kind == effectApply && rec.RollbackRequest != nil {
-				cancel(errRollbackRequested)
+				c.cancel(errRollbackRequested)
 			}
 		}
 	}
