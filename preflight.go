@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploykit/deploy/internal/window"
 	"github.com/deploykit/deploy/state"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -139,35 +141,39 @@ func (r *Runner) gates(rec *state.Record) []Gate {
 	return append(append([]Gate(nil), gates...), defaultWindow{loc: r.cfg.location})
 }
 
-// defaultWindow refuses Friday-afternoon and weekend deploys in the
-// service's time zone, asking to be retried on Monday at 09:00 (the runner
-// waits up to its gate deadline, then blocks). Use gate.Window for deploy
-// hours, holidays and freeze calendars.
+// defaultWindow is the built-in deploy window, the calendar gate.Window
+// uses, with hours that refuse only Friday afternoons and weekends in the
+// service's time zone: Monday from 09:00, Tuesday to Thursday all day,
+// Friday until noon. While it is closed it asks to be retried when it
+// opens (the runner waits up to its gate deadline, then blocks). Use
+// gate.Window for deploy hours, holidays and freeze calendars.
 type defaultWindow struct{ loc *time.Location }
 
-func (defaultWindow) Name() string { return "deploy-window" }
-
+func (defaultWindow) Name() string       { return "deploy-window" }
 func (defaultWindow) DeployWindow() bool { return true }
+
+// builtinHours are defaultWindow's hours.
+var builtinHours = []window.Hours{
+	{Day: time.Monday, From: 9 * time.Hour, To: 24 * time.Hour},
+	{Day: time.Tuesday, To: 24 * time.Hour},
+	{Day: time.Wednesday, To: 24 * time.Hour},
+	{Day: time.Thursday, To: 24 * time.Hour},
+	{Day: time.Friday, To: 12 * time.Hour},
+}
 
 func (w defaultWindow) Check(ctx context.Context, d *Deployment) error {
 	loc := w.loc
 	if loc == nil {
 		loc = time.Local
 	}
-	t := time.Now().In(loc)
-	days := 0
-	var why string
+	cal := window.Calendar{Location: loc, Hours: builtinHours, EveCloses: 24 * time.Hour}
+	open, evidence, next, reason := cal.Verdict(time.Now())
 	switch {
-	case t.Weekday() == time.Friday && t.Hour() >= 12:
-		days, why = 3, "no Friday-afternoon deploys: it is Friday "+t.Format("15:04 MST")
-	case t.Weekday() == time.Saturday:
-		days, why = 2, "no weekend deploys: it is Saturday "+t.Format("15:04 MST")
-	case t.Weekday() == time.Sunday:
-		days, why = 1, "no weekend deploys: it is Sunday "+t.Format("15:04 MST")
-	default:
+	case open:
+		Evidence(ctx, "%s", evidence)
 		return nil
+	case next.IsZero():
+		return errors.New(reason)
 	}
-	y, m, dd := t.Date()
-	monday := time.Date(y, m, dd+days, 9, 0, 0, 0, loc)
-	return RetryAt(monday, why+"; window opens Monday 09:00")
+	return RetryAt(next, reason)
 }

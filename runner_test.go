@@ -366,7 +366,7 @@ func TestDefaultWindowRefusesWeekend(t *testing.T) {
 		if !errors.Is(err, deploy.ErrBlocked) || rep.Status != deploy.Blocked {
 			t.Fatalf("err = %v, want blocked", err)
 		}
-		if !strings.Contains(rep.Trigger.Reason, "no weekend deploys: it is Saturday") {
+		if !strings.Contains(rep.Trigger.Reason, "window closed until Monday 09:00 UTC: weekend") {
 			t.Errorf("reason = %q", rep.Trigger.Reason)
 		}
 		if len(s.Applied()) != 0 {

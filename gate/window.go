@@ -2,21 +2,21 @@ package gate
 
 import (
 	"context"
-	"fmt"
-	"slices"
+	"errors"
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/window"
 )
 
 // SearchHorizon bounds how far ahead [Window.Next] looks for the next
 // opening. A window that stays closed longer (a long freeze, hours on no day
 // that is not a holiday) blocks the release instead of asking it to wait.
-const SearchHorizon = 60 * 24 * time.Hour
+const SearchHorizon = window.SearchHorizon
 
 // DefaultEveCloses is when the day before a holiday closes when
 // [Window.EveCloses] is zero: noon, like a Friday.
-const DefaultEveCloses = 12 * time.Hour
+const DefaultEveCloses = window.DefaultEveCloses
 
 // Hours is a deploy period on one day of the week, in wall-clock time of the
 // window's location: from From (inclusive) to To (exclusive), both offsets
@@ -26,43 +26,20 @@ const DefaultEveCloses = 12 * time.Hour
 // [time.Date] resolves it (02:30 becomes 03:30), and a time that happens
 // twice when they go back is one of the two, so periods keep to wall-clock
 // time across daylight-saving changes.
-type Hours struct {
-	Day      time.Weekday
-	From, To time.Duration
-}
+type Hours = window.Hours
 
 // DefaultHours returns the hours used when [Window.Hours] is empty: Monday to
 // Thursday 09:00–17:00 and Friday 09:00–12:00.
-func DefaultHours() []Hours {
-	h := make([]Hours, 0, 5)
-	for d := time.Monday; d <= time.Thursday; d++ {
-		h = append(h, Hours{Day: d, From: 9 * time.Hour, To: 17 * time.Hour})
-	}
-	return append(h, Hours{Day: time.Friday, From: 9 * time.Hour, To: 12 * time.Hour})
-}
+func DefaultHours() []Hours { return window.DefaultHours() }
 
 // Holiday is a day with no deploys, in the window's location. Year 0 makes it
 // recur every year (Christmas); otherwise it is that one date (Easter Monday
 // 2025). The day before a holiday closes at [Window.EveCloses].
-type Holiday struct {
-	// Name is the reason shown when the window is closed ("Christmas").
-	Name  string
-	Year  int
-	Month time.Month
-	Day   int
-}
-
-func (h Holiday) on(y int, m time.Month, d int) bool {
-	return h.Month == m && h.Day == d && (h.Year == 0 || h.Year == y)
-}
+type Holiday = window.Holiday
 
 // Freeze is a period with no deploys, from Start (inclusive) to End
 // (exclusive), such as a year-end change freeze.
-type Freeze struct {
-	Start, End time.Time
-	// Reason is shown when the window is closed ("Q4 freeze").
-	Reason string
-}
+type Freeze = window.Freeze
 
 // Window is a deploy window with a freeze calendar: it passes when now is
 // within its Hours in its Location and not on a holiday, in the afternoon
@@ -101,60 +78,15 @@ func (w *Window) Name() string { return "deploy-window" }
 // when a gate declares itself a deploy window.
 func (w *Window) DeployWindow() bool { return true }
 
+// calendar is w's calendar, whose logic the runner's built-in window shares.
+func (w *Window) calendar() *window.Calendar {
+	return &window.Calendar{Location: w.Location, Hours: w.Hours, Holidays: w.Holidays, EveCloses: w.EveCloses, Freezes: w.Freezes}
+}
+
 // Validate reports the fields that are wrong, naming each with its value.
 // The error wraps [deploy.ErrInvalid].
 func (w *Window) Validate() error {
-	var p problems
-	if w.Location == nil {
-		p.add("Location is nil; set a time zone such as time.LoadLocation(%q)", "Europe/Berlin")
-	}
-	for i, h := range w.Hours {
-		if h.Day < time.Sunday || h.Day > time.Saturday {
-			p.add("Hours[%d].Day %d is not a weekday", i, int(h.Day))
-		}
-		if h.From < 0 || h.From >= 24*time.Hour {
-			p.add("Hours[%d].From %v is outside 0–24h", i, h.From)
-		}
-		if h.To <= 0 || h.To > 24*time.Hour {
-			p.add("Hours[%d].To %v is outside 0–24h", i, h.To)
-		}
-		if h.To <= h.From {
-			p.add("Hours[%d].To %v is not after From %v", i, h.To, h.From)
-		}
-	}
-	for i, h := range w.Holidays {
-		if h.Name == "" {
-			p.add("Holidays[%d].Name is empty", i)
-		}
-		if h.Year < 0 {
-			p.add("Holidays[%d] (%q).Year %d is negative", i, h.Name, h.Year)
-		}
-		if h.Month < time.January || h.Month > time.December {
-			p.add("Holidays[%d] (%q).Month %d is not a month", i, h.Name, int(h.Month))
-			continue
-		}
-		y := h.Year
-		if y == 0 {
-			y = 2000 // a leap year, so that February 29 recurs
-		}
-		if days := time.Date(y, h.Month+1, 0, 0, 0, 0, 0, time.UTC).Day(); h.Day < 1 || h.Day > days {
-			p.add("Holidays[%d] (%q).Day %d is not a day of %s (1–%d)", i, h.Name, h.Day, h.Month, days)
-		}
-	}
-	if w.EveCloses < 0 || w.EveCloses > 24*time.Hour {
-		p.add("EveCloses %v is outside 0–24h", w.EveCloses)
-	}
-	for i, f := range w.Freezes {
-		switch {
-		case f.Start.IsZero():
-			p.add("Freezes[%d] (%q).Start is zero", i, f.Reason)
-		case f.End.IsZero():
-			p.add("Freezes[%d] (%q).End is zero", i, f.Reason)
-		case !f.End.After(f.Start):
-			p.add("Freezes[%d] (%q).End %s is not after Start %s", i, f.Reason, f.End.Format(time.RFC3339), f.Start.Format(time.RFC3339))
-		}
-	}
-	return p.err("Window")
+	return problems(w.calendar().Problems()).err("Window")
 }
 
 // Check passes when the window is open now. When it is closed, it returns
@@ -165,35 +97,15 @@ func (w *Window) Check(ctx context.Context, d *deploy.Deployment) error {
 	if err := w.Validate(); err != nil {
 		return err
 	}
-	now := time.Now()
-	open, next, reason := w.Next(now)
-	if open {
-		switch end := w.closes(now); {
-		case end.IsZero():
-			deploy.Evidence(ctx, "deploy window open at %s, around the clock for the next week", w.format(now, now))
-		case sameDay(end.In(w.Location), now.In(w.Location)):
-			deploy.Evidence(ctx, "deploy window open at %s, until %s", w.format(now, now), end.In(w.Location).Format("15:04"))
-		default:
-			deploy.Evidence(ctx, "deploy window open at %s, until %s", w.format(now, now), end.In(w.Location).Format("Monday 15:04"))
-		}
+	open, evidence, next, reason := w.calendar().Verdict(time.Now())
+	switch {
+	case open:
+		deploy.Evidence(ctx, "%s", evidence)
 		return nil
+	case next.IsZero():
+		return errors.New(reason)
 	}
-	if next.IsZero() {
-		return fmt.Errorf("window closed for more than %d days from %s: %s",
-			int(SearchHorizon/(24*time.Hour)), w.format(now, now), reason)
-	}
-	return deploy.RetryAt(next, fmt.Sprintf("window closed until %s: %s", w.format(next, now), reason))
-}
-
-// format writes t as "Monday 09:00 Europe/Berlin", with the date when t is a
-// week or more after now.
-func (w *Window) format(t, now time.Time) string {
-	t = t.In(w.Location)
-	layout := "Monday 15:04"
-	if t.Sub(now) >= 6*24*time.Hour {
-		layout = "Monday 2006-01-02 15:04"
-	}
-	return t.Format(layout) + " " + w.Location.String()
+	return deploy.RetryAt(next, reason)
 }
 
 // Next reports whether the window is open at t. When it is, next is t and
@@ -205,212 +117,8 @@ func (w *Window) format(t, now time.Time) string {
 // not open within [SearchHorizon] of t, next is the zero time.
 //
 // Next looks at whole days in the window's location, so it is correct
-// across daylight-saving changes. It does not validate the window: call
-// Validate first (an invalid window gives the validation error as reason).
+// across daylight-saving changes. An invalid window is closed, with the
+// validation problems as reason.
 func (w *Window) Next(t time.Time) (open bool, next time.Time, reason string) {
-	if err := w.Validate(); err != nil {
-		return false, time.Time{}, err.Error()
-	}
-	t = t.In(w.Location)
-	y, m, d := t.Date()
-	limit := t.Add(SearchHorizon)
-	for i := 0; ; i++ {
-		day := time.Date(y, m, d+i, 0, 0, 0, 0, w.Location)
-		if day.After(limit) {
-			return false, time.Time{}, w.why(t)
-		}
-		for _, s := range w.spans(day) {
-			if !s.end.After(t) {
-				continue
-			}
-			if !s.start.After(t) {
-				return true, t, ""
-			}
-			if s.start.After(limit) {
-				return false, time.Time{}, w.why(t)
-			}
-			return false, s.start, w.why(t)
-		}
-	}
-}
-
-type span struct{ start, end time.Time }
-
-// closes returns when the open period holding t ends, following periods
-// that join across midnight, or the zero time when the window is not open at
-// t or stays open for the next seven days.
-func (w *Window) closes(t time.Time) time.Time {
-	t = t.In(w.Location)
-	y, m, d := t.Date()
-	end := time.Time{}
-	for _, s := range w.spans(time.Date(y, m, d, 0, 0, 0, 0, w.Location)) {
-		switch {
-		case !s.start.After(t) && s.end.After(t):
-			end = s.end
-		case !end.IsZero() && !s.start.After(end) && s.end.After(end):
-			end = s.end // a period that starts where the open one ends
-		}
-	}
-	for i := 1; !end.IsZero() && i <= 7; i++ {
-		next := w.spans(time.Date(y, m, d+i, 0, 0, 0, 0, w.Location))
-		if len(next) == 0 || !next[0].start.Equal(end) {
-			return end
-		}
-		end = next[0].end
-	}
-	return time.Time{}
-}
-
-// wall returns the instant at offset off (0–24h) of wall-clock time on the
-// day that starts at day.
-func wall(day time.Time, off time.Duration) time.Time {
-	y, m, d := day.Date()
-	h := off / time.Hour
-	off -= h * time.Hour
-	mi := off / time.Minute
-	off -= mi * time.Minute
-	s := off / time.Second
-	off -= s * time.Second
-	return time.Date(y, m, d, int(h), int(mi), int(s), int(off), day.Location())
-}
-
-func (w *Window) hours() []Hours {
-	if len(w.Hours) == 0 {
-		return DefaultHours()
-	}
-	return w.Hours
-}
-
-func (w *Window) eveCloses() time.Duration {
-	if w.EveCloses == 0 {
-		return DefaultEveCloses
-	}
-	return w.EveCloses
-}
-
-// holiday returns the holiday on the day that starts at day, if any.
-func (w *Window) holiday(day time.Time) (Holiday, bool) {
-	y, m, d := day.Date()
-	for _, h := range w.Holidays {
-		if h.on(y, m, d) {
-			return h, true
-		}
-	}
-	return Holiday{}, false
-}
-
-// spans returns the open periods of the day that starts at day, sorted by
-// start: its hours, less holidays, the afternoon before a holiday and
-// freezes.
-func (w *Window) spans(day time.Time) []span {
-	if _, ok := w.holiday(day); ok {
-		return nil
-	}
-	var out []span
-	for _, h := range w.hours() {
-		if h.Day == day.Weekday() {
-			out = append(out, span{wall(day, h.From), wall(day, h.To)})
-		}
-	}
-	if _, ok := w.holiday(wall(day, 24*time.Hour)); ok {
-		cut := wall(day, w.eveCloses())
-		out = subtract(out, cut, wall(day, 24*time.Hour))
-	}
-	for _, f := range w.Freezes {
-		out = subtract(out, f.Start, f.End)
-	}
-	slices.SortFunc(out, func(a, b span) int { return a.start.Compare(b.start) })
-	return out
-}
-
-// subtract removes [from, to) from every span.
-func subtract(spans []span, from, to time.Time) []span {
-	out := spans[:0:0]
-	for _, s := range spans {
-		if e := minTime(s.end, from); s.start.Before(e) {
-			out = append(out, span{s.start, e})
-		}
-		if b := maxTime(s.start, to); b.Before(s.end) {
-			out = append(out, span{b, s.end})
-		}
-	}
-	return out
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// why says why the window is closed at t (in the window's location).
-func (w *Window) why(t time.Time) string {
-	for _, f := range w.Freezes {
-		if !t.Before(f.Start) && t.Before(f.End) {
-			if f.Reason == "" {
-				return "freeze"
-			}
-			return fmt.Sprintf("freeze %q", f.Reason)
-		}
-	}
-	y, m, d := t.Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, w.Location)
-	if h, ok := w.holiday(day); ok {
-		return fmt.Sprintf("holiday %q", h.Name)
-	}
-	if h, ok := w.holiday(wall(day, 24*time.Hour)); ok && !t.Before(wall(day, w.eveCloses())) {
-		return fmt.Sprintf("day before holiday %q", h.Name)
-	}
-	var today []Hours
-	for _, h := range w.hours() {
-		if h.Day == t.Weekday() {
-			today = append(today, h)
-		}
-	}
-	if len(today) == 0 {
-		if t.Weekday() == time.Saturday || t.Weekday() == time.Sunday {
-			return "weekend"
-		}
-		return "no deploy hours on " + t.Weekday().String()
-	}
-	slices.SortFunc(today, func(a, b Hours) int { return int(a.From - b.From) })
-	last := today[len(today)-1]
-	for _, h := range today {
-		last.To = max(last.To, h.To)
-	}
-	if t.Weekday() == time.Friday && t.Hour() >= 12 && !t.Before(wall(day, last.To)) {
-		return "Friday afternoon"
-	}
-	s := "outside deploy hours"
-	for i, h := range today {
-		sep := " "
-		if i > 0 {
-			sep = ", "
-		}
-		s += sep + clock(h.From) + "–" + clock(h.To)
-	}
-	return s
-}
-
-// clock formats an offset from midnight as "09:00" (or "09:00:30").
-func clock(d time.Duration) string {
-	h, mi, s := int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second)
-	if s != 0 {
-		return fmt.Sprintf("%02d:%02d:%02d", h, mi, s)
-	}
-	return fmt.Sprintf("%02d:%02d", h, mi)
-}
-
-func sameDay(a, b time.Time) bool {
-	ay, am, ad := a.Date()
-	by, bm, bd := b.Date()
-	return ay == by && am == bm && ad == bd
+	return w.calendar().Next(t)
 }
