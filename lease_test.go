@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -157,6 +158,46 @@ func TestRollbackStepsAreNotRunTwiceAfterACrash(t *testing.T) {
 		}
 		if s.Rollbacks() != 1 || ran["revert PR"] != 1 || ran["scale v1 up"] != 1 {
 			t.Errorf("strategy rollbacks %d, steps %v: want each exactly once", s.Rollbacks(), ran)
+		}
+	})
+}
+
+// TestLocks: a second release of an active service is refused with an error
+// that says so (ErrLocked and state.ErrActive); a crashed runner's release
+// is locked, with the holder and the time, until its lease runs out.
+func TestLocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		open := func(holder string) *deploy.Runner {
+			return openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithHolder(holder), deploy.WithLeaseGrace(30*time.Second))
+		}
+		a := open("deployer-a")
+		id, err := a.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// a applies the first step and "crashes" while it bakes; its lease
+		// runs until its next observation is due.
+		for len(s.Applied()) < 1 {
+			if _, _, err := a.Reconcile(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := open("deployer-b")
+		if _, err := b.Run(t.Context(), rel); !errors.Is(err, deploy.ErrLocked) || !errors.Is(err, state.ErrActive) || !strings.Contains(err.Error(), id) {
+			t.Errorf("a second release of checkout: %v, want ErrLocked and state.ErrActive naming %s", err, id)
+		}
+		_, err = b.Resume(t.Context(), id)
+		var le *deploy.LockedError
+		if !errors.As(err, &le) || !errors.Is(err, deploy.ErrLocked) || le.Holder != "deployer-a" || le.ID != id {
+			t.Fatalf("Resume while a holds the lease: %v, want a *LockedError naming deployer-a", err)
+		}
+		time.Sleep(time.Until(le.Until) + time.Second)
+		rep, err := b.Resume(t.Context(), id)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("Resume after the lease ran out: status %v, err %v", rep.Status, err)
 		}
 	})
 }

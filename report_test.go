@@ -130,3 +130,40 @@ func TestPlanListsEveryProblem(t *testing.T) {
 		t.Errorf("Run: %v, want ErrBlocked naming the three pitfalls", err)
 	}
 }
+
+// a Failed release (no rollback path) at the second stage reports
+// "Nothing: failed before it reached users" although staging serves it.
+func TestReportOfAFailedSecondStageNamesTheCompletedOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1), NoRollback: true}
+		calls := 0
+		s2 := &failSecondStage{Strategy: s, calls: &calls}
+		r := openRunner(t, s2, state.NewMemory(), deploy.WithMonitors(deploytest.Healthy()),
+			deploy.WithWaiver(deploy.NoRollbackPlan, "test"),
+			deploy.WithStages(deploy.Stage{Name: "staging", Environment: "staging"}, deploy.Stage{Name: "production", Environment: "production"}))
+		rep, err := r.Run(t.Context(), rel)
+		md := rep.Markdown()
+		t.Logf("status %s err %v", rep.Status, err)
+		if strings.Contains(md, "failed before it reached users") {
+			t.Errorf("report says nothing reached users, but staging runs v2:\n%s", md[:min(len(md), 400)])
+		}
+	})
+}
+
+type failSecondStage struct {
+	*deploytest.Strategy
+	calls *int
+}
+
+func (s *failSecondStage) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := s.Strategy.Plan(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if d.Stage.Name == "production" {
+		steps[0].Apply = func(ctx context.Context, d *deploy.Deployment) error {
+			return errors.New("kubectl: connection refused")
+		}
+	}
+	return steps, nil
+}

@@ -1,0 +1,105 @@
+package deploy_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
+)
+
+// a cron job that calls Reconcile every minute (not exactly at next)
+// verifies a rollback before the settle time has passed.
+func TestReconcileVerifiesTheRollbackOnlyAfterTheSettle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		var mu sync.Mutex
+		var rbAt []time.Time
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			if tg.Phase == "rollback" {
+				mu.Lock()
+				rbAt = append(rbAt, time.Now())
+				mu.Unlock()
+				return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+			}
+			if tg.Phase != "baseline" && tg.Exposure >= 0.05 {
+				return deploytest.Health{ErrorRate: 0.3}.Observation(), nil
+			}
+			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+		})
+		open := func() *deploy.Runner {
+			return openRunner(t, s, store, deploy.WithMonitors(m), deploy.WithRollbackSettle(5*time.Minute))
+		}
+		daemon := open() // one long-lived process reconciling every minute
+		id, _ := daemon.Start(t.Context(), rel)
+		var rollbackDone time.Time
+		for range 200 {
+			_, rep, _ := daemon.Reconcile(t.Context(), id)
+			if rep.Status.Final() {
+				break
+			}
+			if rollbackDone.IsZero() && len(rep.RollbackSteps) > 0 {
+				rollbackDone = time.Now()
+			}
+			time.Sleep(time.Minute) // cron: * * * * *
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(rbAt) == 0 {
+			t.Fatal("no rollback observation")
+		}
+		if d := rbAt[0].Sub(rollbackDone); d < 5*time.Minute {
+			t.Errorf("rollback verified %v after it finished; settle is 5m", d)
+		}
+	})
+}
+
+// retryLater always fails with a Retry-After.
+type retryLater struct{}
+
+func (retryLater) Error() string { return "503 busy" }
+
+func (retryLater) Temporary() bool { return true }
+
+func (retryLater) RetryAfter() time.Duration { return 10 * time.Minute }
+
+// after the end, with a notifier asking to retry in 10 minutes and
+// several messages queued behind the failed one, Reconcile says next = now
+// over and over (a hot loop writing the store).
+func TestReconcileNextSkipsMessagesQueuedBehindAHeldOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1)}
+		n := deploy.NotifierFunc(func(ctx context.Context, e deploy.Event) error { return retryLater{} })
+		r, err := deploy.NewRunner(s, deploy.WithStore(store), deploy.WithNotifiers(n), deploy.WithMonitors(deploytest.Healthy()),
+			deploy.WithWaiver(deploy.FridayDeploy, "test clock"), deploy.WithSchedule(monitor.Schedule{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := r.Start(t.Context(), rel)
+		calls, zeroWaits := 0, 0
+		for calls < 1000 {
+			next, rep, _ := r.Reconcile(t.Context(), id)
+			calls++
+			if rep.Status.Final() && rep.Pending == 0 {
+				break
+			}
+			if rep.Status.Final() && !next.After(time.Now()) {
+				zeroWaits++
+			}
+			time.Sleep(time.Until(next))
+			if zeroWaits > 50 {
+				break
+			}
+		}
+		if zeroWaits > 5 {
+			t.Errorf("%d Reconcile calls said next = now while the only notifier waits for its Retry-After", zeroWaits)
+		}
+	})
+}
