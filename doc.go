@@ -27,16 +27,69 @@
 //
 // On a breach, a failed verification, a step that fails or never completes,
 // a cancelled Run or a manual [Runner.Rollback], the runner calls
-// Strategy.Rollback under a context that outlives the cancellation, verifies
-// that health is restored and ends "rolled back" with the trigger. A rollback
-// that fails ends with [ErrRollbackFailed] and an urgent event.
+// Strategy.Rollback under a context that outlives the cancellation, runs the
+// rollback steps, verifies that health is restored and ends with the
+// trigger recorded.
+//
+// # Outcomes
+//
+// Every release ends in one final status; Run, Resume and Rollback return
+// the error that goes with it. The trigger kind (state.TriggerKind) says
+// what made the release stop, and each kind has its own sentinel:
+//
+//	status                 error (errors.Is)                 when
+//	succeeded              nil                               every stage deployed, the watch passed
+//	blocked                ErrBlocked                        a gate refused, or waited past the gate deadline
+//	rolled back            ErrUnhealthy                      a trigger fired on what was measured (breach, verification)
+//	rolled back            ErrInconclusive                   too many observations without enough data
+//	rolled back            ErrSourceFailed                   the metric sources failed too often in a row
+//	rolled back            ErrProgressDeadline               a step made no progress within the deadline
+//	rolled back            ErrStepFailed                     a step's Apply failed, panicked or timed out; the plan failed
+//	rolled back, aborted   ErrAborted                        a person asked (Runner.Rollback), or Run was cancelled
+//	rollback not verified  the trigger's error + ErrNotVerified   the rollback ran; nothing showed health came back
+//	rollback failed        the trigger's error + ErrRollbackFailed  the rollback failed or did not restore health
+//	failed                 the trigger's error                no rollback path (waived): the new version stays
+//
+// "aborted" means nothing was deployed yet when the release stopped.
+// Errors before a release exists come without a report: [ErrInvalid],
+// a pitfall guard's [ErrBlocked], [ErrLocked]. A record that breaks an
+// invariant gives [ErrCorrupt] (a [*CorruptError] names the field); a save
+// that would break one gives [ErrInvariant], a bug to report.
+//
+// # Faults
+//
+// Every call into code the runner does not control — Plan, Apply, Rollback,
+// rollback steps, gates, monitors, notifiers — is bounded in time
+// ([WithTimeouts], the policy's progress deadline for Apply,
+// [WithRollbackTimeout]) and recovers panics into a [*PanicError], kept
+// with its stack in the timeline: a panicking or timed-out Apply rolls
+// back, a monitor that hangs or panics counts as a metric-source error, a
+// notifier that does is a failed delivery, a gate that does blocks.
+//
+// Before every effect — a step's Apply, Strategy.Rollback, a rollback step —
+// the runner proves with a fenced write that it still holds the release
+// and that no rollback was recorded or requested, and renews its lease
+// while the effect runs. [Deployment.Token] carries the fencing token to
+// the strategy, so that a target that keeps it can refuse a runner paused
+// past its lease. Rollback steps record their progress; a Resume runs none
+// twice. A runner that cannot save stops at once, without acting further,
+// as a crashed process would: deploytest.FaultStore makes such crashes and
+// pauses in tests.
+//
+// Notifications are kept in an outbox in the record and retried with
+// backoff (at most 5 minutes apart) until a notifier takes them; [ExpireAfter]
+// gives a notifier a maximum age, after which an event is shown as NOT
+// delivered. Nothing is dropped silently: what did not happen is shown as
+// not having happened.
 //
 // A gate that passes can say what it saw with [Evidence]; the checklist
 // items it ticks ([Checklister]) and the report show it.
 //
 // # State and resumption
 //
-// The record is saved at every transition, before acting on it. [Runner.Resume]
+// The record is saved at every transition, before acting on it, after the
+// engine's invariants were checked on it. Its history (timeline, rollback
+// steps) only grows. [Runner.Resume]
 // continues a release after a crash from the last completed step (steps are
 // idempotent) or finishes a rollback under way. [Runner.Reconcile] does one
 // round of due work and says when the next is due, so a cron job can drive a
@@ -67,9 +120,9 @@
 //	deploy.observe   deploy.observation.phase (baseline, bake, verify, rollback),
 //	                 deploy.exposure
 //	deploy.verdict   deploy.verdict (continue, wait, rollback), deploy.verdict.reason
-//	deploy.rollback  deploy.trigger (breach, verification, deadline, manual,
-//	                 error, cancelled), deploy.rollback.reason
-//	deploy.notify    deploy.notifier, deploy.event, deploy.attempt
+//	deploy.rollback  deploy.trigger (breach, verification, inconclusive, source,
+//	                 deadline, error, manual, cancelled), deploy.rollback.reason
+//	deploy.notify    deploy.notifier, deploy.event, deploy.event.seq, deploy.attempt
 //
 // The resource-like attributes (service.name…) are on deploy.run only; find
 // a step's release through its trace. Strategies add their own: Progressive
@@ -83,6 +136,9 @@
 //
 // The runner uses package time and context directly, so a test run inside
 // testing/synctest.Test takes a 24-hour release in milliseconds. Package
-// deploytest has scripted monitors, recorders and a conformance suite for
-// strategies.
+// deploytest has scripted monitors, recorders, conformance suites for
+// strategies and stores, a Fenced strategy that logs the effects users saw,
+// and FaultStore to crash or pause a runner at a chosen write. A call the
+// runner abandoned at its timeout keeps running: inside synctest.Test, let
+// it end (sleep past it) before the test returns.
 package deploy
