@@ -13,6 +13,19 @@
 //		rep, err := r.Run(t.Context(), deploy.Release{Service: "checkout", Version: "v2"})
 //		...
 //	})
+//
+// # Crashes, pauses and what users saw
+//
+// Cancelling Run rolls the release back, as it should; to test Resume, stop
+// a runner as a crash would instead: give it a [FaultStore] over the shared
+// store and crash it (Crash, or OnWrite at a chosen write). It then writes
+// nothing more and makes no further effect; a new runner on the shared
+// store resumes the release once the lease has run out. A [Fault] with
+// Pause holds a runner past its lease, as SIGSTOP or a long GC would.
+// A Strategy with Fenced set refuses changes that carry a stale fencing
+// token, like a target that keeps Deployment.Token, and its Effects list
+// every change it saw: compare them with the record to check that the
+// record says what users actually get.
 package deploytest
 
 import (

@@ -1,0 +1,51 @@
+package deploytest_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
+)
+
+// A runner crashes right after it recorded the second step applied; a new
+// runner — another process, in real life — resumes the release from the
+// same store once the crashed runner's lease has run out. Inside
+// synctest.Test the waits take no time.
+func ExampleFaultStore() {
+	t := &testing.T{} // in a test, use the test's t
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		target := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.1, 0.5, 1), Fenced: true}
+		crashing := deploytest.NewFaultStore(store)
+		crashing.OnWrite = func(r *state.Record, _ int) deploytest.Fault {
+			return deploytest.Fault{Crash: r.Step == 1 && r.Applied, After: true}
+		}
+		open := func(s state.Store) *deploy.Runner {
+			r, err := deploy.NewRunner(target, deploy.WithStore(s), deploy.WithMonitors(deploytest.Healthy()),
+				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithSchedule(monitor.Schedule{}),
+				deploy.WithWaiver(deploy.FridayDeploy, "synctest's clock starts on a Saturday"))
+			if err != nil {
+				panic(err)
+			}
+			return r
+		}
+		rel := deploy.Release{Service: "checkout", Version: "v2", PreviousVersion: "v1"}
+		rep, err := open(crashing).Run(t.Context(), rel)
+		fmt.Println("crashed:", errors.Is(err, deploytest.ErrCrashed), "users at", target.Exposure())
+
+		time.Sleep(5 * time.Minute) // the crashed runner's lease runs out
+		rep, err = open(store).Resume(t.Context(), rep.ID)
+		fmt.Println("resumed:", rep.Status, err, "users at", target.Exposure())
+		fmt.Println("applied:", target.Applied())
+	})
+	// Output:
+	// crashed: true users at 0.5
+	// resumed: succeeded <nil> users at 1
+	// applied: [production/10% production/50% production/100%]
+}
