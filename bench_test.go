@@ -74,3 +74,26 @@ func Benchmark24hRelease(b *testing.B) {
 		})
 	}
 }
+
+// Benchmark7DayWatch watches a released service for 7 days, looking every
+// minute (10,080 observations), with a healthy monitor, the default policy,
+// a console notifier writing to io.Discard and the Memory store, in virtual
+// time. ns/op is the wall time of the whole release.
+func Benchmark7DayWatch(b *testing.B) {
+	for b.Loop() {
+		synctest.Test(&testing.T{}, func(t *testing.T) {
+			s := &deploytest.Strategy{Steps: deploytest.Ramp(0, 1)}
+			week := monitor.Schedule{Windows: []monitor.Window{{Name: "week", Duration: 7 * 24 * time.Hour, Interval: time.Minute}}}
+			r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithTracerProvider(noop.NewTracerProvider()),
+				deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(&notify.Console{W: io.Discard}),
+				deploy.WithWaiver(deploy.FridayDeploy, "benchmark"), deploy.WithSchedule(week))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rep, err := r.Run(t.Context(), deploy.Release{Service: "bench", Version: "v2"})
+			if err != nil || rep.Status != deploy.Succeeded {
+				b.Fatal(err)
+			}
+		})
+	}
+}

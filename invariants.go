@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/deploykit/deploy/state"
 )
@@ -95,12 +96,33 @@ type mark struct {
 	rollback    int
 	messages    int
 	token       int64
+
+	// What else a save would change, for same.
+	delivered, windows, checklist int
+	counters                      state.Counters
+	applied, applying, request    bool
+	exposure                      float64
+	outcome                       Status
+	lease                         time.Time
 }
 
 func markOf(rec *state.Record) mark {
 	return mark{valid: true, phase: rec.Phase, status: rec.Status, stage: rec.Stage, step: rec.Step,
 		triggered: rec.Trigger != nil, timeline: len(rec.Timeline), rollback: len(rec.RollbackSteps),
-		messages: rec.Delivered + len(rec.Outbox) + len(rec.Undelivered), token: rec.Token}
+		messages: rec.Delivered + len(rec.Outbox) + len(rec.Undelivered), token: rec.Token,
+		delivered: rec.Delivered, windows: len(rec.Windows), checklist: len(rec.Checklist), counters: rec.Counters,
+		applied: rec.Applied, applying: rec.Applying, request: rec.RollbackRequest != nil,
+		exposure: rec.Exposure, outcome: rec.Outcome, lease: rec.LeaseUntil}
+}
+
+// same reports whether rec differs from the record m marks only in what
+// may go unsaved for a while: the count of observations and the last
+// measured values. A healthy look that changes nothing else need not be
+// saved until the lease needs renewing.
+func (m mark) same(rec *state.Record) bool {
+	n := markOf(rec)
+	n.lease = m.lease
+	return m.valid && n == m
 }
 
 // phaseOrder ranks the phases: a release only moves forward.

@@ -45,11 +45,9 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 		err error
 	}
 	results := make([]res, len(r.cfg.monitors))
+	observers := lp.observers()
 	one := func(i int) {
-		m := r.cfg.monitors[i]
-		o, err := bounded(octx, "monitor "+lp.monitorName(i), r.cfg.timeouts.Observe, func(ctx context.Context) (monitor.Observation, error) {
-			return m.Observe(ctx, t)
-		})
+		o, err := observers[i].observe(octx, t, r.cfg.timeouts.Observe)
 		results[i] = res{o, err}
 	}
 	if len(r.cfg.monitors) == 1 {
@@ -71,6 +69,16 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 				errs = append(errs, x.err)
 			} else {
 				errs = append(errs, fmt.Errorf("monitor %s: %w", lp.monitorName(i), x.err))
+			}
+			continue
+		}
+		if len(results) == 1 {
+			// One monitor: its observation is the observation (the runner
+			// only reads it), with no copy.
+			at := obs.At
+			obs = x.obs
+			if at.After(obs.At) {
+				obs.At = at
 			}
 			continue
 		}

@@ -50,6 +50,8 @@ type loop struct {
 	baseFrom map[string]state.Measurement
 	// names are the monitors' names, looked up once.
 	names []string
+	// obs call the monitors, one goroutine each for the loop's life.
+	obs []*observer
 	// finalized is set when this loop ended the release: it counts it in
 	// the metrics, and a Resume of a finished release does not.
 	finalized bool
@@ -84,6 +86,17 @@ func (lp *loop) baselineOf(rec *state.Record) monitor.Observation {
 		}
 	}
 	return lp.base
+}
+
+// observers returns the loop's observers, one per monitor, started once.
+func (lp *loop) observers() []*observer {
+	if lp.obs == nil {
+		lp.obs = make([]*observer, len(lp.r.cfg.monitors))
+		for i, m := range lp.r.cfg.monitors {
+			lp.obs[i] = newObserver(m, lp.monitorName(i))
+		}
+	}
+	return lp.obs
 }
 
 // monitorName is monitor i's name, looked up once.

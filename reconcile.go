@@ -80,8 +80,16 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	}
 	lp.disp.apply(rec)
 	r.tickDelivered(rec)
-	if err := r.save(ctx, lp, rec); err != nil {
-		return time.Time{}, rec, err
+	// A look that changed nothing but the observation count and the last
+	// values (a healthy minute of a week-long watch) is not saved while the
+	// saved lease still covers the next action with half the grace to
+	// spare: a crash loses only those counts.
+	if lp.oneShot || !lp.saved.same(rec) || lp.saved.lease.Before(next.Add(r.cfg.leaseGrace/2)) {
+		if err := r.save(ctx, lp, rec); err != nil {
+			return time.Time{}, rec, err
+		}
+	} else {
+		rec.LeaseUntil = lp.saved.lease
 	}
 	lp.rec = rec
 	lp.kick(rec)

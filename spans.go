@@ -122,6 +122,9 @@ func (lp *loop) fail(err error) {
 }
 
 func (lp *loop) end() {
+	for _, o := range lp.obs {
+		o.stop()
+	}
 	if lp.disp != nil {
 		lp.disp.stop()
 	}

@@ -258,8 +258,11 @@ func (h Health) Observation() monitor.Observation {
 // Healthy returns a monitor that always reports good health: 0.1 % errors and
 // a p95 of 120 ms, over 1000 samples, for the new version and as baseline.
 func Healthy() *Monitor {
+	obs := Health{ErrorRate: 0.001, P95: 120 * time.Millisecond}.Observation()
 	return &Monitor{Script: func(monitor.Target) (monitor.Observation, error) {
-		return Health{ErrorRate: 0.001, P95: 120 * time.Millisecond}.Observation(), nil
+		o := obs // the metrics are read, never written, by the runner
+		o.At = time.Time{}
+		return o, nil
 	}}
 }
 

@@ -1,0 +1,87 @@
+package deploy
+
+import (
+	"context"
+	"runtime/debug"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+)
+
+// observer calls one monitor from a goroutine of its own that lives as long
+// as the loop, so that a look costs a channel round trip instead of a new
+// goroutine (and its stack growing again). A call that outlives its
+// timeout is given up: its goroutine is left to finish on its own and
+// then exit, and the next look starts a new one.
+type observer struct {
+	m     monitor.Source
+	call  string
+	req   chan observeReq
+	done  chan callResult[monitor.Observation]
+	timer *time.Timer
+}
+
+type observeReq struct {
+	ctx context.Context
+	t   monitor.Target
+}
+
+func newObserver(m monitor.Source, name string) *observer {
+	o := &observer{m: m, call: "monitor " + name}
+	o.start()
+	return o
+}
+
+func (o *observer) start() {
+	req := make(chan observeReq)
+	done := make(chan callResult[monitor.Observation], 1)
+	o.req, o.done = req, done
+	go func() {
+		for q := range req {
+			done <- o.safeObserve(q)
+		}
+	}()
+}
+
+func (o *observer) safeObserve(q observeReq) (res callResult[monitor.Observation]) {
+	defer func() {
+		if v := recover(); v != nil {
+			res = callResult[monitor.Observation]{err: &PanicError{Call: o.call, Value: v, Stack: debug.Stack()}}
+		}
+	}()
+	obs, err := o.m.Observe(q.ctx, q.t)
+	return callResult[monitor.Observation]{obs, err}
+}
+
+// observe calls the monitor for t, bounded by timeout.
+func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.Duration) (monitor.Observation, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if o.timer == nil {
+		o.timer = time.NewTimer(timeout)
+	} else {
+		o.timer.Reset(timeout)
+	}
+	o.req <- observeReq{cctx, t}
+	select {
+	case res := <-o.done:
+		o.timer.Stop()
+		if res.err != nil && ctx.Err() == nil && cctx.Err() != nil {
+			return res.v, &TimeoutError{Call: o.call, Timeout: timeout}
+		}
+		return res.v, res.err
+	case <-o.timer.C:
+		// Give the stuck goroutine up: it exits once its call returns.
+		close(o.req)
+		o.start()
+		return monitor.Observation{}, &TimeoutError{Call: o.call, Timeout: timeout}
+	}
+}
+
+// stop ends the observer's goroutine once its current call returns.
+func (o *observer) stop() {
+	close(o.req)
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+}
