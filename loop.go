@@ -50,6 +50,9 @@ type loop struct {
 	baseFrom map[string]state.Measurement
 	// names are the monitors' names, looked up once.
 	names []string
+	// recording is set when the run's span records: the spans of each
+	// look are made only then.
+	recording bool
 	// obs call the monitors, one goroutine each for the loop's life.
 	obs []*observer
 	// finalized is set when this loop ended the release: it counts it in

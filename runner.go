@@ -517,6 +517,7 @@ func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
 	lp := r.newLoop(ctx, newDispatcher(r))
 	defer lp.end()
 	run := lp.ctx
+	var sleep *time.Timer // one timer for every wait of the loop
 	for {
 		next, rec, err := r.reconcile(run, id, lp)
 		final := rec != nil && rec.Status.Final()
@@ -534,11 +535,15 @@ func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
 			return rep, err
 		}
 		if wait := time.Until(next); wait > 0 {
-			t := time.NewTimer(wait)
+			if sleep == nil {
+				sleep = time.NewTimer(wait)
+			} else {
+				sleep.Reset(wait)
+			}
 			select {
-			case <-t.C:
+			case <-sleep.C:
 			case <-run.Done():
-				t.Stop()
+				sleep.Stop()
 			}
 		}
 		if run.Err() != nil && !lp.aborted {

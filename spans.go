@@ -31,6 +31,7 @@ func (r *Runner) newLoop(ctx context.Context, d *dispatcher) *loop {
 	tr := r.tracerProvider().Tracer(ScopeName)
 	lp := &loop{r: r, tr: tr, disp: d}
 	lp.ctx, lp.runSpan = tr.Start(ctx, "deploy.run")
+	lp.recording = lp.runSpan.IsRecording()
 	lp.phaseCtx = lp.ctx
 	if d != nil {
 		d.start(lp)
