@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/deploykit/deploy"
@@ -108,4 +109,25 @@ func TestPlanThatNeverReachesEveryoneIsRefusedUnlessPartial(t *testing.T) {
 	if _, err := r.Start(t.Context(), rel); err != nil {
 		t.Errorf("Start with a Partial plan: %v", err)
 	}
+}
+
+func TestFailedCriticalCheckNoTriggerJudgesStillRollsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A monitor that does not say it reports critical checks, under a
+		// policy without rollback.CriticalChecks.
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			o := deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation()
+			if tg.Phase == "bake" && tg.Exposure >= 0.25 {
+				o.Checks = []monitor.Check{{Name: "checkout works", Critical: true, Detail: "500 on /pay"}}
+			}
+			return o, nil
+		})
+		p := deploy.DefaultPolicy()
+		p.Triggers = p.Triggers[1:]
+		s := ramp()
+		rep, err := openRunner(t, s, state.NewMemory(), deploy.WithMonitors(m), deploy.WithRollbackPolicy(p)).Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack || !strings.Contains(rep.Trigger.Reason, "critical check checkout works failed") {
+			t.Fatalf("err %v, status %s, trigger %+v; want the failed critical check to roll back", err, rep.Status, rep.Trigger)
+		}
+	})
 }

@@ -126,6 +126,20 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase, 
 		c = before
 		dec = rollback.Decision{Verdict: rollback.Continue, Reason: "no data for the new version at 0 % exposure (deployed dark): " + dec.Cause.Reason, Results: dec.Results}
 	}
+	if dec.Verdict != rollback.Rollback && !r.judgesChecks {
+		// A monitor reported a failed critical check that no trigger of
+		// the policy judges (NewRunner refuses monitors it knows report
+		// them; this one did not say): never ignore it.
+		for _, ch := range obs.Checks {
+			if ch.Critical && !ch.OK {
+				reason := fmt.Sprintf("critical check %s failed: %s (the policy has no rollback.CriticalChecks trigger; a failed critical check rolls back all the same)", ch.Name, ch.Detail)
+				dec = rollback.Decision{Verdict: rollback.Rollback, Reason: reason, Results: dec.Results,
+					Cause: &rollback.Result{Trigger: "critical checks", Metric: "checks", Outcome: rollback.Fail, Reason: reason, Critical: true,
+						Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN()}}
+				break
+			}
+		}
+	}
 	rec.Counters = state.Counters(c)
 	if lp.recording {
 		span.SetAttributes(attribute.String("deploy.verdict", string(dec.Verdict)), attribute.String("deploy.verdict.reason", dec.Reason))

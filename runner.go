@@ -35,6 +35,8 @@ type Runner struct {
 
 	// conditions are the policy's trigger conditions, for reports.
 	conditions []string
+	// judgesChecks is set when the policy has a CriticalChecks trigger.
+	judgesChecks bool
 	meterOnce  sync.Once
 	releases   metric.Int64Counter
 }
@@ -169,7 +171,7 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 		host, _ := os.Hostname()
 		holder = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "runner"), os.Getpid(), randomHex(3))
 	}
-	return &Runner{strategy: s, cfg: c, holder: holder, conditions: c.policy.Conditions()}, nil
+	return &Runner{strategy: s, cfg: c, holder: holder, conditions: c.policy.Conditions(), judgesChecks: judgesChecks(c.policy)}, nil
 }
 
 func randomHex(n int) string {
