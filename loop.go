@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -158,4 +160,99 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 	lp.runSpan.SetAttributes(attribute.String("deploy.status", string(rep.Status)))
 	r.countFinished(ctx, lp, final)
 	return rep
+}
+
+// loop reconciles until the release is over, sleeping until each next action.
+func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
+	if _, err := r.store(); err != nil {
+		return nil, err
+	}
+	lp := r.newLoop(ctx, newDispatcher(r))
+	defer lp.end()
+	run := lp.ctx
+	var sleep *time.Timer // one timer for every wait of the loop
+	for {
+		next, rec, err := r.reconcile(run, id, lp)
+		final := rec != nil && rec.Status.Final()
+		if err != nil && !final {
+			lp.fail(err)
+			if rec == nil {
+				return nil, err
+			}
+			return r.report(rec), err
+		}
+		if final {
+			lp.kick(rec) // deliver what an earlier run left in the outbox
+			rep := r.finish(lp, id, r.report(rec))
+			lp.fail(err)
+			return rep, err
+		}
+		if wait := time.Until(next); wait > 0 {
+			if sleep == nil {
+				sleep = time.NewTimer(wait)
+			} else {
+				sleep.Reset(wait)
+			}
+			select {
+			case <-sleep.C:
+			case <-run.Done():
+				sleep.Stop()
+			}
+		}
+		if run.Err() != nil && !lp.aborted {
+			lp.aborted = true
+			cause := context.Cause(run)
+			run = context.WithoutCancel(run)
+			lp.rec = nil // abort loads and saves the record itself
+			if err := r.abort(run, id, cause); err != nil {
+				lp.fail(err)
+				return nil, err
+			}
+		}
+	}
+}
+
+// abort turns a cancelled run into a rollback (or, before anything was
+// deployed, a plain abort).
+func (r *Runner) abort(ctx context.Context, id string, cause error) error {
+	rec, err := r.cfg.store.Load(ctx, id)
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	if rec.Status.Final() || rec.Phase == PhaseRollback || rec.Phase == PhaseCommunicate {
+		return nil
+	}
+	if rec.Holder != r.holder {
+		return nil // another runner has it now: not ours to abort
+	}
+	now := time.Now()
+	tr := &state.Trigger{Kind: state.TriggerCancelled, Reason: "run cancelled: " + cause.Error()}
+	if deployed(rec) {
+		r.startRollback(rec, now, tr, Aborted)
+	} else {
+		tr.At = now
+		rec.Trigger = tr
+		r.toCommunicate(rec, now, Aborted, tr.Reason)
+	}
+	return r.save(ctx, nil, rec)
+}
+
+// deployed reports whether anything may have reached users: a step was
+// applied or started (its Apply may have gone through), or the release is
+// past its steps.
+func deployed(rec *state.Record) bool {
+	return rec.Stage > 0 || rec.Step > 0 || rec.Applied || rec.Applying || !rec.StepStart.IsZero() ||
+		rec.Exposure > 0 || rec.Phase == PhaseVerify
+}
+
+// inFlight reports whether the saved record says its holder is running an
+// action that may take a while: a step's Apply, or the strategy's rollback.
+func inFlight(rec *state.Record) bool {
+	switch rec.Phase {
+	case PhaseDeploy:
+		return rec.Applying
+	case PhaseRollback:
+		return rec.RollbackStart.IsZero()
+	}
+	return false
 }

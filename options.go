@@ -1,7 +1,14 @@
 package deploy
 
 import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -313,4 +320,143 @@ func WithRollbackSteps(steps ...rollback.PlanStep) Option {
 			}
 		}
 	}
+}
+
+// NewRunner returns a runner for strategy s. It validates the options: a nil
+// strategy, a bad policy or schedule, a waiver with no reason, or a negative
+// duration are refused with an error wrapping ErrInvalid; so is a strategy,
+// gate, monitor or notifier whose Validate() error method reports a problem.
+func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
+	if s == nil || (reflect.ValueOf(s).Kind() == reflect.Pointer && reflect.ValueOf(s).IsNil()) {
+		return nil, fmt.Errorf("%w: strategy is nil", ErrInvalid)
+	}
+	c := config{
+		policy:          DefaultPolicy(),
+		schedule:        monitor.DefaultSchedule(),
+		interval:        time.Minute,
+		gateDeadline:    time.Hour,
+		rollbackTimeout: 5 * time.Minute,
+		leaseGrace:      2 * time.Minute,
+		baselineWindow:  10 * time.Minute,
+		notifyTimeout:   30 * time.Second,
+		storeDir:        ".deploy",
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	for p, reason := range c.waivers {
+		switch p {
+		case FridayDeploy, NoMonitoring, NoRollbackPlan, SilentDeploy:
+		default:
+			return nil, fmt.Errorf("%w: WithWaiver pitfall %q is unknown", ErrInvalid, p)
+		}
+		if strings.TrimSpace(reason) == "" {
+			return nil, fmt.Errorf("%w: WithWaiver(%s) needs a written reason", ErrInvalid, p)
+		}
+	}
+	for _, t := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Timeouts.Plan", &c.timeouts.Plan, defaultTimeouts.Plan},
+		{"Timeouts.Check", &c.timeouts.Check, defaultTimeouts.Check},
+		{"Timeouts.Observe", &c.timeouts.Observe, defaultTimeouts.Observe},
+		{"Timeouts.Notify", &c.timeouts.Notify, defaultTimeouts.Notify},
+	} {
+		if *t.v < 0 {
+			return nil, fmt.Errorf("%w: WithTimeouts %s %v must not be negative", ErrInvalid, t.name, *t.v)
+		}
+		if *t.v == 0 {
+			*t.v = t.def
+		}
+	}
+	if c.rollbackSettle < 0 {
+		return nil, fmt.Errorf("%w: WithRollbackSettle duration %v must not be negative", ErrInvalid, c.rollbackSettle)
+	}
+	if c.rollbackSettle == 0 {
+		c.rollbackSettle = c.interval // the default: one observation interval
+	}
+	for name, d := range map[string]time.Duration{
+		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
+		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,
+	} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, name, d)
+		}
+	}
+	if err := checkConfig(&c); err != nil {
+		return nil, err
+	}
+	validate := func(kind string, i int, x any) error {
+		if v, ok := x.(interface{ Validate() error }); ok {
+			if err := safely(kind+" Validate", v.Validate); err != nil {
+				where := fmt.Sprintf("%s %d (%s)", kind, i, nameOf(x))
+				if i < 0 {
+					where = fmt.Sprintf("%s %s", kind, nameOf(x))
+				}
+				if errors.Is(err, ErrInvalid) {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+				return fmt.Errorf("%w: %s: %v", ErrInvalid, where, err)
+			}
+		}
+		return nil
+	}
+	if err := validate("strategy", -1, s); err != nil {
+		return nil, err
+	}
+	for i, g := range c.gates {
+		if err := validate("gate", i, g); err != nil {
+			return nil, err
+		}
+	}
+	for i, m := range c.monitors {
+		if err := validate("monitor", i, m); err != nil {
+			return nil, err
+		}
+	}
+	for i, n := range c.notifiers {
+		if err := validate("notifier", i, n); err != nil {
+			return nil, err
+		}
+	}
+	if c.approval != nil {
+		if err := validate("approval gate", 0, c.approval); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := c.schedule.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	seen := map[string]bool{}
+	for i, st := range c.stages {
+		if st.Name == "" {
+			return nil, fmt.Errorf("%w: WithStages stage %d has an empty Name", ErrInvalid, i)
+		}
+		if seen[st.Name] {
+			return nil, fmt.Errorf("%w: WithStages stage name %q is repeated", ErrInvalid, st.Name)
+		}
+		seen[st.Name] = true
+	}
+	holder := c.holder
+	if holder == "" {
+		host, _ := os.Hostname()
+		holder = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "runner"), os.Getpid(), randomHex(3))
+	}
+	return &Runner{strategy: s, cfg: c, holder: holder, conditions: c.policy.Conditions(), judgesChecks: judgesChecks(c.policy)}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,4 +185,82 @@ func listOr(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// plans returns the strategy's validated plan for every stage. Each stage is
+// planned with its own exposure: d's for d's stage, 1 for the stages
+// completed before it, 0 for those after it (and for all of them when d
+// names no stage), so that a strategy that plans from the exposure
+// (BlueGreen's side) plans a later stage as not yet deployed.
+func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
+	stages := r.stages(d.Release)
+	out := make([][]Step, len(stages))
+	if d.Memo == nil {
+		d.Memo = map[string]string{}
+	}
+	orig := *d
+	defer func() { d.Stage, d.Exposure, d.Step = orig.Stage, orig.Exposure, orig.Step }()
+	cur, exposure, step := d.Stage.Name, d.Exposure, d.Step
+	before := cur != "" && slices.ContainsFunc(stages, func(s Stage) bool { return s.Name == cur })
+	for i, st := range stages {
+		d.Stage = st
+		switch {
+		case st.Name == cur:
+			d.Exposure, d.Step = exposure, step
+			before = false
+		case before:
+			d.Exposure, d.Step = 1, 0
+		default:
+			d.Exposure, d.Step = 0, 0
+		}
+		dc := *d
+		steps, err := bounded(ctx, "strategy "+nameOf(r.strategy)+": Plan", r.cfg.timeouts.Plan, func(ctx context.Context) ([]Step, error) {
+			return r.strategy.Plan(ctx, &dc)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
+		}
+		if err := validateSteps(st.Name, steps); err != nil {
+			return nil, err
+		}
+		if r.cfg.approval == nil {
+			for j, s := range steps {
+				if s.Approval {
+					return nil, fmt.Errorf("%w: stage %q step %d (%q) needs Approval but no WithApproval gate is set", ErrInvalid, st.Name, j, s.Name)
+				}
+			}
+		}
+		out[i] = steps
+	}
+	return out, nil
+}
+
+func validateSteps(stage string, steps []Step) error {
+	if len(steps) == 0 {
+		return fmt.Errorf("%w: stage %q: the plan has no steps", ErrInvalid, stage)
+	}
+	names := make(map[string]bool, len(steps))
+	for i, s := range steps {
+		where := func() string { return fmt.Sprintf("stage %q step %d (%q)", stage, i, s.Name) }
+		switch {
+		case s.Name == "":
+			return fmt.Errorf("%w: stage %q step %d: Name is empty", ErrInvalid, stage, i)
+		case names[s.Name]:
+			return fmt.Errorf("%w: %s: Name is repeated", ErrInvalid, where())
+		case math.IsNaN(s.Exposure) || s.Exposure < 0 || s.Exposure > 1:
+			return fmt.Errorf("%w: %s: Exposure %v is outside [0, 1]", ErrInvalid, where(), s.Exposure)
+		case s.Bake < 0:
+			return fmt.Errorf("%w: %s: Bake %v is negative", ErrInvalid, where(), s.Bake)
+		case s.Bake > maxDuration:
+			return fmt.Errorf("%w: %s: Bake %v is longer than %v", ErrInvalid, where(), s.Bake, maxDuration)
+		case s.Apply == nil:
+			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where())
+		}
+		names[s.Name] = true
+	}
+	last := steps[len(steps)-1]
+	if last.Exposure < 1 && !last.Partial {
+		return fmt.Errorf("%w: stage %q: the plan ends at exposure %v, not 1: a release that is meant to stop short says so with Partial on its last step (%q)", ErrInvalid, stage, last.Exposure, last.Name)
+	}
+	return nil
 }
