@@ -11,6 +11,19 @@
 //	sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}",code=~"5.."}[{{.Window}}]))
 //	  / sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}]))
 //
+// # Release fields are escaped
+//
+// Everything a template prints is escaped as the content of a PromQL string
+// literal: backslashes, both quotes and control characters are escaped, so
+// a version such as `v2",version=~".*` stays one label value and cannot add
+// a matcher. Put fields inside quotes, as above; a field outside quotes is
+// not protected (release fields are checked by state.Release.Validate, but
+// labels are free text). A value with a backtick is refused, since a PromQL
+// raw string cannot escape it. For a regular-expression matcher, quote the
+// field with regex so that its dots and pluses match themselves:
+//
+//	http_requests_total{version=~"{{regex .Version}}|{{regex .PreviousVersion}}"}
+//
 // {{.Version}} is the version users are on in the phase judged: the new one
 // while steps bake and during verification, the previous one before the
 // deploy (the baseline) and after a rollback (see [Vars]); {{.NewVersion}}
@@ -262,8 +275,9 @@ func compile(i int, q Query) (compiled, error) {
 		return c, fmt.Errorf("prometheus: queries[%d] (%s).Count %q is for instant queries, but Step is %v", i, q.Metric, q.Count, q.Step)
 	}
 	parse := func(field, text string) (*template.Template, error) {
-		t, err := template.New(q.Metric).Option("missingkey=zero").Parse(text)
+		t, err := template.New(q.Metric).Funcs(funcs).Option("missingkey=zero").Parse(text)
 		if err == nil {
+			escapeActions(t)
 			err = t.Execute(discard{}, sample)
 		}
 		if err != nil {
@@ -461,13 +475,21 @@ func (s *Source) instant(ctx context.Context, promql string, now time.Time, time
 		return 0, false, err
 	}
 	switch val := val.(type) {
+	case nil:
+		return 0, false, errNoResult
 	case *model.Scalar:
+		if val == nil {
+			return 0, false, errNoResult
+		}
 		return usable(float64(val.Value))
 	case model.Vector:
 		switch len(val) {
 		case 0:
 			return 0, false, nil
 		case 1:
+			if val[0] == nil {
+				return 0, false, errors.New("gave a null sample")
+			}
 			if val[0].Histogram != nil {
 				return 0, false, errors.New("gave a native histogram, want a number")
 			}
@@ -480,6 +502,11 @@ func (s *Source) instant(ctx context.Context, promql string, now time.Time, time
 	}
 }
 
+// errNoResult is an answer with no result at all, such as a bare
+// {"status":"success"} or null: the server is not a Prometheus that
+// answered the query, which is not the same as no data.
+var errNoResult = errors.New("gave no result (not a Prometheus query answer)")
+
 func usable(v float64) (float64, bool, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, false, nil
@@ -489,9 +516,15 @@ func usable(v float64) (float64, bool, error) {
 
 // points returns the finite values of a range query's single series.
 func points(val model.Value) ([]float64, error) {
+	if val == nil {
+		return nil, errNoResult
+	}
 	mat, ok := val.(model.Matrix)
 	if !ok {
 		return nil, fmt.Errorf("gave a %s, want a matrix", val.Type())
+	}
+	if len(mat) == 1 && mat[0] == nil {
+		return nil, errors.New("gave a null series")
 	}
 	switch len(mat) {
 	case 0:
