@@ -44,6 +44,9 @@ func URL(raw string) string {
 	if err != nil || u.Opaque != "" {
 		return roughURL(raw)
 	}
+	if u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+		return raw // nothing to remove: keep the text as written
+	}
 	u.User = nil
 	u.Fragment, u.RawFragment = "", ""
 	if u.RawQuery != "" || u.ForceQuery {

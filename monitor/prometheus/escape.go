@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
-	"text/template/parse"
 )
 
 // escapeFunc is the name of the function appended to every action of a
@@ -49,44 +48,4 @@ func escapeString(v any) (string, error) {
 		}
 	}
 	return b.String(), nil
-}
-
-// escapeActions appends escapeFunc to the pipeline of every action that
-// prints, as html/template does for HTML, so that everything a query
-// template prints from Vars is escaped for a PromQL string literal.
-func escapeActions(t *template.Template) {
-	for _, tt := range t.Templates() {
-		if tt.Tree != nil {
-			escapeList(tt.Tree, tt.Tree.Root)
-		}
-	}
-}
-
-func escapeList(tree *parse.Tree, l *parse.ListNode) {
-	if l == nil {
-		return
-	}
-	for _, n := range l.Nodes {
-		switch n := n.(type) {
-		case *parse.ActionNode:
-			if len(n.Pipe.Decl) > 0 {
-				continue // {{$x := …}} prints nothing
-			}
-			n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{
-				NodeType: parse.NodeCommand, Pos: n.Pos,
-				Args: []parse.Node{parse.NewIdentifier(escapeFunc).SetTree(tree).SetPos(n.Pos)},
-			})
-		case *parse.IfNode:
-			escapeList(tree, n.List)
-			escapeList(tree, n.ElseList)
-		case *parse.RangeNode:
-			escapeList(tree, n.List)
-			escapeList(tree, n.ElseList)
-		case *parse.WithNode:
-			escapeList(tree, n.List)
-			escapeList(tree, n.ElseList)
-		case *parse.ListNode:
-			escapeList(tree, n)
-		}
-	}
 }

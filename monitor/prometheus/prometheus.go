@@ -107,6 +107,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/deploykit/deploy/internal/tmplesc"
 	"github.com/deploykit/deploy/monitor"
 )
 
@@ -277,7 +278,7 @@ func compile(i int, q Query) (compiled, error) {
 	parse := func(field, text string) (*template.Template, error) {
 		t, err := template.New(q.Metric).Funcs(funcs).Option("missingkey=zero").Parse(text)
 		if err == nil {
-			escapeActions(t)
+			tmplesc.Pipe(t, escapeFunc)
 			err = t.Execute(discard{}, sample)
 		}
 		if err != nil {
