@@ -178,7 +178,7 @@ func (a *Approval) Check(ctx context.Context, d *deploy.Deployment) error {
 	}
 	dec, err := a.Approver.Approval(ctx, d)
 	if err != nil {
-		return fmt.Errorf("approval could not be read: %w", err)
+		return redact.Error(fmt.Errorf("approval could not be read: %w", err))
 	}
 	switch dec.Verdict {
 	case Approved:

@@ -107,6 +107,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/deploykit/deploy/internal/redact"
 	"github.com/deploykit/deploy/internal/tmplesc"
 	"github.com/deploykit/deploy/monitor"
 )
@@ -458,7 +459,9 @@ func (s *Source) errorf(q compiled, promql, format string, args ...any) error {
 	if promql == "" {
 		promql = q.Query.Query
 	}
-	return fmt.Errorf("prometheus: query %s (%s): %w", q.Metric, promql, fmt.Errorf(format, args...))
+	// The client's errors name the server's URL, which may carry
+	// credentials: redact it.
+	return redact.Error(fmt.Errorf("prometheus: query %s (%s): %w", q.Metric, promql, fmt.Errorf(format, args...)))
 }
 
 func execute(t *template.Template, vars Vars) (string, error) {
@@ -584,6 +587,11 @@ func (m Monitoring) Check(ctx context.Context, service string) error {
 // gate.MonitoringActive records it as the evidence of the checklist's
 // "Confirm monitoring/alerting active".
 func (m Monitoring) Confirm(ctx context.Context, service string) (evidence string, err error) {
+	evidence, err = m.confirm(ctx, service)
+	return redact.Text(evidence), redact.Error(err)
+}
+
+func (m Monitoring) confirm(ctx context.Context, service string) (evidence string, err error) {
 	if m.API == nil {
 		return "", errors.New("prometheus: Monitoring.API is nil")
 	}
@@ -610,7 +618,7 @@ func (m Monitoring) Confirm(ctx context.Context, service string) (evidence strin
 			p := fmt.Sprintf("scrape target %s is %s", tg.ScrapeURL, tg.Health)
 			switch {
 			case tg.LastError != "":
-				p += ": " + tg.LastError
+				p += ": " + redact.Clip(tg.LastError, 300)
 			case tg.Health == v1.HealthUnknown:
 				p += " (not scraped yet)"
 			}
@@ -641,7 +649,7 @@ func (m Monitoring) Confirm(ctx context.Context, service string) (evidence strin
 				}
 				names = append(names, a.Name)
 				if a.Health == v1.RuleHealthBad {
-					problems = append(problems, fmt.Sprintf("alerting rule %s (group %s) fails: %s", a.Name, g.Name, a.LastError))
+					problems = append(problems, fmt.Sprintf("alerting rule %s (group %s) fails: %s", a.Name, g.Name, redact.Clip(a.LastError, 300)))
 				}
 			}
 		}
