@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // LogNewSignatures is the metric a [LogScan] reports: how many error
@@ -107,6 +109,7 @@ type LogScan struct {
 	fresh    map[string]*sighting
 	f        *os.File
 	off      int64
+	mark     []byte // the last bytes read before off, to notice a copytruncate
 	partial  []byte
 	lines    int  // error lines read since the baseline
 	reads    int  // observations that read the log
@@ -125,7 +128,10 @@ type sighting struct {
 	example string
 }
 
-var _ Source = (*LogScan)(nil)
+var (
+	_ Source    = (*LogScan)(nil)
+	_ io.Closer = (*LogScan)(nil)
+)
 
 // Validate reports a bad field, naming the field and the value.
 func (s *LogScan) Validate() error {
@@ -433,16 +439,10 @@ func (s *LogScan) list(fresh map[string]*sighting, head string) string {
 			break
 		}
 		f := fresh[sig]
-		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", sig, f.count, clip(f.example, 200))
+		// Log lines may carry URLs with credentials: redact them.
+		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", redact.Text(sig), f.count, redact.Clip(redact.Text(f.example), 200))
 	}
 	return b.String()
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 var _ Stateful = (*LogScan)(nil)
@@ -485,8 +485,11 @@ func (s *LogScan) Baseline() []string {
 	return out
 }
 
-// Close closes the tailed file. A later Observe opens it again where it
-// left off.
+// Close closes the tailed file. A deploy.Runner calls it when the release
+// ends (it closes every monitor that is an io.Closer); call it yourself when
+// you observe a LogScan without a runner. A later Observe opens the file
+// again where it left off, or from its start if it was truncated or
+// replaced meanwhile.
 func (s *LogScan) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -529,7 +532,7 @@ func (s *LogScan) tail(ctx context.Context, line func([]byte)) error {
 		return nil // rotated but not openable yet; try again next time
 	}
 	s.f.Close()
-	s.f, s.off = f, 0
+	s.f, s.off, s.mark = f, 0, s.mark[:0]
 	return s.readFrom(ctx, line)
 }
 
@@ -540,14 +543,53 @@ func (s *LogScan) readFrom(ctx context.Context, line func([]byte)) error {
 	if err != nil {
 		return err
 	}
-	if st.Size() < s.off {
+	if st.Size() < s.off || !s.markHolds() {
+		// Truncated (copytruncate), perhaps written past the old offset
+		// since: what is there now is new, from its start.
 		s.off = 0
 		s.partial = s.partial[:0]
 	}
 	if _, err := s.f.Seek(s.off, io.SeekStart); err != nil {
 		return err
 	}
-	return s.readAll(ctx, countingReader{s.f, &s.off}, line, false)
+	if err := s.readAll(ctx, countingReader{s.f, &s.off}, line, false); err != nil {
+		return err
+	}
+	s.remember()
+	return nil
+}
+
+// markLen is how many bytes before the offset are remembered.
+const markLen = 64
+
+// remember keeps the bytes just before the offset.
+func (s *LogScan) remember() {
+	n := min(s.off, markLen)
+	if cap(s.mark) < markLen {
+		s.mark = make([]byte, 0, markLen)
+	}
+	s.mark = s.mark[:n]
+	if n == 0 {
+		return
+	}
+	if _, err := s.f.ReadAt(s.mark, s.off-n); err != nil {
+		s.mark = s.mark[:0]
+	}
+}
+
+// markHolds reports whether the bytes before the offset are still those
+// read: a file truncated and written again past the old offset between two
+// observations (logrotate's copytruncate) has other bytes there.
+func (s *LogScan) markHolds() bool {
+	n := int64(len(s.mark))
+	if n == 0 || s.off < n {
+		return true
+	}
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, s.off-n); err != nil {
+		return false
+	}
+	return bytes.Equal(buf, s.mark)
 }
 
 type countingReader struct {

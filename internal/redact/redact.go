@@ -33,7 +33,7 @@ const Mask = "REDACTED"
 const minSecret = 4
 
 // urlPattern finds URLs with a scheme in free text.
-var urlPattern = regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>` + "`" + `]+`)
+var urlPattern = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>` + "`" + `]+`)
 
 // URL returns raw without user information, query values and fragment. The
 // query keys stay, so that "?token=" still says what was sent. Text that
