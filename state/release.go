@@ -73,8 +73,9 @@ func (e *FieldError) Unwrap() error { return ErrInvalid }
 //   - Description: valid UTF-8 of at most MaxDescriptionLen bytes with no
 //     control characters but newline and tab.
 //   - Links: at most MaxEntries; keys are names of letters, digits, space,
-//     '.', '_' and '-'; values are absolute http or https URLs without user
-//     information, white space or control characters.
+//     '.', '_' and '-'; values are http or https URLs without user
+//     information, or relative references ("docs/design.md"), with no white
+//     space or control characters.
 //   - Labels: at most MaxEntries; keys are names of letters, digits, '.',
 //     '_', '-' and '/'; values are valid UTF-8 of at most MaxValueLen bytes
 //     with no control characters.
@@ -204,6 +205,8 @@ func link(field, v string) error {
 	switch {
 	case err != nil:
 		return &FieldError{field, v, "is not a URL"}
+	case u.Scheme == "" && u.Host == "" && u.User == nil:
+		return nil // a relative reference: a path in the repository
 	case u.Scheme != "http" && u.Scheme != "https":
 		return &FieldError{field, v, "is not an http or https URL"}
 	case u.Host == "":

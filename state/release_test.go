@@ -14,7 +14,7 @@ func TestReleaseValidateAccepts(t *testing.T) {
 		{Service: "checkout", Version: "v2"},
 		{Service: "checkout-api_2.eu", Version: "1.2.3-rc.1+build.7", PreviousVersion: "1.2.2", Environment: "prod-eu",
 			Commit: "refs/heads/feature/x", Description: "Faster checkout.\n\tÉchéance: today",
-			Links: map[string]string{"Design doc": "https://docs.example/d?id=1"}, Labels: map[string]string{"team": "pay", "app.kubernetes.io/name": "checkout"}},
+			Links: map[string]string{"Design doc": "https://docs.example/d?id=1", "tasks": "docs/stories/checkout/tasks.md"}, Labels: map[string]string{"team": "pay", "app.kubernetes.io/name": "checkout"}},
 	} {
 		if err := r.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", r, err)
@@ -54,6 +54,8 @@ func TestReleaseValidateRefusesUnsafeFields(t *testing.T) {
 		{state.Release{Service: "s", Version: "v2", Description: strings.Repeat("x", state.MaxDescriptionLen+1)}, "Description"},
 		{state.Release{Service: "s", Version: "v2", Links: map[string]string{"pr": "javascript:alert(1)"}}, `Links["pr"]`},
 		{state.Release{Service: "s", Version: "v2", Links: map[string]string{"pr": "https://u:p@h/x"}}, `Links["pr"]`},
+		{state.Release{Service: "s", Version: "v2", Links: map[string]string{"pr": "//evil.example/x"}}, `Links["pr"]`},
+		{state.Release{Service: "s", Version: "v2", Links: map[string]string{"pr": "data:text/html,x"}}, `Links["pr"]`},
 		{state.Release{Service: "s", Version: "v2", Links: map[string]string{"](x)": "https://h/x"}}, `Links["](x)"]`},
 		{state.Release{Service: "s", Version: "v2", Labels: map[string]string{"team": "a\nb"}}, `Labels["team"]`},
 		{state.Release{Service: "s", Version: "v2", Labels: map[string]string{"": "x"}}, `Labels[""]`},
