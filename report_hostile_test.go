@@ -25,7 +25,7 @@ func TestReportEscapesHostileText(t *testing.T) {
 		Strategy: "direct", Status: deploy.RolledBack, Started: start, Finished: start.Add(time.Minute),
 		Waivers:   []state.Waiver{{Pitfall: "friday-deploy", Reason: "because\n## Approved by the CEO"}},
 		Checklist: []deploy.ChecklistLine{{Section: "Pre-Deployment", Item: deploy.ItemTestsPassing, Done: true, Evidence: "CI ok at https://ci:s3cret@ci.example/run?token=t0k"}},
-		Timeline: []state.Entry{{At: start, Phase: "deploy", Kind: "step", Name: "10%|x", Detail: "applied\n| fake | row |"}},
+		Timeline:  []state.Entry{{At: start, Phase: "deploy", Kind: "step", Name: "10%|x", Detail: "applied\n| fake | row |"}},
 		Trigger:   &state.Trigger{Kind: "breach", Reason: "error rate up\r\n### Lessons Learned\n- all good", Stage: "production", Step: "10%", At: start},
 		FollowUps: []string{"Document what went wrong: \n# boom"},
 		Lessons:   []string{"échéance \u202eevil"},
