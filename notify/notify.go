@@ -3,8 +3,11 @@
 //
 //   - [Log]: structured events on a *slog.Logger.
 //   - [Console]: concise progress lines with timestamps for a terminal.
-//   - [Webhook]: each event as JSON in a signed POST; receivers check it
-//     with [VerifySignature].
+//   - [Webhook]: each event as JSON in a signed POST — Standard Webhooks
+//     (webhook-id, webhook-timestamp, webhook-signature) by default, or the
+//     X-Deploy-* headers; the signature covers the delivery id, the time and
+//     the body, and empty secrets are refused; receivers check it with
+//     [VerifySignature] or any Standard Webhooks verifier.
 //   - [Slack]: concise messages on an incoming webhook, mentioning on-call
 //     for urgent events.
 //   - [GitHub]: a GitHub deployment with a status per step and outcome, and
@@ -18,7 +21,10 @@
 // return an error when the event was not delivered, so that it is retried.
 // The HTTP notifiers bound each request with their Timeout and return an
 // [*HTTPError] for a response other than 2xx; their errors name the host,
-// never the URL, which may hold a secret.
+// never the URL, which may hold a secret, and the response bodies they carry
+// are cut, put on one line and redacted of the notifier's secrets. [Console]
+// and [Log] remove control characters and URL credentials from what they
+// print.
 package notify
 
 import (
