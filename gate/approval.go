@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -210,7 +211,9 @@ func (a *Approval) Check(ctx context.Context, d *deploy.Deployment) error {
 type ApprovalFile struct {
 	// Path is the file. It may contain {id}, {service}, {version} and
 	// {environment}, replaced with the release's, so that one ApprovalFile
-	// serves every release.
+	// serves every release, as in ".deploy/approvals/{service}/{version}".
+	// Two placeholders must be separated by a path separator, and a value
+	// with a separator, "." or ".." is refused (see PathFor).
 	Path string
 }
 
@@ -221,6 +224,9 @@ var _ Approver = ApprovalFile{}
 // character is refused with an error wrapping deploy.ErrInvalid: a version
 // such as "../approvals/v1" must not lead to another release's approval.
 func (f ApprovalFile) PathFor(d *deploy.Deployment) (string, error) {
+	if err := f.checkTemplate(); err != nil {
+		return "", err
+	}
 	var args []string
 	for _, p := range []struct{ name, value string }{
 		{"{id}", d.ID}, {"{service}", d.Release.Service}, {"{version}", d.Release.Version}, {"{environment}", d.Release.Environment},
@@ -234,6 +240,26 @@ func (f ApprovalFile) PathFor(d *deploy.Deployment) (string, error) {
 		args = append(args, p.name, p.value)
 	}
 	return strings.NewReplacer(args...).Replace(f.Path), nil
+}
+
+// placeholder finds the placeholders of a Path and what separates them.
+var placeholder = regexp.MustCompile(`\{(?:id|service|version|environment)\}`)
+
+// checkTemplate refuses two placeholders separated by nothing but
+// characters a release field may hold ("{service}-{version}"): service
+// "checkout-v2" with version "x" and service "checkout" with version
+// "v2-x" would name one file, so one release could use another's
+// approval. Separate them with a path separator.
+func (f ApprovalFile) checkTemplate() error {
+	locs := placeholder.FindAllStringIndex(f.Path, -1)
+	for i := 1; i < len(locs); i++ {
+		between := f.Path[locs[i-1][1]:locs[i][0]]
+		if !strings.ContainsAny(between, `/\`) && !strings.ContainsRune(between, filepath.Separator) {
+			return fmt.Errorf("%w: gate.ApprovalFile.Path %q: %s and %s are not separated by a path separator, so two releases could name one file",
+				deploy.ErrInvalid, f.Path, f.Path[locs[i-1][0]:locs[i-1][1]], f.Path[locs[i][0]:locs[i][1]])
+		}
+	}
+	return nil
 }
 
 // pathSegment refuses a value that would not stay one file name.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/deploykit/deploy"
@@ -40,6 +41,19 @@ func TestApprovalFileRefusesTraversal(t *testing.T) {
 
 // One gate.Manual approval passed every release that shared the approver
 // (issue 12).
+// "{service}-{version}" let service "checkout-v2" with version "x" use the
+// approval of service "checkout" with version "v2-x".
+func TestApprovalFileRefusesAmbiguousTemplate(t *testing.T) {
+	for _, p := range []string{"a/{service}-{version}", "{id}{version}", "x/{service}.{environment}"} {
+		if _, err := (gate.ApprovalFile{Path: p}).PathFor(dep); !errors.Is(err, deploy.ErrInvalid) {
+			t.Errorf("PathFor with %q: %v, want ErrInvalid", p, err)
+		}
+	}
+	if _, err := (gate.ApprovalFile{Path: "a/{service}/{version}-approval"}).PathFor(dep); err != nil {
+		t.Errorf("separated placeholders: %v", err)
+	}
+}
+
 func TestManualApprovalIsBoundToItsRelease(t *testing.T) {
 	m := &gate.Manual{}
 	a := &gate.Approval{Approver: m}
@@ -94,4 +108,30 @@ func TestParseDecisionDropsControlCharacters(t *testing.T) {
 	if err != nil || d.By != "[2Jalice" {
 		t.Errorf("ParseDecision = %+v, %v", d, err)
 	}
+}
+
+// FuzzApprovalFilePath renders the path template with any release fields:
+// an accepted path stays under the template's directory, one file per
+// release.
+func FuzzApprovalFilePath(f *testing.F) {
+	f.Add("checkout", "v2", "production")
+	f.Add("..", "../approvals/v1", "a/b")
+	f.Add("x\\..\\y", ".", "\x00")
+	f.Fuzz(func(t *testing.T, service, version, env string) {
+		root := filepath.Join(string(filepath.Separator)+"approvals", "root")
+		af := gate.ApprovalFile{Path: filepath.Join(root, "{environment}", "{service}", "{version}")}
+		d := *dep
+		d.Release.Service, d.Release.Version, d.Release.Environment = service, version, env
+		p, err := af.PathFor(&d)
+		if err != nil {
+			if !errors.Is(err, deploy.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		rel, err := filepath.Rel(root, filepath.Clean(p))
+		if err != nil || rel != filepath.Join(env, service, version) || strings.Count(rel, string(filepath.Separator)) != 2 {
+			t.Fatalf("fields %q %q %q gave %q (%q under the root)", service, version, env, p, rel)
+		}
+	})
 }

@@ -60,8 +60,11 @@ func TestParseDecision(t *testing.T) {
 func TestApprovalFile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		a := &gate.Approval{Approver: gate.ApprovalFile{Path: filepath.Join(dir, "{service}-{version}-{environment}")}, Poll: 5 * time.Minute, CodeReview: true}
-		path := filepath.Join(dir, "checkout-v2-production")
+		a := &gate.Approval{Approver: gate.ApprovalFile{Path: filepath.Join(dir, "{service}", "{version}", "{environment}")}, Poll: 5 * time.Minute, CodeReview: true}
+		path := filepath.Join(dir, "checkout", "v2", "production")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if got, err := (gate.ApprovalFile{Path: filepath.Join(dir, "{id}")}).PathFor(dep); err != nil || got != filepath.Join(dir, "checkout-v2-1") {
 			t.Errorf("PathFor = %q, %v", got, err)
 		}
