@@ -226,11 +226,19 @@ func (rep *Report) Headline() string {
 // document: Completed, What Was Delivered, Key Artifacts, Deployment
 // Details, the checklist with ticks, the timeline, the rollback trigger if
 // any, Follow-up Items and Lessons Learned.
+//
+// Text that comes from the release, from gates, monitors, strategies or
+// errors is escaped (see mdText): it can add no heading, list item, table
+// row, link or HTML, shows no control character, and its URLs carry no
+// credentials or query values.
 func (rep *Report) Markdown() string {
 	var b strings.Builder
-	title := rep.Release.Description
+	rel := rep.Release // escaped copies of the release's text
+	rel.Service, rel.Version, rel.Environment = mdText(rel.Service), mdText(rel.Version), mdText(rel.Environment)
+	rel.PreviousVersion, rel.Commit, rel.Description = mdText(rel.PreviousVersion), mdText(rel.Commit), mdText(rel.Description)
+	title := rel.Description
 	if title == "" {
-		title = rep.Release.Service + " " + rep.Release.Version
+		title = rel.Service + " " + rel.Version
 	}
 	if rep.Status == Succeeded {
 		fmt.Fprintf(&b, "## Completed: %s\n\n", title)
@@ -240,28 +248,28 @@ func (rep *Report) Markdown() string {
 	b.WriteString("### What Was Delivered\n")
 	switch rep.Status {
 	case Succeeded:
-		fmt.Fprintf(&b, "- %s %s released to %s at %s exposure\n", rep.Release.Service, rep.Release.Version, rep.Release.Environment, percent(rep.Exposure))
+		fmt.Fprintf(&b, "- %s %s released to %s at %s exposure\n", rel.Service, rel.Version, rel.Environment, percent(rep.Exposure))
 	case RollbackFailed:
-		fmt.Fprintf(&b, "- Unknown: the rollback of %s %s did not complete or did not restore health; the new version may still reach users until a person acts\n", rep.Release.Service, rep.Release.Version)
+		fmt.Fprintf(&b, "- Unknown: the rollback of %s %s did not complete or did not restore health; the new version may still reach users until a person acts\n", rel.Service, rel.Version)
 	case Failed:
 		switch done := rep.completedStages(); {
 		case rep.Exposure > 0:
-			fmt.Fprintf(&b, "- %s %s stays at %s exposure: the release failed with no way back\n", rep.Release.Service, rep.Release.Version, percent(rep.Exposure))
+			fmt.Fprintf(&b, "- %s %s stays at %s exposure: the release failed with no way back\n", rel.Service, rel.Version, percent(rep.Exposure))
 		case len(done) > 0:
-			fmt.Fprintf(&b, "- %s %s reached %s, and stays there: the release failed after it, with no way back\n", rep.Release.Service, rep.Release.Version, strings.Join(done, ", "))
+			fmt.Fprintf(&b, "- %s %s reached %s, and stays there: the release failed after it, with no way back\n", rel.Service, rel.Version, mdText(strings.Join(done, ", ")))
 		default:
-			fmt.Fprintf(&b, "- Nothing: %s %s failed before it reached users\n", rep.Release.Service, rep.Release.Version)
+			fmt.Fprintf(&b, "- Nothing: %s %s failed before it reached users\n", rel.Service, rel.Version)
 		}
 	case Blocked:
-		fmt.Fprintf(&b, "- Nothing: %s %s was blocked before anything was deployed\n", rep.Release.Service, rep.Release.Version)
+		fmt.Fprintf(&b, "- Nothing: %s %s was blocked before anything was deployed\n", rel.Service, rel.Version)
 	default: // rolled back, aborted
-		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rep.Release.Service, rep.Release.Version, rep.Status)
+		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rel.Service, rel.Version, rep.Status)
 		done := rep.completedStages()
-		if rep.Release.PreviousVersion != "" {
+		if rel.PreviousVersion != "" {
 			if len(done) > 0 && rep.Trigger != nil && rep.Trigger.Stage != "" {
-				fmt.Fprintf(&b, "; %s serves %s again", rep.Release.PreviousVersion, rep.Trigger.Stage)
+				fmt.Fprintf(&b, "; %s serves %s again", rel.PreviousVersion, mdText(rep.Trigger.Stage))
 			} else {
-				fmt.Fprintf(&b, "; %s serves everyone", rep.Release.PreviousVersion)
+				fmt.Fprintf(&b, "; %s serves everyone", rel.PreviousVersion)
 			}
 		}
 		if len(done) > 0 {
@@ -269,15 +277,15 @@ func (rep *Report) Markdown() string {
 			if len(done) > 1 {
 				verb = "keep"
 			}
-			fmt.Fprintf(&b, "; %s, completed before, %s %s", strings.Join(done, ", "), verb, rep.Release.Version)
+			fmt.Fprintf(&b, "; %s, completed before, %s %s", mdText(strings.Join(done, ", ")), verb, rel.Version)
 		}
 		b.WriteString("\n")
 	}
-	if rep.Release.Description != "" {
+	if rel.Description != "" {
 		if rep.Status == Succeeded {
-			fmt.Fprintf(&b, "- %s\n", rep.Release.Description)
+			fmt.Fprintf(&b, "- %s\n", rel.Description)
 		} else {
-			fmt.Fprintf(&b, "- Not delivered: %s\n", rep.Release.Description)
+			fmt.Fprintf(&b, "- Not delivered: %s\n", rel.Description)
 		}
 	}
 	b.WriteString("\n### Key Artifacts\n")
@@ -285,24 +293,24 @@ func (rep *Report) Markdown() string {
 		b.WriteString("- (none given)\n")
 	}
 	for _, k := range slices.Sorted(maps.Keys(rep.Release.Links)) {
-		fmt.Fprintf(&b, "- %s: %s\n", capitalize(k), rep.Release.Links[k])
+		fmt.Fprintf(&b, "- %s: %s\n", capitalize(mdText(k)), mdLink(rep.Release.Links[k]))
 	}
 	b.WriteString("\n### Deployment Details\n")
 	fmt.Fprintf(&b, "- Deployed: %s\n", rep.Started.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "- Environment: %s\n", rep.Release.Environment)
-	vc := rep.Release.Version
-	if rep.Release.Commit != "" {
-		vc += " / " + rep.Release.Commit
+	fmt.Fprintf(&b, "- Environment: %s\n", rel.Environment)
+	vc := rel.Version
+	if rel.Commit != "" {
+		vc += " / " + rel.Commit
 	}
 	fmt.Fprintf(&b, "- Version/Commit: %s\n", vc)
-	if rep.Release.PreviousVersion != "" {
-		fmt.Fprintf(&b, "- Previous version: %s\n", rep.Release.PreviousVersion)
+	if rel.PreviousVersion != "" {
+		fmt.Fprintf(&b, "- Previous version: %s\n", rel.PreviousVersion)
 	}
-	fmt.Fprintf(&b, "- Strategy: %s\n", rep.Strategy)
+	fmt.Fprintf(&b, "- Strategy: %s\n", mdText(rep.Strategy))
 	fmt.Fprintf(&b, "- Duration: %v\n", rep.Duration().Round(time.Second))
 	fmt.Fprintf(&b, "- Status: %s\n", rep.Status)
 	for _, w := range rep.Waivers {
-		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", w.Pitfall, w.Reason)
+		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", mdText(string(w.Pitfall)), mdText(w.Reason))
 	}
 	section := ""
 	for _, l := range rep.Checklist {
@@ -316,7 +324,7 @@ func (rep *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "- [%s] %s", mark, l.Item)
 		if l.Evidence != "" {
-			fmt.Fprintf(&b, " — %s", l.Evidence)
+			fmt.Fprintf(&b, " — %s", mdText(l.Evidence))
 		}
 		b.WriteString("\n")
 	}
@@ -327,7 +335,7 @@ func (rep *Report) Markdown() string {
 			if end.IsZero() {
 				end = rep.Finished
 			}
-			fmt.Fprintf(&b, "- %s: %v, %d observations every %v\n", capitalize(w.Name), end.Sub(w.Start).Round(time.Second), w.Observations, w.Interval)
+			fmt.Fprintf(&b, "- %s: %v, %d observations every %v\n", capitalize(mdText(w.Name)), end.Sub(w.Start).Round(time.Second), w.Observations, w.Interval)
 		}
 	}
 	b.WriteString("\n### Timeline\n")
@@ -347,28 +355,28 @@ func (rep *Report) Markdown() string {
 				detail += ": " + e.Detail
 			}
 		}
-		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), e.Phase, name, percent(e.Exposure), strings.ReplaceAll(detail, "|", "\\|"))
+		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), mdText(string(e.Phase)), mdText(name), percent(e.Exposure), mdText(detail))
 	}
 	b.WriteString(rep.Charts())
 	if rep.Trigger != nil && rep.Trigger.Kind != state.TriggerBlocked {
 		b.WriteString("\n### Rollback\n")
-		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", rep.Trigger.Reason, rep.Trigger.Kind)
+		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", mdText(rep.Trigger.Reason), mdText(string(rep.Trigger.Kind)))
 		if rep.Trigger.Metric != "" {
-			fmt.Fprintf(&b, "- Metric: %s, observed %s, %s %s, threshold %s, %d samples\n", rep.Trigger.Metric,
-				fnum(rep.Trigger.Observed), cmp.Or(rep.Trigger.Reference, "baseline"), fnum(rep.Trigger.Baseline), fnum(rep.Trigger.Threshold), rep.Trigger.Samples)
+			fmt.Fprintf(&b, "- Metric: %s, observed %s, %s %s, threshold %s, %d samples\n", mdText(rep.Trigger.Metric),
+				fnum(rep.Trigger.Observed), mdText(cmp.Or(rep.Trigger.Reference, "baseline")), fnum(rep.Trigger.Baseline), fnum(rep.Trigger.Threshold), rep.Trigger.Samples)
 		}
 		if rep.Trigger.Step != "" {
-			fmt.Fprintf(&b, "- At step: %s/%s\n", rep.Trigger.Stage, rep.Trigger.Step)
+			fmt.Fprintf(&b, "- At step: %s/%s\n", mdText(rep.Trigger.Stage), mdText(rep.Trigger.Step))
 		}
 		b.WriteString("\n")
 		b.WriteString(demote(rep.Procedure.Markdown()))
 	} else if rep.Trigger != nil {
-		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", rep.Trigger.Reason)
+		fmt.Fprintf(&b, "\n### Blocked\n- %s\n", mdText(rep.Trigger.Reason))
 	}
 	if len(rep.Notifications) > 0 {
 		b.WriteString("\n### Notifications\n")
 		for _, n := range rep.Notifications {
-			b.WriteString("- " + n + "\n")
+			b.WriteString("- " + mdText(n) + "\n")
 		}
 	}
 	b.WriteString("\n### Follow-up Items\n")
@@ -376,11 +384,11 @@ func (rep *Report) Markdown() string {
 		b.WriteString("- [ ] None\n")
 	}
 	for _, f := range rep.FollowUps {
-		fmt.Fprintf(&b, "- [ ] %s\n", f)
+		fmt.Fprintf(&b, "- [ ] %s\n", mdText(f))
 	}
 	b.WriteString("\n### Lessons Learned\n")
 	for _, l := range rep.Lessons {
-		fmt.Fprintf(&b, "- %s\n", l)
+		fmt.Fprintf(&b, "- %s\n", mdText(l))
 	}
 	return b.String()
 }
@@ -390,13 +398,6 @@ func fnum(p *float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.4g", *p)
-}
-
-func capitalize(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // WorkflowPhases are the phases of the delivery workflow this library's

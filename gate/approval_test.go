@@ -60,10 +60,13 @@ func TestParseDecision(t *testing.T) {
 func TestApprovalFile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		a := &gate.Approval{Approver: gate.ApprovalFile{Path: filepath.Join(dir, "{service}-{version}-{environment}")}, Poll: 5 * time.Minute, CodeReview: true}
-		path := filepath.Join(dir, "checkout-v2-production")
-		if got := (gate.ApprovalFile{Path: filepath.Join(dir, "{id}")}).PathFor(dep); got != filepath.Join(dir, "checkout-v2-1") {
-			t.Errorf("PathFor = %q", got)
+		a := &gate.Approval{Approver: gate.ApprovalFile{Path: filepath.Join(dir, "{service}", "{version}", "{environment}")}, Poll: 5 * time.Minute, CodeReview: true}
+		path := filepath.Join(dir, "checkout", "v2", "production")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := (gate.ApprovalFile{Path: filepath.Join(dir, "{id}")}).PathFor(dep); err != nil || got != filepath.Join(dir, "checkout-v2-1") {
+			t.Errorf("PathFor = %q, %v", got, err)
 		}
 
 		wantRetry(t, a.Check(t.Context(), dep), time.Now().Add(5*time.Minute), `approval pending: write "approved by NAME" to `+path)
@@ -100,20 +103,21 @@ func TestApprovalManual(t *testing.T) {
 		if a.ChecklistItems() != nil {
 			t.Errorf("items = %v without CodeReview, want none", a.ChecklistItems())
 		}
-		wantRetry(t, a.Check(t.Context(), dep), time.Now().Add(gate.DefaultPoll), "approval pending: waiting for a person to approve checkout v2")
-		m.Approve("alice")
+		wantRetry(t, a.Check(t.Context(), dep), time.Now().Add(gate.DefaultPoll), "approval pending: waiting for a person to approve checkout v2 (checkout-v2-1)")
+		this := gate.For{ID: dep.ID}
+		m.Approve(this, "alice")
 		if err := a.Check(t.Context(), dep); err != nil {
 			t.Errorf("approved: %v", err)
 		}
-		m.Reject("bob", "error budget spent")
+		m.Reject(this, "bob", "error budget spent")
 		wantBlock(t, a.Check(t.Context(), dep), "rejected by bob: error budget spent")
-		m.Reset()
+		m.Reset(this)
 		wantRetry(t, a.Check(t.Context(), dep), time.Now().Add(gate.DefaultPoll), "approval pending")
 
 		// Another goroutine approves while the gate waits.
 		go func() {
 			time.Sleep(90 * time.Second)
-			m.Approve("carol")
+			m.Approve(this, "carol")
 		}()
 		for {
 			err := a.Check(t.Context(), dep)

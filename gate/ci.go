@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // DefaultGitHubAPI is the base address of the GitHub REST API, used when
@@ -95,6 +96,16 @@ type combined struct {
 
 // Check reads the combined status of the release's commit.
 func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
+	return redact.Error(c.check(ctx, d), c.secrets()...)
+}
+
+// secrets are what the gate holds that no output may show: the token and
+// the secret parts of BaseURL.
+func (c *CI) secrets() []string {
+	return append([]string{c.Token}, redact.URLSecrets(c.BaseURL)...)
+}
+
+func (c *CI) check(ctx context.Context, d *deploy.Deployment) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -105,7 +116,7 @@ func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
 	repo := c.Owner + "/" + c.Repo
 	poll := cmp.Or(c.Poll, DefaultPoll)
 	retry := func(format string, args ...any) error {
-		return deploy.RetryAt(time.Now().Add(poll), fmt.Sprintf(format, args...))
+		return deploy.RetryAt(time.Now().Add(poll), redact.Text(fmt.Sprintf(format, args...), c.secrets()...))
 	}
 	base := strings.TrimSuffix(cmp.Or(c.BaseURL, DefaultGitHubAPI), "/")
 	u := base + "/repos/" + url.PathEscape(c.Owner) + "/" + url.PathEscape(c.Repo) + "/commits/" + url.PathEscape(ref) + "/status"
@@ -130,11 +141,11 @@ func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return retry("CI status of %s@%s unavailable: GET %s: %v", repo, short(ref), u, err)
+		return retry("CI status of %s@%s unavailable: GET %s: %v", repo, short(ref), redact.URL(u), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		text := readBody(resp.Body)
+		text := readBody(resp.Body, c.secrets()...)
 		switch {
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
 			resp.StatusCode == http.StatusForbidden && resp.Header.Get("X-RateLimit-Remaining") == "0":
@@ -147,7 +158,7 @@ func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
 	}
 	var st combined
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return fmt.Errorf("CI status of %s@%s: decoding GET %s: %w", repo, short(ref), u, err)
+		return fmt.Errorf("CI status of %s@%s: decoding GET %s: %w", repo, short(ref), redact.URL(u), err)
 	}
 	switch st.State {
 	case "success":
@@ -161,7 +172,7 @@ func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
 	case "failure", "error":
 		return fmt.Errorf("CI failed for %s@%s: %s", repo, short(ref), contexts(st, "failure", "error"))
 	default:
-		return fmt.Errorf("CI status of %s@%s: unknown state %q", repo, short(ref), st.State)
+		return fmt.Errorf("CI status of %s@%s: unknown state %q", repo, short(ref), redact.Clip(st.State, 40))
 	}
 }
 
@@ -176,9 +187,9 @@ func contexts(st combined, states ...string) string {
 			}
 			desc := s.State
 			if s.Description != "" {
-				desc += ": " + s.Description
+				desc += ": " + printable(s.Description, 200)
 			}
-			out = append(out, fmt.Sprintf("%s (%s)", s.Context, desc))
+			out = append(out, fmt.Sprintf("%s (%s)", printable(s.Context, 100), desc))
 		}
 	}
 	if len(out) == 0 {
@@ -193,7 +204,7 @@ func green(st combined) string {
 	var names []string
 	for _, s := range st.Statuses {
 		if s.State == "success" {
-			names = append(names, s.Context)
+			names = append(names, printable(s.Context, 100))
 		}
 	}
 	if len(names) == 0 {

@@ -14,7 +14,10 @@
 //     replaces the runner's built-in window ("Friday Deploys").
 //   - [Approval]: a person approves the release — from a file ([ApprovalFile]),
 //     from a program ([Manual]) or from any [Approver] ("Code reviewed and
-//     approved" when CodeReview is set).
+//     approved" when CodeReview is set). An approval is bound to the release
+//     (and optionally the step) it names: a [Manual] shared by many
+//     releases takes decisions [For] one release, and an ApprovalFile's
+//     placeholders refuse values that would lead to another release's file.
 //   - [CI]: "All tests passing in CI", from GitHub's combined commit status.
 //   - [HTTP]: any HTTP endpoint, with the semantics of Flagger's pre-rollout
 //     webhook: a 2xx answer passes, anything else blocks with the body.
@@ -59,4 +62,13 @@
 // inside testing/synctest. [Window.Next] is the window's calendar as a pure
 // function of an instant, for tests and for tools that show when the next
 // deploy slot opens.
+//
+// # Secrets
+//
+// Gates hold secrets: CI's Token, the credentials and query of a URL, the
+// Authorization header of HTTP. What a gate returns — its reason, its
+// evidence, its name — never shows them: URLs lose their user information
+// and query values, known secrets are masked, and upstream bodies are cut,
+// put on one line and redacted. The runner stores that text in the record,
+// the report, spans and logs as it is.
 package gate

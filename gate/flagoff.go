@@ -14,6 +14,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/flags"
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // FlagClient is flags.Client: the read side of a feature flag, which
@@ -96,6 +97,11 @@ func (g FlagOff) Validate() error {
 // Check passes when the flag exists and is off for everyone; otherwise it
 // blocks with the reason.
 func (g FlagOff) Check(ctx context.Context, d *deploy.Deployment) error {
+	// A provider's errors may name its address (a remote flagd).
+	return redact.Error(g.check(ctx, d))
+}
+
+func (g FlagOff) check(ctx context.Context, d *deploy.Deployment) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}

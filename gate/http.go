@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // Defaults of [HTTP] and [CI].
@@ -89,13 +89,14 @@ var (
 	_ deploy.Checklister = (*HTTP)(nil)
 )
 
-// Name returns Label, or "http" followed by the URL's host and path.
+// Name returns Label, or "http" followed by the URL's host: not its path
+// or query, which may carry a secret.
 func (h *HTTP) Name() string {
 	if h.Label != "" {
 		return h.Label
 	}
 	if u, err := url.Parse(h.URL); err == nil && u.Host != "" {
-		return "http " + u.Host + u.Path
+		return "http " + u.Host
 	}
 	return "http"
 }
@@ -133,19 +134,33 @@ func checkURL(p *problems, field, raw string, required bool) {
 		return
 	}
 	u, err := url.Parse(raw)
+	shown := redact.URL(raw) // the URL may hold a secret
 	switch {
 	case err != nil:
-		p.add("%s %q does not parse: %v", field, raw, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		p.add("%s %q does not parse: %v", field, shown, err)
 	case u.Scheme != "http" && u.Scheme != "https":
-		p.add("%s %q is not an http or https URL", field, raw)
+		p.add("%s %q is not an http or https URL", field, shown)
 	case u.Host == "":
-		p.add("%s %q has no host", field, raw)
+		p.add("%s %q has no host", field, shown)
 	}
 }
 
 // Check posts the payload and passes on a 2xx answer. Otherwise it returns
 // an error with the status and the body, after the last attempt.
 func (h *HTTP) Check(ctx context.Context, d *deploy.Deployment) error {
+	return redact.Error(h.check(ctx, d), h.secrets()...)
+}
+
+// secrets are what the gate holds that no output may show.
+func (h *HTTP) secrets() []string {
+	return append(redact.HeaderSecrets(h.Header), redact.URLSecrets(h.URL)...)
+}
+
+func (h *HTTP) check(ctx context.Context, d *deploy.Deployment) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
@@ -162,7 +177,7 @@ func (h *HTTP) Check(ctx context.Context, d *deploy.Deployment) error {
 	for i := 1; ; i++ {
 		answer, again, err := h.try(ctx, body)
 		if err == nil {
-			deploy.Evidence(ctx, "POST %s answered %s", redact(h.URL), answer)
+			deploy.Evidence(ctx, "POST %s answered %s", redact.URL(h.URL), answer)
 			return nil
 		}
 		if !again || i >= attempts {
@@ -204,22 +219,19 @@ func (h *HTTP) try(ctx context.Context, body []byte) (answer string, again bool,
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is in the message below
 		}
-		return "", true, fmt.Errorf("POST %s: %w", redact(h.URL), err)
+		return "", true, fmt.Errorf("POST %s: %w", redact.URL(h.URL), err)
 	}
 	defer resp.Body.Close()
-	text := readBody(resp.Body)
+	text := readBody(resp.Body, h.secrets()...)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if text != "" {
-			if len(text) > 200 {
-				text = strings.ToValidUTF8(text[:200], "") + " …"
-			}
-			return resp.Status + ": " + text, false, nil
+			return resp.Status + ": " + redact.Clip(text, 200), false, nil
 		}
 		return resp.Status, false, nil
 	}
-	err = fmt.Errorf("%s answered %s", redact(h.URL), resp.Status)
+	err = fmt.Errorf("%s answered %s", redact.URL(h.URL), resp.Status)
 	if text != "" {
-		err = fmt.Errorf("%s answered %s: %s", redact(h.URL), resp.Status, text)
+		err = fmt.Errorf("%s answered %s: %s", redact.URL(h.URL), resp.Status, text)
 	}
 	return "", resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, err
 }
@@ -231,22 +243,9 @@ func client(c *http.Client) *http.Client {
 	return c
 }
 
-// readBody returns up to maxBody bytes of the body, trimmed and on one line.
-func readBody(r io.Reader) string {
+// readBody returns up to maxBody bytes of an upstream body, on one line,
+// without control characters, and redacted (see internal/redact).
+func readBody(r io.Reader, secrets ...string) string {
 	b, _ := io.ReadAll(io.LimitReader(r, maxBody+1))
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "")), " ")
-	if len(b) > maxBody {
-		s += " …"
-	}
-	return s
-}
-
-// redact drops the query and any password from a URL shown in an error.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	u.RawQuery, u.Fragment = "", ""
-	return u.Redacted()
+	return redact.Body(b, maxBody, secrets...)
 }

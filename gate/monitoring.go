@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // MonitoringChecker checks that a service is monitored and alerted on.
@@ -91,14 +92,14 @@ func (m *MonitoringActive) Check(ctx context.Context, d *deploy.Deployment) erro
 	if c, ok := m.Checker.(MonitoringConfirmer); ok {
 		var evidence string
 		if evidence, err = c.Confirm(ctx, service); err == nil {
-			deploy.Evidence(ctx, "%s", evidence)
+			deploy.Evidence(ctx, "%s", redact.Text(evidence))
 			return nil
 		}
 	} else if err = m.Checker.Check(ctx, service); err == nil {
 		return nil
 	}
 	if m.Retry > 0 && ctx.Err() == nil {
-		return deploy.RetryAt(time.Now().Add(m.Retry), fmt.Sprintf("monitoring of %s not confirmed: %v", service, err))
+		return deploy.RetryAt(time.Now().Add(m.Retry), redact.Text(fmt.Sprintf("monitoring of %s not confirmed: %v", service, err)))
 	}
-	return fmt.Errorf("monitoring of %s not confirmed: %w", service, err)
+	return redact.Error(fmt.Errorf("monitoring of %s not confirmed: %w", service, err))
 }

@@ -23,7 +23,7 @@ func TestRunnerWaitsForWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		loc := berlin(t)
 		approvals := &gate.Manual{}
-		approvals.Approve("alice")
+		approvals.Approve(gate.For{Service: "checkout", Version: "v2"}, "alice")
 		ci := &gate.CI{Owner: "deploykit", Repo: "deploy", Token: "tok", Client: memClient(github(t, ciRefs))}
 		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.05, 0.5, 1)}
 		rec := &deploytest.Recorder{}
@@ -115,7 +115,7 @@ func TestRunnerWaitsForWindow(t *testing.T) {
 func TestRunnerBlocksOnRejection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		approvals := &gate.Manual{}
-		approvals.Reject("bob", "error budget spent")
+		approvals.Reject(gate.For{Service: "checkout", Version: "v2"}, "bob", "error budget spent")
 		allWeek := &gate.Window{Location: time.UTC}
 		for d := time.Sunday; d <= time.Saturday; d++ {
 			allWeek.Hours = append(allWeek.Hours, gate.Hours{Day: d, To: 24 * time.Hour})

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // LogNewSignatures is the metric a [LogScan] reports: how many error
@@ -107,6 +109,7 @@ type LogScan struct {
 	fresh    map[string]*sighting
 	f        *os.File
 	off      int64
+	mark     []byte // the last bytes read before off, to notice a copytruncate
 	partial  []byte
 	lines    int  // error lines read since the baseline
 	reads    int  // observations that read the log
@@ -125,7 +128,10 @@ type sighting struct {
 	example string
 }
 
-var _ Source = (*LogScan)(nil)
+var (
+	_ Source    = (*LogScan)(nil)
+	_ io.Closer = (*LogScan)(nil)
+)
 
 // Validate reports a bad field, naming the field and the value.
 func (s *LogScan) Validate() error {
@@ -433,16 +439,10 @@ func (s *LogScan) list(fresh map[string]*sighting, head string) string {
 			break
 		}
 		f := fresh[sig]
-		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", sig, f.count, clip(f.example, 200))
+		// Log lines may carry URLs with credentials: redact them.
+		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", redact.Text(sig), f.count, redact.Clip(redact.Text(f.example), 200))
 	}
 	return b.String()
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 var _ Stateful = (*LogScan)(nil)
@@ -485,8 +485,11 @@ func (s *LogScan) Baseline() []string {
 	return out
 }
 
-// Close closes the tailed file. A later Observe opens it again where it
-// left off.
+// Close closes the tailed file. A deploy.Runner calls it when the release
+// ends (it closes every monitor that is an io.Closer); call it yourself when
+// you observe a LogScan without a runner. A later Observe opens the file
+// again where it left off, or from its start if it was truncated or
+// replaced meanwhile.
 func (s *LogScan) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -496,111 +499,6 @@ func (s *LogScan) Close() error {
 	err := s.f.Close()
 	s.f = nil
 	return err
-}
-
-// tail reads what was appended to the file since the last call.
-func (s *LogScan) tail(ctx context.Context, line func([]byte)) error {
-	if s.f == nil {
-		f, err := os.Open(s.Path)
-		if err != nil {
-			return err
-		}
-		s.f = f
-	}
-	if err := s.readFrom(ctx, line); err != nil {
-		return err
-	}
-	// Rotation: the path now names another file. The old one is finished
-	// (everything written to it before the rename was read above).
-	cur, err := s.f.Stat()
-	if err != nil {
-		return err
-	}
-	st, err := os.Stat(s.Path)
-	if err != nil || os.SameFile(cur, st) {
-		return nil // not recreated yet, or the same file
-	}
-	if len(s.partial) > 0 {
-		line(s.partial)
-		s.partial = s.partial[:0]
-	}
-	f, err := os.Open(s.Path)
-	if err != nil {
-		return nil // rotated but not openable yet; try again next time
-	}
-	s.f.Close()
-	s.f, s.off = f, 0
-	return s.readFrom(ctx, line)
-}
-
-// readFrom reads s.f from s.off to its end, starting again from the top when
-// the file has shrunk below s.off (truncation).
-func (s *LogScan) readFrom(ctx context.Context, line func([]byte)) error {
-	st, err := s.f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() < s.off {
-		s.off = 0
-		s.partial = s.partial[:0]
-	}
-	if _, err := s.f.Seek(s.off, io.SeekStart); err != nil {
-		return err
-	}
-	return s.readAll(ctx, countingReader{s.f, &s.off}, line, false)
-}
-
-type countingReader struct {
-	r io.Reader
-	n *int64
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	*c.n += int64(n)
-	return n, err
-}
-
-// readAll reads r to io.EOF and calls line for each complete line. An
-// incomplete last line waits in s.partial for the next read, unless flush.
-func (s *LogScan) readAll(ctx context.Context, r io.Reader, line func([]byte), flush bool) error {
-	buf := make([]byte, 32<<10)
-	for {
-		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
-		}
-		n, err := r.Read(buf)
-		data := buf[:n]
-		for len(data) > 0 {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				if room := maxLine - len(s.partial); room > 0 {
-					s.partial = append(s.partial, data[:min(room, len(data))]...)
-				}
-				break
-			}
-			l := data[:i]
-			if len(s.partial) > 0 {
-				if room := maxLine - len(s.partial); room > 0 {
-					s.partial = append(s.partial, l[:min(room, len(l))]...)
-				}
-				l = s.partial
-			}
-			line(bytes.TrimSuffix(l, []byte("\r")))
-			s.partial = s.partial[:0]
-			data = data[i+1:]
-		}
-		if err == io.EOF {
-			if flush && len(s.partial) > 0 {
-				line(s.partial)
-				s.partial = s.partial[:0]
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // sigPattern finds the parts of a line that vary between occurrences of the

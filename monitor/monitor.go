@@ -40,7 +40,23 @@
 // An error from Observe means "could not measure", never "unhealthy". The
 // rollback policy counts consecutive errors and fails closed past its limit.
 //
-// This package imports nothing else of the project.
+// # Untrusted fields and secrets
+//
+// A Probe's URL template escapes each release field as one URL component
+// and refuses a result that leaves the template's scheme, host or port
+// ([RenderURL]). Check names, details and errors never show a URL's
+// credentials or query values, a probe's credential headers, or log lines'
+// URL credentials.
+//
+// # Closing
+//
+// A source that holds resources between observations, such as a LogScan's
+// open file, is an io.Closer; a deploy.Runner closes such monitors when
+// the release ends.
+//
+// This package imports nothing else of the project but two internal
+// helpers (redaction and template escaping) that import only the standard
+// library.
 package monitor
 
 import (

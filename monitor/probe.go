@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // Metric names reported by a [Probe] when its MetricPrefix is empty.
@@ -44,13 +46,19 @@ const (
 // The zero values of the optional fields are safe defaults. A Probe is not
 // modified by Observe and may be shared.
 type Probe struct {
-	// Name names the check; empty means "smoke <Method> <URL>".
+	// Name names the check; empty means "smoke <Method> <URL>", the URL
+	// without user information and with its query values REDACTED.
 	Name string
 	// Method is the HTTP method; empty means GET.
 	Method string
 	// URL is the address to probe. It is a text/template executed with the
 	// [Target], so "https://{{.Environment}}.example.com/{{.Service}}/health"
-	// follows the release.
+	// follows the release. Every value it prints is percent-encoded as one
+	// URL component, and a result whose scheme, port or literal host differs
+	// from the template's, or whose host made from fields is not a DNS name,
+	// is refused (see [RenderURL]): a release field cannot send the probe,
+	// and its headers, elsewhere. Credentials belong in Header, not in the
+	// URL; errors and the check's name never show either.
 	URL string
 	// Header is added to every request. Host, if set, replaces the request's
 	// Host.
@@ -92,13 +100,12 @@ func (p *Probe) Validate() error {
 	if strings.TrimSpace(p.URL) == "" {
 		return fmt.Errorf("monitor: Probe.URL %q is empty", p.URL)
 	}
-	if _, err := template.New("URL").Parse(p.URL); err != nil {
-		return fmt.Errorf("monitor: Probe.URL %q: %w", p.URL, err)
-	}
-	if !strings.Contains(p.URL, "{{") {
-		if err := checkURL(p.URL); err != nil {
-			return fmt.Errorf("monitor: Probe.URL %q: %w", p.URL, err)
+	if strings.Contains(p.URL, "{{") {
+		if _, err := parseURLTemplate("URL", p.URL); err != nil {
+			return fmt.Errorf("monitor: Probe.URL %q: %w", redact.URL(p.URL), err)
 		}
+	} else if err := checkURL(p.URL); err != nil {
+		return fmt.Errorf("monitor: Probe.URL %q: %w", redact.URL(p.URL), err)
 	}
 	if _, err := template.New("body").Parse(p.Body); err != nil {
 		return fmt.Errorf("monitor: Probe.Body %q: %w", p.Body, err)
@@ -179,12 +186,15 @@ func (p *Probe) Observe(ctx context.Context, t Target) (Observation, error) {
 	if err := p.Validate(); err != nil {
 		return Observation{}, err
 	}
-	u, err := render("URL", p.URL, t)
-	if err != nil {
-		return Observation{}, err
-	}
-	if err := checkURL(u); err != nil {
-		return Observation{}, fmt.Errorf("monitor: Probe.URL %q gave %q: %w", p.URL, u, err)
+	u := p.URL
+	if strings.Contains(p.URL, "{{") {
+		ut, err := parseURLTemplate("URL", p.URL) // checked by Validate
+		if err != nil {
+			return Observation{}, fmt.Errorf("monitor: Probe.URL %q: %w", redact.URL(p.URL), err)
+		}
+		if u, err = ut.render(t); err != nil {
+			return Observation{}, fmt.Errorf("monitor: Probe.URL %q: %w", redact.URL(p.URL), redact.Error(err, p.secrets()...))
+		}
 	}
 	body, err := render("Body", p.Body, t)
 	if err != nil {
@@ -200,7 +210,7 @@ func (p *Probe) Observe(ctx context.Context, t Target) (Observation, error) {
 	}
 	name := p.Name
 	if name == "" {
-		name = "smoke " + method + " " + u
+		name = "smoke " + method + " " + redact.Text(redact.URL(u), p.secrets()...)
 	}
 	timeout := p.Timeout
 	if timeout == 0 {
@@ -295,7 +305,11 @@ func (p *Probe) attempt(ctx context.Context, client *http.Client, timeout time.D
 		if ctx.Err() != nil {
 			return -1, "", context.Cause(ctx)
 		}
-		return -1, err.Error(), nil
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which the check's name shows redacted
+		}
+		return -1, redact.Text(err.Error(), p.secrets()...), nil
 	}
 	got, rerr := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
 	resp.Body.Close()
@@ -304,32 +318,34 @@ func (p *Probe) attempt(ctx context.Context, client *http.Client, timeout time.D
 		if ctx.Err() != nil {
 			return -1, "", context.Cause(ctx)
 		}
-		return d, fmt.Sprintf("status %d, reading body: %v", resp.StatusCode, rerr), nil
+		return d, redact.Text(fmt.Sprintf("status %d, reading body: %v", resp.StatusCode, rerr), p.secrets()...), nil
 	}
 	switch {
 	case p.Status != 0 && resp.StatusCode != p.Status:
-		return d, fmt.Sprintf("status %d, want %d%s", resp.StatusCode, p.Status, snippet(got)), nil
+		return d, fmt.Sprintf("status %d, want %d%s", resp.StatusCode, p.Status, p.snippet(got)), nil
 	case p.Status == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299):
-		return d, fmt.Sprintf("status %d, want 2xx%s", resp.StatusCode, snippet(got)), nil
+		return d, fmt.Sprintf("status %d, want 2xx%s", resp.StatusCode, p.snippet(got)), nil
 	case p.Contains != "" && !bytes.Contains(got, []byte(p.Contains)):
-		return d, fmt.Sprintf("body does not contain %q%s", p.Contains, snippet(got)), nil
+		return d, fmt.Sprintf("body does not contain %q%s", p.Contains, p.snippet(got)), nil
 	case match != nil && !match.Match(got):
-		return d, fmt.Sprintf("body does not match %q%s", p.Match, snippet(got)), nil
+		return d, fmt.Sprintf("body does not match %q%s", p.Match, p.snippet(got)), nil
 	case p.MaxLatency > 0 && d > p.MaxLatency:
 		return d, fmt.Sprintf("took %v, more than %v", d.Round(time.Millisecond), p.MaxLatency), nil
 	}
 	return d, "", nil
 }
 
-// snippet quotes the start of a body for a failure's detail.
-func snippet(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
+// snippet quotes the start of a body for a failure's detail, redacted.
+func (p *Probe) snippet(b []byte) string {
+	text := redact.Body(b, 120, p.secrets()...)
+	if text == "" {
 		return ""
 	}
-	const n = 120
-	if len(b) > n {
-		return fmt.Sprintf(": body %q…", b[:n])
-	}
-	return fmt.Sprintf(": body %q", b)
+	return fmt.Sprintf(": body %q", text)
+}
+
+// secrets are the values the probe holds that no output may show: its
+// credential headers and the secret parts of its URL.
+func (p *Probe) secrets() []string {
+	return append(redact.HeaderSecrets(p.Header), redact.URLSecrets(p.URL)...)
 }

@@ -33,9 +33,11 @@ func ExampleConsole_Format() {
 func ExampleVerifySignature() {
 	body := []byte(`{"kind":"finished","status":"succeeded"}`)
 	now := time.Now()
+	sig, _ := notify.Sign(notify.StandardWebhooks, "s3cret", "msg_1", now, body)
 	h := http.Header{}
-	h.Set(notify.TimestampHeader, strconv.FormatInt(now.Unix(), 10))
-	h.Set(notify.SignatureHeader, notify.Sign("s3cret", now, body))
+	h.Set(notify.StandardIDHeader, "msg_1")
+	h.Set(notify.StandardTimestampHeader, strconv.FormatInt(now.Unix(), 10))
+	h.Set(notify.StandardSignatureHeader, sig)
 
 	fmt.Println(notify.VerifySignature("s3cret", body, h))
 	fmt.Println(notify.VerifySignature("guess", body, h))

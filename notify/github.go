@@ -415,7 +415,7 @@ func (g *GitHub) call(ctx context.Context, method, path string, body, out any) e
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := send(g.Client, req, "github")
+	resp, err := send(g.Client, req, "github", g.Token)
 	if err != nil {
 		return err
 	}

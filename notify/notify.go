@@ -3,8 +3,11 @@
 //
 //   - [Log]: structured events on a *slog.Logger.
 //   - [Console]: concise progress lines with timestamps for a terminal.
-//   - [Webhook]: each event as JSON in a signed POST; receivers check it
-//     with [VerifySignature].
+//   - [Webhook]: each event as JSON in a signed POST — Standard Webhooks
+//     (webhook-id, webhook-timestamp, webhook-signature) by default, or the
+//     X-Deploy-* headers; the signature covers the delivery id, the time and
+//     the body, and empty secrets are refused; receivers check it with
+//     [VerifySignature] or any Standard Webhooks verifier.
 //   - [Slack]: concise messages on an incoming webhook, mentioning on-call
 //     for urgent events.
 //   - [GitHub]: a GitHub deployment with a status per step and outcome, and
@@ -18,7 +21,10 @@
 // return an error when the event was not delivered, so that it is retried.
 // The HTTP notifiers bound each request with their Timeout and return an
 // [*HTTPError] for a response other than 2xx; their errors name the host,
-// never the URL, which may hold a secret.
+// never the URL, which may hold a secret, and the response bodies they carry
+// are cut, put on one line and redacted of the notifier's secrets. [Console]
+// and [Log] remove control characters and URL credentials from what they
+// print.
 package notify
 
 import (
@@ -29,8 +35,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // Log writes each event as one structured record on a *slog.Logger: info
@@ -78,7 +86,7 @@ func (l Log) Notify(ctx context.Context, e deploy.Event) error {
 	if e.Kind == deploy.EventFinished {
 		attrs = append(attrs, slog.String("status", string(e.Status)))
 	}
-	lg.LogAttrs(ctx, level, e.Message, attrs...)
+	lg.LogAttrs(ctx, level, redact.Text(e.Message), attrs...)
 	return nil
 }
 
@@ -133,7 +141,8 @@ func (c *Console) Format(e deploy.Event) string {
 	if e.Step != "" {
 		where += " " + e.Step
 	}
-	fmt.Fprintf(&b, "%s %s %6s  %s  %s", ts, icon, pct(e.Exposure), where, e.Message)
+	where, msg := printable(where), printable(e.Message)
+	fmt.Fprintf(&b, "%s %s %6s  %s  %s", ts, icon, pct(e.Exposure), where, msg)
 	if e.Kind == deploy.EventObservation {
 		b.Reset()
 		verdict := strings.ToUpper(e.Verdict)
@@ -146,12 +155,12 @@ func (c *Console) Format(e deploy.Event) string {
 			case "inconclusive":
 				mark = "?"
 			}
-			fmt.Fprintf(&b, "\n           %-4s %s", mark, r.Reason)
+			fmt.Fprintf(&b, "\n           %-4s %s", mark, printable(r.Reason))
 		}
 	}
 	b.WriteString("\n")
 	if e.Kind == deploy.EventFinished && c.Report && e.Report != "" {
-		b.WriteString("\n" + e.Report)
+		b.WriteString("\n" + printableLines(e.Report))
 	}
 	return b.String()
 }
@@ -160,4 +169,25 @@ func pct(f float64) string {
 	s := fmt.Sprintf("%.1f", f*100)
 	s = strings.TrimSuffix(s, ".0")
 	return s + "%"
+}
+
+// printable makes text one terminal-safe line: URLs redacted, control
+// characters (ESC, CR, newlines) and bidirectional overrides removed, so
+// that a field cannot move the cursor, rewrite earlier lines or add lines.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(redact.Text(s), "\uFFFD"))
+}
+
+// printableLines is printable for each line of a multi-line text.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
 }

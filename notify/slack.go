@@ -87,7 +87,7 @@ func (s *Slack) Notify(ctx context.Context, e deploy.Event) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	_, err = send(s.Client, req, "slack")
+	_, err = send(s.Client, req, "slack", s.WebhookURL)
 	return err
 }
 

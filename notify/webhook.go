@@ -3,7 +3,6 @@ package notify
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,33 +17,11 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/redact"
 )
-
-// Headers of a Webhook delivery.
-const (
-	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256, under the
-	// shared secret, of the timestamp header's value, a dot, and the body.
-	SignatureHeader = "X-Deploy-Signature"
-	// TimestampHeader carries the time of the delivery attempt in Unix seconds.
-	TimestampHeader = "X-Deploy-Timestamp"
-	// EventHeader carries the event's kind ("started", "finished"…).
-	EventHeader = "X-Deploy-Event"
-	// DeliveryHeader identifies the event: it is the same on every retry of
-	// one event, so a receiver can drop duplicates.
-	DeliveryHeader = "X-Deploy-Delivery"
-)
-
-// MaxSkew is how far the timestamp of a delivery may be from the receiver's
-// clock for VerifySignature to accept it.
-const MaxSkew = 5 * time.Minute
 
 // DefaultTimeout bounds each HTTP request of a notifier whose Timeout is 0.
 const DefaultTimeout = 10 * time.Second
-
-// ErrSignature is returned, wrapped, by VerifySignature when a delivery is
-// not signed, is signed with another secret or for another body, or is too
-// old or too far in the future.
-var ErrSignature = errors.New("notify: bad signature")
 
 // defaultClient is used by notifiers whose Client is nil. The request
 // context carries the per-request timeout; the client's own timeout is a
@@ -53,11 +30,15 @@ var defaultClient = &http.Client{Timeout: time.Minute}
 
 // Webhook POSTs each event as JSON (the encoding of deploy.Event) to URL.
 //
-// With Secret set, each request is signed: SignatureHeader is
-// "sha256=<hex>", the HMAC-SHA256 under Secret of TimestampHeader's value,
-// ".", and the body. Signing the timestamp lets a receiver refuse replays;
-// VerifySignature does both checks. DeliveryHeader is a digest of the
-// body, the same on every retry of an event.
+// Each delivery is signed with Secret, in the [Scheme] chosen: by default
+// Standard Webhooks (https://www.standardwebhooks.com: webhook-id,
+// webhook-timestamp and webhook-signature "v1,<base64>"), which the
+// ready-made verifiers of that specification check, or the X-Deploy-*
+// headers ([DeployHeaders]). Either way the signature covers the delivery
+// id, the timestamp and the body, so a receiver can refuse replays and
+// forged ids; [VerifySignature] checks both schemes. The delivery id is a
+// digest of the body, the same on every retry of an event, so a receiver
+// can drop duplicates. An empty Secret is refused unless Unsigned is set.
 //
 // A response other than 2xx, a transport error or a timeout is returned as
 // an error, so that the runner retries the event with backoff. The error is
@@ -65,16 +46,28 @@ var defaultClient = &http.Client{Timeout: time.Minute}
 // receiver's refusal (4xx other than 408 and 429), which the runner does not
 // retry, from an outage, which it retries up to its attempt limit, waiting at
 // least as long as the receiver's Retry-After header asks (RetryAfter).
+// Errors name the host only and never show Secret, the URL's path, query or
+// credentials, or the values of credential headers.
 //
 // A Webhook is safe for concurrent use; do not change its fields while it
 // is in use.
 type Webhook struct {
-	// URL receives the POST requests; http or https.
+	// URL receives the POST requests; http or https. It is treated as a
+	// secret: errors name its host only.
 	URL string
-	// Secret is the shared HMAC key. Empty sends unsigned requests.
+	// Secret is the shared HMAC key. For Standard Webhooks, a secret written
+	// "whsec_<base64>" (as NewSecret makes) is the key those base64 bytes
+	// stand for, as the specification's verifiers read it; any other
+	// string is used as it is. Required unless Unsigned.
 	Secret string
+	// Scheme is how deliveries are signed; the zero value is
+	// StandardWebhooks.
+	Scheme Scheme
+	// Unsigned sends deliveries without a signature. Only for receivers
+	// that authenticate otherwise (mutual TLS, a header token).
+	Unsigned bool
 	// Header is added to every request (an Authorization header, say).
-	// It may not set Content-Type or the X-Deploy-* headers.
+	// It may not set Content-Type or the signature headers.
 	Header http.Header
 	// Timeout bounds each request; 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -103,8 +96,19 @@ func (w *Webhook) Validate() error {
 		switch {
 		case !validHeaderName(k):
 			return fmt.Errorf("notify: Webhook.Header %q is not a valid header name", k)
-		case ck == "Content-Type", ck == SignatureHeader, ck == TimestampHeader, ck == EventHeader, ck == DeliveryHeader:
+		case ck == "Content-Type", ck == EventHeader, reservedHeader(ck):
 			return fmt.Errorf("notify: Webhook.Header %q is set by the webhook itself", k)
+		}
+	}
+	switch {
+	case w.Scheme != StandardWebhooks && w.Scheme != DeployHeaders:
+		return fmt.Errorf("notify: Webhook.Scheme %d is unknown", w.Scheme)
+	case w.Secret == "" && !w.Unsigned:
+		return fmt.Errorf("notify: Webhook.Secret is empty: %w (set Unsigned to send unsigned deliveries)", ErrEmptySecret)
+	}
+	if w.Secret != "" {
+		if _, err := key(w.Scheme, w.Secret); err != nil {
+			return fmt.Errorf("notify: Webhook.Secret: %w", err)
 		}
 	}
 	return nil
@@ -123,7 +127,7 @@ func (w *Webhook) Notify(ctx context.Context, e deploy.Event) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("notify: webhook: %w", err)
+		return redact.Error(fmt.Errorf("notify: webhook: %w", err), w.secrets()...)
 	}
 	for k, vs := range w.Header {
 		for _, v := range vs {
@@ -134,60 +138,29 @@ func (w *Webhook) Notify(ctx context.Context, e deploy.Event) error {
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(EventHeader, string(e.Kind))
 	sum := sha256.Sum256(body)
-	req.Header.Set(DeliveryHeader, hex.EncodeToString(sum[:16]))
+	id := "msg_" + hex.EncodeToString(sum[:16])
 	now := time.Now()
-	req.Header.Set(TimestampHeader, strconv.FormatInt(now.Unix(), 10))
-	if w.Secret != "" {
-		req.Header.Set(SignatureHeader, Sign(w.Secret, now, body))
+	ts := strconv.FormatInt(now.Unix(), 10)
+	idHeader, tsHeader, sigHeader := StandardIDHeader, StandardTimestampHeader, StandardSignatureHeader
+	if w.Scheme == DeployHeaders {
+		idHeader, tsHeader, sigHeader = DeliveryHeader, TimestampHeader, SignatureHeader
 	}
-	_, err = send(w.Client, req, "webhook")
+	req.Header.Set(idHeader, id)
+	req.Header.Set(tsHeader, ts)
+	if w.Secret != "" {
+		sig, err := Sign(w.Scheme, w.Secret, id, now, body)
+		if err != nil {
+			return fmt.Errorf("notify: webhook: %w", err)
+		}
+		req.Header.Set(sigHeader, sig)
+	}
+	_, err = send(w.Client, req, "webhook", w.secrets()...)
 	return err
 }
 
-// Sign returns the value of SignatureHeader for body sent at t:
-// "sha256=" and the hex HMAC-SHA256 under secret of t in Unix seconds, a
-// dot, and body.
-func Sign(secret string, t time.Time, body []byte) string {
-	return "sha256=" + hex.EncodeToString(mac(secret, strconv.FormatInt(t.Unix(), 10), body))
-}
-
-func mac(secret, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	io.WriteString(m, ts)
-	io.WriteString(m, ".")
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// VerifySignature checks a Webhook delivery for a receiver: that h's
-// SignatureHeader is the signature under secret of h's TimestampHeader and
-// body, and that the timestamp is within MaxSkew of now. Pass the request
-// body exactly as received. It returns nil or an error wrapping
-// ErrSignature.
-func VerifySignature(secret string, body []byte, h http.Header) error {
-	sig, ts := h.Get(SignatureHeader), h.Get(TimestampHeader)
-	if sig == "" {
-		return fmt.Errorf("%w: no %s header", ErrSignature, SignatureHeader)
-	}
-	hexSig, ok := strings.CutPrefix(sig, "sha256=")
-	if !ok {
-		return fmt.Errorf("%w: %s does not start with sha256=", ErrSignature, SignatureHeader)
-	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return fmt.Errorf("%w: %s is not hex", ErrSignature, SignatureHeader)
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("%w: %s %q is not Unix seconds", ErrSignature, TimestampHeader, ts)
-	}
-	if !hmac.Equal(got, mac(secret, ts, body)) {
-		return fmt.Errorf("%w: signature mismatch", ErrSignature)
-	}
-	if skew := time.Since(time.Unix(sec, 0)); skew > MaxSkew || skew < -MaxSkew {
-		return fmt.Errorf("%w: timestamp %s is %v away from now (max %v)", ErrSignature, ts, skew.Round(time.Second), MaxSkew)
-	}
-	return nil
+// secrets are what the webhook holds that no output may show.
+func (w *Webhook) secrets() []string {
+	return append(append([]string{w.Secret, w.URL}, redact.URLSecrets(w.URL)...), redact.HeaderSecrets(w.Header)...)
 }
 
 // HTTPError is a response other than 2xx from the service a notifier calls.
@@ -257,9 +230,10 @@ func timeout(d time.Duration) time.Duration {
 }
 
 // send does req and returns the start of a 2xx response's body, or an
-// error: an *HTTPError for another status. Transport errors name the host
-// only.
-func send(c *http.Client, req *http.Request, name string) ([]byte, error) {
+// error: an *HTTPError for another status. Errors name the host only, and
+// the response body they carry is cut, put on one line and redacted of
+// secrets and of URL credentials.
+func send(c *http.Client, req *http.Request, name string, secrets ...string) ([]byte, error) {
 	if c == nil {
 		c = defaultClient
 	}
@@ -269,16 +243,16 @@ func send(c *http.Client, req *http.Request, name string) ([]byte, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("notify: %s: %s %s: %w", name, req.Method, req.URL.Host, err)
+		return nil, redact.Error(fmt.Errorf("notify: %s: %s %s: %w", name, req.Method, req.URL.Host, err), secrets...)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, &HTTPError{Notifier: name, Method: req.Method, Host: req.URL.Host, StatusCode: resp.StatusCode,
-			Body: clip(strings.TrimSpace(string(body)), 200), Retry: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+			Body: redact.Body(body, 200, secrets...), Retry: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("notify: %s: %s %s: reading response: %w", name, req.Method, req.URL.Host, err)
+		return nil, redact.Error(fmt.Errorf("notify: %s: %s %s: reading response: %w", name, req.Method, req.URL.Host, err), secrets...)
 	}
 	return body, nil
 }

@@ -87,12 +87,12 @@ func TestWebhookSignedJSON(t *testing.T) {
 	if err := notify.VerifySignature("s3cret", d.Body, d.Header); err != nil {
 		t.Errorf("VerifySignature: %v", err)
 	}
-	if id := d.Header.Get(notify.DeliveryHeader); id == "" || id != got[1].Header.Get(notify.DeliveryHeader) {
-		t.Errorf("delivery ids %q and %q: want the same, non-empty, on a retry", id, got[1].Header.Get(notify.DeliveryHeader))
+	if id := d.Header.Get(notify.StandardIDHeader); id == "" || id != got[1].Header.Get(notify.StandardIDHeader) {
+		t.Errorf("delivery ids %q and %q: want the same, non-empty, on a retry", id, got[1].Header.Get(notify.StandardIDHeader))
 	}
 	if other := events()["step"]; true {
 		w.Notify(context.Background(), other)
-		if d2 := rcv.deliveries()[2]; d2.Header.Get(notify.DeliveryHeader) == d.Header.Get(notify.DeliveryHeader) {
+		if d2 := rcv.deliveries()[2]; d2.Header.Get(notify.StandardIDHeader) == d.Header.Get(notify.StandardIDHeader) {
 			t.Error("two events share a delivery id")
 		}
 	}
@@ -100,12 +100,12 @@ func TestWebhookSignedJSON(t *testing.T) {
 
 func TestWebhookUnsigned(t *testing.T) {
 	rcv := newReceiver(t)
-	w := &notify.Webhook{URL: rcv.srv.URL}
+	w := &notify.Webhook{URL: rcv.srv.URL, Unsigned: true}
 	if err := w.Notify(context.Background(), events()["started"]); err != nil {
 		t.Fatal(err)
 	}
 	d := rcv.deliveries()[0]
-	if s := d.Header.Get(notify.SignatureHeader); s != "" {
+	if s := d.Header.Get(notify.StandardSignatureHeader) + d.Header.Get(notify.SignatureHeader); s != "" {
 		t.Errorf("unsigned webhook sent %s %q", notify.SignatureHeader, s)
 	}
 	if err := notify.VerifySignature("s3cret", d.Body, d.Header); !errors.Is(err, notify.ErrSignature) {
@@ -117,13 +117,21 @@ func TestVerifySignature(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		body := []byte(`{"kind":"started"}`)
 		now := time.Now()
-		signed := func(ts time.Time, sig string) http.Header {
+		sign := func(id string, ts time.Time) string {
+			sig, err := notify.Sign(notify.DeployHeaders, "s3cret", id, ts, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sig
+		}
+		signed := func(id string, ts time.Time, sig string) http.Header {
 			h := http.Header{}
+			h.Set(notify.DeliveryHeader, id)
 			h.Set(notify.TimestampHeader, strconv.FormatInt(ts.Unix(), 10))
 			h.Set(notify.SignatureHeader, sig)
 			return h
 		}
-		good := signed(now, notify.Sign("s3cret", now, body))
+		good := signed("msg_1", now, sign("msg_1", now))
 		if err := notify.VerifySignature("s3cret", body, good); err != nil {
 			t.Fatalf("good signature: %v", err)
 		}
@@ -134,21 +142,23 @@ func TestVerifySignature(t *testing.T) {
 			want   string
 		}{
 			"wrong secret":     {"other", body, good, "signature mismatch"},
+			"empty secret":     {"", body, good, "the secret is empty"},
 			"tampered body":    {"s3cret", []byte(`{"kind":"finished"}`), good, "signature mismatch"},
-			"no signature":     {"s3cret", body, http.Header{}, "no X-Deploy-Signature header"},
-			"not sha256":       {"s3cret", body, signed(now, "sha1=abc"), "does not start with sha256="},
-			"not hex":          {"s3cret", body, signed(now, "sha256=zz"), "is not hex"},
-			"timestamp forged": {"s3cret", body, signed(now.Add(-time.Second), notify.Sign("s3cret", now, body)), "signature mismatch"},
-			"stale":            {"s3cret", body, signed(now.Add(-6*time.Minute), notify.Sign("s3cret", now.Add(-6*time.Minute), body)), "6m0s away from now"},
-			"future":           {"s3cret", body, signed(now.Add(10*time.Minute), notify.Sign("s3cret", now.Add(10*time.Minute), body)), "-10m0s away"},
+			"no signature":     {"s3cret", body, http.Header{}, "no Webhook-Signature or X-Deploy-Signature header"},
+			"not sha256":       {"s3cret", body, signed("msg_1", now, "sha1=abc"), "does not start with sha256="},
+			"not hex":          {"s3cret", body, signed("msg_1", now, "sha256=zz"), "signature mismatch"},
+			"id forged":        {"s3cret", body, signed("msg_2", now, sign("msg_1", now)), "signature mismatch"},
+			"no id":            {"s3cret", body, signed("", now, sign("", now)), "no X-Deploy-Delivery header"},
+			"timestamp forged": {"s3cret", body, signed("msg_1", now.Add(-time.Second), sign("msg_1", now)), "signature mismatch"},
+			"stale":            {"s3cret", body, signed("msg_1", now.Add(-6*time.Minute), sign("msg_1", now.Add(-6*time.Minute))), "6m0s away from now"},
+			"future":           {"s3cret", body, signed("msg_1", now.Add(10*time.Minute), sign("msg_1", now.Add(10*time.Minute))), "-10m0s away"},
 		} {
 			err := notify.VerifySignature(tc.secret, tc.body, tc.h)
 			if !errors.Is(err, notify.ErrSignature) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: %v, want ErrSignature with %q", name, err, tc.want)
 			}
 		}
-		h := http.Header{}
-		h.Set(notify.SignatureHeader, notify.Sign("s3cret", now, body))
+		h := signed("msg_1", now, sign("msg_1", now))
 		h.Set(notify.TimestampHeader, "yesterday")
 		if err := notify.VerifySignature("s3cret", body, h); !errors.Is(err, notify.ErrSignature) {
 			t.Errorf("bad timestamp: %v", err)
@@ -165,7 +175,7 @@ func TestWebhookStatus(t *testing.T) {
 	} {
 		rcv := newReceiver(t)
 		rcv.status = tc.status
-		w := &notify.Webhook{URL: rcv.srv.URL + "/secret-path?token=t0k3n"}
+		w := &notify.Webhook{URL: rcv.srv.URL + "/secret-path?token=t0k3n", Unsigned: true}
 		err := w.Notify(context.Background(), events()["step"])
 		var he *notify.HTTPError
 		if !errors.As(err, &he) {
@@ -180,7 +190,7 @@ func TestWebhookStatus(t *testing.T) {
 	}
 	rcv := newReceiver(t)
 	rcv.status = http.StatusNoContent
-	if err := (&notify.Webhook{URL: rcv.srv.URL}).Notify(context.Background(), events()["step"]); err != nil {
+	if err := (&notify.Webhook{URL: rcv.srv.URL, Unsigned: true}).Notify(context.Background(), events()["step"]); err != nil {
 		t.Errorf("204: %v", err)
 	}
 }
@@ -204,7 +214,7 @@ var hang = roundTripper(func(r *http.Request) (*http.Response, error) {
 func TestWebhookTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		w := &notify.Webhook{URL: "https://hooks.example.com/x", Timeout: 3 * time.Second, Client: &http.Client{Transport: hang}}
+		w := &notify.Webhook{URL: "https://hooks.example.com/x", Unsigned: true, Timeout: 3 * time.Second, Client: &http.Client{Transport: hang}}
 		err := w.Notify(context.Background(), events()["step"])
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Notify = %v, want a deadline error", err)
@@ -241,7 +251,12 @@ func TestWebhookValidate(t *testing.T) {
 		{notify.Webhook{URL: "https://x", Header: http.Header{"X-Deploy-Signature": {"forged"}}}, `notify: Webhook.Header "X-Deploy-Signature" is set by the webhook itself`},
 		{notify.Webhook{URL: "https://x", Header: http.Header{"content-type": {"text/plain"}}}, `notify: Webhook.Header "content-type" is set by the webhook itself`},
 		{notify.Webhook{URL: "https://x", Header: http.Header{"Bad Header": {"v"}}}, `notify: Webhook.Header "Bad Header" is not a valid header name`},
-		{notify.Webhook{URL: "https://x", Header: http.Header{"X-Team": {"payments"}}, Timeout: time.Second}, ""},
+		{notify.Webhook{URL: "https://x", Header: http.Header{"X-Team": {"payments"}}, Timeout: time.Second, Secret: "s3cret"}, ""},
+		{notify.Webhook{URL: "https://x"}, "notify: Webhook.Secret is empty: notify: the secret is empty (set Unsigned to send unsigned deliveries)"},
+		{notify.Webhook{URL: "https://x", Unsigned: true}, ""},
+		{notify.Webhook{URL: "https://x", Secret: "whsec_!!"}, "notify: Webhook.Secret: a whsec_ secret must be base64 after the prefix"},
+		{notify.Webhook{URL: "https://x", Secret: "s", Scheme: 7}, "notify: Webhook.Scheme 7 is unknown"},
+		{notify.Webhook{URL: "https://x", Secret: "s", Header: http.Header{"webhook-signature": {"v1,forged"}}}, `notify: Webhook.Header "webhook-signature" is set by the webhook itself`},
 	} {
 		err := tc.w.Validate()
 		got := ""

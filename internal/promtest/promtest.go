@@ -16,8 +16,8 @@ package promtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,7 +59,9 @@ type Server struct {
 	// Dir holds the configuration, the rules and the data.
 	Dir string
 
-	proc *proctest.Process
+	proc    *proctest.Process
+	data    string // the TSDB path, which tells this server from another
+	release func() // releases the port's reservation
 }
 
 // Binary returns the path of the prometheus binary: $PROMETHEUS_BIN, else
@@ -93,10 +95,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	var lastErr error
-	for range 3 { // the free port may be taken between probing and binding
+	for range 3 { // a port may still be taken by a process that does not reserve it
 		s, err := start(bin, dir)
 		if err == nil {
 			t.Cleanup(func() {
+				defer s.release()
 				if err := s.proc.Stop(); err != nil {
 					t.Errorf("promtest: stopping prometheus: %v", err)
 				}
@@ -163,20 +166,21 @@ func dur(d time.Duration) string {
 	return fmt.Sprintf("%dms", d/time.Millisecond)
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 func start(bin, dir string) (*Server, error) {
-	addr, err := freeAddr()
+	addr, release, err := reserveAddr()
 	if err != nil {
 		return nil, err
 	}
+	s, err := startOn(bin, dir, addr)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s.release = release
+	return s, nil
+}
+
+func startOn(bin, dir, addr string) (*Server, error) {
 	data := filepath.Join(dir, "data")
 	if err := os.RemoveAll(data); err != nil {
 		return nil, err
@@ -194,7 +198,7 @@ func start(bin, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URL: "http://" + addr, Dir: dir, proc: proc}
+	s := &Server{URL: "http://" + addr, Dir: dir, proc: proc, data: data}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := proc.WaitReady(ctx, s.ready); err != nil {
@@ -207,7 +211,11 @@ func start(bin, dir string) (*Server, error) {
 // readyClient bounds each readiness probe.
 var readyClient = &http.Client{Timeout: time.Second}
 
-// ready reports whether the server answers /-/ready with 200 OK.
+// ready reports whether the server answers /-/ready with 200 OK and is
+// this one: its storage.tsdb.path flag is s's data directory. A server of
+// another test run that took the port answers too, and must not be taken
+// for ours (TestMonitoringActiveRealPrometheus read another run's
+// targets).
 func (s *Server) ready(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/-/ready", nil)
 	if err != nil {
@@ -220,6 +228,24 @@ func (s *Server) ready(ctx context.Context) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", req.URL, resp.Status)
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/v1/status/flags", nil)
+	if err != nil {
+		return err
+	}
+	resp, err = readyClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var flags struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&flags); err != nil {
+		return fmt.Errorf("%s: %w", req.URL, err)
+	}
+	if got := flags.Data["storage.tsdb.path"]; got != s.data {
+		return fmt.Errorf("%s is another Prometheus (data in %q, not %q)", s.URL, got, s.data)
 	}
 	return nil
 }

@@ -11,6 +11,19 @@
 //	sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}",code=~"5.."}[{{.Window}}]))
 //	  / sum(rate(http_requests_total{service="{{.Service}}",version="{{.Version}}"}[{{.Window}}]))
 //
+// # Release fields are escaped
+//
+// Everything a template prints is escaped as the content of a PromQL string
+// literal: backslashes, both quotes and control characters are escaped, so
+// a version such as `v2",version=~".*` stays one label value and cannot add
+// a matcher. Put fields inside quotes, as above; a field outside quotes is
+// not protected (release fields are checked by state.Release.Validate, but
+// labels are free text). A value with a backtick is refused, since a PromQL
+// raw string cannot escape it. For a regular-expression matcher, quote the
+// field with regex so that its dots and pluses match themselves:
+//
+//	http_requests_total{version=~"{{regex .Version}}|{{regex .PreviousVersion}}"}
+//
 // {{.Version}} is the version users are on in the phase judged: the new one
 // while steps bake and during verification, the previous one before the
 // deploy (the baseline) and after a rollback (see [Vars]); {{.NewVersion}}
@@ -94,6 +107,8 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/deploykit/deploy/internal/redact"
+	"github.com/deploykit/deploy/internal/tmplesc"
 	"github.com/deploykit/deploy/monitor"
 )
 
@@ -262,8 +277,9 @@ func compile(i int, q Query) (compiled, error) {
 		return c, fmt.Errorf("prometheus: queries[%d] (%s).Count %q is for instant queries, but Step is %v", i, q.Metric, q.Count, q.Step)
 	}
 	parse := func(field, text string) (*template.Template, error) {
-		t, err := template.New(q.Metric).Option("missingkey=zero").Parse(text)
+		t, err := template.New(q.Metric).Funcs(funcs).Option("missingkey=zero").Parse(text)
 		if err == nil {
+			tmplesc.Pipe(t, escapeFunc)
 			err = t.Execute(discard{}, sample)
 		}
 		if err != nil {
@@ -443,7 +459,9 @@ func (s *Source) errorf(q compiled, promql, format string, args ...any) error {
 	if promql == "" {
 		promql = q.Query.Query
 	}
-	return fmt.Errorf("prometheus: query %s (%s): %w", q.Metric, promql, fmt.Errorf(format, args...))
+	// The client's errors name the server's URL, which may carry
+	// credentials: redact it.
+	return redact.Error(fmt.Errorf("prometheus: query %s (%s): %w", q.Metric, promql, fmt.Errorf(format, args...)))
 }
 
 func execute(t *template.Template, vars Vars) (string, error) {
@@ -461,13 +479,21 @@ func (s *Source) instant(ctx context.Context, promql string, now time.Time, time
 		return 0, false, err
 	}
 	switch val := val.(type) {
+	case nil:
+		return 0, false, errNoResult
 	case *model.Scalar:
+		if val == nil {
+			return 0, false, errNoResult
+		}
 		return usable(float64(val.Value))
 	case model.Vector:
 		switch len(val) {
 		case 0:
 			return 0, false, nil
 		case 1:
+			if val[0] == nil {
+				return 0, false, errors.New("gave a null sample")
+			}
 			if val[0].Histogram != nil {
 				return 0, false, errors.New("gave a native histogram, want a number")
 			}
@@ -480,6 +506,11 @@ func (s *Source) instant(ctx context.Context, promql string, now time.Time, time
 	}
 }
 
+// errNoResult is an answer with no result at all, such as a bare
+// {"status":"success"} or null: the server is not a Prometheus that
+// answered the query, which is not the same as no data.
+var errNoResult = errors.New("gave no result (not a Prometheus query answer)")
+
 func usable(v float64) (float64, bool, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, false, nil
@@ -489,9 +520,15 @@ func usable(v float64) (float64, bool, error) {
 
 // points returns the finite values of a range query's single series.
 func points(val model.Value) ([]float64, error) {
+	if val == nil {
+		return nil, errNoResult
+	}
 	mat, ok := val.(model.Matrix)
 	if !ok {
 		return nil, fmt.Errorf("gave a %s, want a matrix", val.Type())
+	}
+	if len(mat) == 1 && mat[0] == nil {
+		return nil, errors.New("gave a null series")
 	}
 	switch len(mat) {
 	case 0:
@@ -550,6 +587,11 @@ func (m Monitoring) Check(ctx context.Context, service string) error {
 // gate.MonitoringActive records it as the evidence of the checklist's
 // "Confirm monitoring/alerting active".
 func (m Monitoring) Confirm(ctx context.Context, service string) (evidence string, err error) {
+	evidence, err = m.confirm(ctx, service)
+	return redact.Text(evidence), redact.Error(err)
+}
+
+func (m Monitoring) confirm(ctx context.Context, service string) (evidence string, err error) {
 	if m.API == nil {
 		return "", errors.New("prometheus: Monitoring.API is nil")
 	}
@@ -576,7 +618,7 @@ func (m Monitoring) Confirm(ctx context.Context, service string) (evidence strin
 			p := fmt.Sprintf("scrape target %s is %s", tg.ScrapeURL, tg.Health)
 			switch {
 			case tg.LastError != "":
-				p += ": " + tg.LastError
+				p += ": " + redact.Clip(tg.LastError, 300)
 			case tg.Health == v1.HealthUnknown:
 				p += " (not scraped yet)"
 			}
@@ -607,7 +649,7 @@ func (m Monitoring) Confirm(ctx context.Context, service string) (evidence strin
 				}
 				names = append(names, a.Name)
 				if a.Health == v1.RuleHealthBad {
-					problems = append(problems, fmt.Sprintf("alerting rule %s (group %s) fails: %s", a.Name, g.Name, a.LastError))
+					problems = append(problems, fmt.Sprintf("alerting rule %s (group %s) fails: %s", a.Name, g.Name, redact.Clip(a.LastError, 300)))
 				}
 			}
 		}
