@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // PanicError is a panic in code the runner called — a strategy's Plan,
@@ -23,7 +25,9 @@ type PanicError struct {
 	Stack []byte
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("%s panicked: %v", e.Call, e.Value) }
+func (e *PanicError) Error() string {
+	return redact.Text(fmt.Sprintf("%s panicked: %v", e.Call, e.Value))
+}
 
 // TimeoutError is a call into user code that did not return within its
 // bound. The runner stops waiting for it and goes on as for any error of
@@ -104,12 +108,29 @@ func (c *running[T]) stop() {
 }
 
 // result is the call's outcome once it returned: a call that gave up at
-// its own deadline and said so is a *TimeoutError.
+// its own deadline and said so is a *TimeoutError; any other error comes
+// back redacted (see userError).
 func (c *running[T]) result(ctx context.Context, res callResult[T]) (T, error) {
 	if res.err != nil && ctx.Err() == nil && errors.Is(c.cctx.Err(), context.DeadlineExceeded) && errors.Is(res.err, context.DeadlineExceeded) {
 		return res.v, &TimeoutError{Call: c.call, Timeout: c.timeout}
 	}
-	return res.v, res.err
+	return res.v, userError(res.err)
+}
+
+// userError redacts an error that came from code the runner called, so
+// that no URL credential, query value or token in it reaches the record,
+// the report, a span, a log or a returned error; errors.Is and errors.As
+// still see the original.
+func userError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *PanicError
+	var te *TimeoutError
+	if errors.As(err, &pe) || errors.As(err, &te) {
+		return err // their messages are redacted already
+	}
+	return redact.Error(err) // a RetryAt error stays one: errors.As sees through
 }
 
 // boundedErr is bounded for calls that return only an error.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploykit/deploy/internal/redact"
 	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/state"
 )
@@ -288,7 +289,7 @@ type evidenceSink struct {
 func (s *evidenceSink) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return strings.Join(s.lines, "; ")
+	return redact.Text(strings.Join(s.lines, "; "))
 }
 
 // Evidence records what a passing gate saw, such as "CI success on 3f2a1c9:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploykit/deploy/internal/redact"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -150,7 +151,7 @@ func checkEffect(rec *state.Record, kind effectKind) error {
 // panicDetail is a panic's value and the top of its stack, for the timeline.
 func panicDetail(pe *PanicError) string {
 	const max = 2048
-	s := fmt.Sprintf("panic: %v\n%s", pe.Value, pe.Stack)
+	s := redact.Text(fmt.Sprintf("panic: %v\n%s", pe.Value, pe.Stack))
 	if len(s) > max {
 		s = s[:max] + "…"
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploykit/deploy/internal/redact"
 	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/rollback"
 	"github.com/deploykit/deploy/state"
@@ -227,5 +228,5 @@ func summarize(obs monitor.Observation) string {
 	if len(parts) == 0 {
 		return "no metrics"
 	}
-	return strings.Join(parts, ", ")
+	return redact.Text(strings.Join(parts, ", "))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -131,6 +132,22 @@ func (r *Runner) countFinished(ctx context.Context, lp *loop, rec *state.Record)
 		r.releases.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rec.Release.Service), attribute.String("deploy.status", string(rec.Status))))
 	}
 	r.recordDORA(ctx, rec)
+	r.closeMonitors(ctx)
+}
+
+// closeMonitors closes the monitors that are an io.Closer (a LogScan's
+// file) once a release ends, bounded like every call into them.
+func (r *Runner) closeMonitors(ctx context.Context) {
+	for _, m := range r.cfg.monitors {
+		c, ok := m.(io.Closer)
+		if !ok {
+			continue
+		}
+		name := nameOf(m)
+		if err := boundedErr(ctx, "monitor "+name+": Close", r.cfg.timeouts.Observe, func(context.Context) error { return c.Close() }); err != nil {
+			r.cfg.logger.Warn("deploy: closing a monitor", "monitor", name, "err", err)
+		}
+	}
 }
 
 // finish waits for the outbox, saves delivery results and returns the final report.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploykit/deploy/internal/redact"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -26,6 +27,7 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 	if strings.TrimSpace(reason) == "" {
 		return nil, fmt.Errorf("%w: Rollback reason is empty", ErrInvalid)
 	}
+	reason = redact.Text(reason)
 	store, err := r.store()
 	if err != nil {
 		return nil, err

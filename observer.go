@@ -69,7 +69,7 @@ func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.D
 		if res.err != nil && ctx.Err() == nil && cctx.Err() != nil {
 			return res.v, &TimeoutError{Call: o.call, Timeout: timeout}
 		}
-		return res.v, res.err
+		return res.v, userError(res.err)
 	case <-o.timer.C:
 		// Give the stuck goroutine up: it exits once its call returns.
 		close(o.req)

@@ -51,11 +51,13 @@ func normalize(rel Release) (Release, error) {
 	if rel.Version == "" {
 		return rel, fmt.Errorf("%w: Release.Version is empty", ErrInvalid)
 	}
-	if strings.ContainsAny(rel.Service, "/\\ \t\n") {
-		return rel, fmt.Errorf("%w: Release.Service %q has a slash or white space", ErrInvalid, rel.Service)
-	}
 	if rel.Environment == "" {
 		rel.Environment = "production"
+	}
+	if err := rel.Validate(); err != nil {
+		// Every field is checked before anything else, the same for every
+		// store: names that reach file names, queries and URLs.
+		return rel, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return rel, nil
 }
