@@ -137,8 +137,15 @@ func (w *Webhook) Notify(ctx context.Context, e deploy.Event) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(EventHeader, string(e.Kind))
-	sum := sha256.Sum256(body)
-	id := "msg_" + hex.EncodeToString(sum[:16])
+	// The delivery id is the event's idempotency key: the release and its
+	// Seq, the same on every retry of the event, so receivers can
+	// de-duplicate (an event without them is named by its body's hash).
+	id := "msg_" + e.DeploymentID + "_" + strconv.Itoa(e.Seq)
+	if e.DeploymentID == "" || e.Seq == 0 {
+		sum := sha256.Sum256(body)
+		id = "msg_" + hex.EncodeToString(sum[:16])
+	}
+	req.Header.Set("Idempotency-Key", id)
 	now := time.Now()
 	ts := strconv.FormatInt(now.Unix(), 10)
 	idHeader, tsHeader, sigHeader := StandardIDHeader, StandardTimestampHeader, StandardSignatureHeader

@@ -276,3 +276,24 @@ func TestWebhookValidate(t *testing.T) {
 		t.Error(`Name() != "webhook"`)
 	}
 }
+
+func TestWebhookDeliveryIDIsTheEventsIdempotencyKey(t *testing.T) {
+	rcv := newReceiver(t)
+	rcv.status = http.StatusServiceUnavailable
+	w := &notify.Webhook{URL: rcv.srv.URL, Secret: "s3cret"}
+	e := deploy.Event{Kind: deploy.EventStep, DeploymentID: "checkout-production-1", Seq: 7}
+	_ = w.Notify(t.Context(), e) // fails: retried with the same event
+	rcv.status = http.StatusOK
+	if err := w.Notify(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	e.Seq = 8
+	if err := w.Notify(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	d := rcv.deliveries()
+	id := func(i int) string { return d[i].Header.Get(notify.StandardIDHeader) }
+	if len(d) != 3 || id(0) != id(1) || id(1) == id(2) || d[1].Header.Get("Idempotency-Key") != id(1) || id(0) != "msg_checkout-production-1_7" {
+		t.Errorf("ids %q, %q, %q: want the same id for a retried event, another for the next", id(0), id(1), id(2))
+	}
+}
