@@ -104,9 +104,16 @@ func Text(s string, secrets ...string) string {
 			}
 			return URL(u) + trail
 		})
+		// What is left of "://user@" without a scheme the pattern reads
+		// (a control character or a quote before it) loses its user part
+		// all the same: once quoted, it would look like a URL.
+		s = bareUserinfo.ReplaceAllString(s, "://")
 	}
 	return s
 }
+
+// bareUserinfo is a user part after "://" that no URL took.
+var bareUserinfo = regexp.MustCompile(`://[^/?#\s"'<>@` + "`" + `]+@`)
 
 func maskSecrets(s string, secrets []string) string {
 	for _, sec := range expand(secrets) {
