@@ -237,7 +237,7 @@ func movesActive(old, r *Record) bool {
 
 // checkUpdate reads the stored head of r and checks r against it.
 func (f *File) checkUpdate(r *Record) (*stored, error) {
-	s, err := f.readHead(r.ID)
+	s, err := f.readMeta(r.ID)
 	if err != nil {
 		return nil, err
 	}
