@@ -114,10 +114,10 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
-	if err := f.checkActive(idx, r); err != nil {
-		return err
-	}
 	if !r.Status.Final() {
+		if err := f.checkActive(idx, r); err != nil {
+			return err
+		}
 		idx[fileKey(r)] = r.ID
 		if err := f.writeIndex(idx); err != nil {
 			return err

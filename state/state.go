@@ -27,7 +27,8 @@
 // to their length (s[:n:n]): appending to a loaded record always writes to
 // memory of the caller's own, never to entries another holder reads. So a
 // caller may append to Timeline and RollbackSteps freely, but must not
-// assign to an element already there. A caller that keeps its record
+// assign to an element already there, nor cut the slice short and append
+// again (that too writes over stored entries). A caller that keeps its record
 // between saves and appends to it pays nothing for the history; one that
 // reloads before every save pays one copy of the history at its first
 // append after the Load (Go's append of a clipped slice reallocates).
