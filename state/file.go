@@ -110,11 +110,11 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
-	idx, err := f.activeIndex()
-	if err != nil {
-		return err
-	}
 	if !r.Status.Final() {
+		idx, err := f.activeIndex()
+		if err != nil {
+			return err
+		}
 		if err := f.checkActive(idx, r); err != nil {
 			return err
 		}
