@@ -46,9 +46,10 @@ import (
 // Quarantine moves a release's files to ".aside/<id>/" with a
 // "reason.json" beside them.
 type File struct {
-	dir   string
-	mu    sync.Mutex // the directory lock, within the process
-	locks idLocks    // the release locks, within the process
+	dir     string
+	mu      sync.Mutex // the directory lock, within the process
+	locks   idLocks    // the release locks, within the process
+	dirSync dirSyncer
 }
 
 var (

@@ -173,7 +173,7 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	if err := os.Rename(t.Name(), p); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	syncDir(f.dir)
+	f.dirSync.sync(f.dir)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,5 +213,42 @@ func TestFileLoadsEarlierFormat(t *testing.T) {
 	hist, _ := os.ReadFile(filepath.Join(dir, "rel-1.jsonl"))
 	if n := bytes.Count(hist, []byte("\n")); n != 5 {
 		t.Errorf("history has %d lines, want 5 (4 timeline entries and a rollback step)", n)
+	}
+}
+
+// TestFileUpdatesReleasesConcurrently: holders of eight releases append
+// and save at once (each Update holds its release's lock only, and renames
+// share directory syncs); every entry of every release is stored.
+func TestFileUpdatesReleasesConcurrently(t *testing.T) {
+	f, _ := newFile(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	recs := make([]*state.Record, 8)
+	for i := range recs {
+		r := deploytest.FullRecord(fmt.Sprint("rel-", i))
+		r.Release.Service = fmt.Sprint("svc-", i)
+		if err := f.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = r
+		wg.Go(func() {
+			for j := range 20 {
+				r.Timeline = append(r.Timeline, note(j))
+				if err := f.Update(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range recs {
+		got, err := f.Load(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(r, got, sameRecord); diff != "" {
+			t.Errorf("Load(%s) (-want +got):\n%s", r.ID, diff)
+		}
 	}
 }
