@@ -62,6 +62,7 @@ func TestStore(newStore func() (state.Store, error)) error {
 		{"Load/ErrNotFound", checkLoadNotFound},
 		{"Load/Copy", checkLoadCopy},
 		{"Update", checkUpdate},
+		{"Update/Replaces", checkUpdateReplaces},
 		{"Update/ErrConflict", checkUpdateConflict},
 		{"Update/ErrFenced", checkUpdateFenced},
 		{"Update/ErrNotFound", checkUpdateNotFound},
@@ -301,6 +302,34 @@ func checkUpdate(ctx context.Context, s state.Store) error {
 		}
 	}
 	return nil
+}
+
+// checkUpdateReplaces: an Update replaces every field, also with maps that
+// lost or changed keys, shorter slices and nil pointers, and back.
+func checkUpdateReplaces(ctx context.Context, s state.Store) error {
+	r := FullRecord("rel-1")
+	if err := s.Create(ctx, r); err != nil {
+		return fmt.Errorf("Create: %w", err)
+	}
+	lean := FullRecord("rel-1")
+	lean.Rev = r.Rev
+	lean.Release.Links, lean.Release.Labels = nil, map[string]string{"owner": "search"}
+	lean.Gates, lean.Windows, lean.Waivers, lean.Outbox = lean.Gates[:1], nil, nil, nil
+	lean.Baseline, lean.Last, lean.Checklist = nil, map[string]state.Measurement{"cpu": {Value: 0.5, Samples: 3}}, nil
+	lean.MonitorState = map[string][]byte{"other": []byte("x")}
+	lean.Trigger, lean.RollbackRequest = nil, nil
+	if err := s.Update(ctx, lean); err != nil {
+		return fmt.Errorf("Update to a leaner record: %w", err)
+	}
+	if err := wantStored(ctx, s, lean, "after an Update to a leaner record"); err != nil {
+		return err
+	}
+	full := FullRecord("rel-1")
+	full.Rev = lean.Rev
+	if err := s.Update(ctx, full); err != nil {
+		return fmt.Errorf("Update back to the full record: %w", err)
+	}
+	return wantStored(ctx, s, full, "after an Update back to the full record")
 }
 
 func checkUpdateConflict(ctx context.Context, s state.Store) error {

@@ -51,3 +51,63 @@ func CheckHistory(r *Record, timeline, rollback int) error {
 	}
 	return nil
 }
+
+// copyHeadInto makes dst a copy of r like [Record.shareHistory] does, but
+// reuses the maps and slices dst already owns, so that a store updating a
+// record it keeps allocates little. dst must share no memory with callers
+// but for its history.
+func (r *Record) copyHeadInto(dst *Record) {
+	old := *dst
+	*dst = *r
+	dst.Release.Links = refillMap(old.Release.Links, r.Release.Links)
+	dst.Release.Labels = refillMap(old.Release.Labels, r.Release.Labels)
+	dst.Gates = refillSlice(old.Gates, r.Gates)
+	dst.Baseline = refillMap(old.Baseline, r.Baseline)
+	dst.Last = refillMap(old.Last, r.Last)
+	dst.Windows = refillSlice(old.Windows, r.Windows)
+	dst.Timeline = clip(r.Timeline)
+	dst.Checklist = refillMap(old.Checklist, r.Checklist)
+	dst.MonitorState = nil
+	if r.MonitorState != nil {
+		dst.MonitorState = old.MonitorState
+		if dst.MonitorState == nil {
+			dst.MonitorState = make(map[string][]byte, len(r.MonitorState))
+		}
+		for k := range dst.MonitorState {
+			if _, ok := r.MonitorState[k]; !ok {
+				delete(dst.MonitorState, k)
+			}
+		}
+		for k, v := range r.MonitorState {
+			dst.MonitorState[k] = append(dst.MonitorState[k][:0], v...)
+		}
+	}
+	dst.Waivers = refillSlice(old.Waivers, r.Waivers)
+	dst.Outbox = refillSlice(old.Outbox, r.Outbox)
+	dst.RollbackSteps = clip(r.RollbackSteps)
+	dst.Trigger = r.Trigger.clone()
+	dst.RollbackRequest = r.RollbackRequest.clone()
+}
+
+// refillMap returns dst holding exactly src's entries, reusing dst, or nil
+// when src is nil.
+func refillMap[M ~map[K]V, K comparable, V any](dst, src M) M {
+	if src == nil {
+		return nil
+	}
+	if dst == nil {
+		return maps.Clone(src)
+	}
+	clear(dst)
+	maps.Copy(dst, src)
+	return dst
+}
+
+// refillSlice returns dst holding exactly src's elements, reusing dst's
+// array, or nil when src is nil.
+func refillSlice[S ~[]E, E any](dst, src S) S {
+	if src == nil {
+		return nil
+	}
+	return append(dst[:0], src...)
+}
