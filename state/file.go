@@ -34,9 +34,10 @@ import (
 // File is safe for concurrent use, also by several processes sharing the
 // directory on one machine. An Update holds a lock of its release only (a
 // mutex and an exclusive flock(2) on ".locks/<id>"), so releases are written
-// in parallel; Create, Quarantine and an Update that moves a record between
-// final and running also hold the directory's lock (".lock") while they
-// read and write the index. So the compare-and-swap on Rev, the fencing
+// in parallel; Create, Quarantine and an Update that brings a final record
+// back to running also hold the directory's lock (".lock") while they read
+// and write the index. (An Update that finishes a release leaves its entry
+// in the index; the next Create of its service sees that it is stale.) So the compare-and-swap on Rev, the fencing
 // token and "one active release per service and environment" hold across
 // processes (on Unix; elsewhere within one process only). Load takes no
 // lock: the committed part of a history file never changes. Network file
@@ -176,12 +177,13 @@ func (f *File) Update(ctx context.Context, r *Record) error {
 		unlock()
 		return err
 	}
-	if !movesActive(s.rec, r) {
+	if !activates(s.rec, r) {
 		defer unlock()
 		return f.update(r, s)
 	}
-	// The record moves between final and running: the index changes, under
-	// the directory lock, taken first.
+	// The record becomes the active release of its service and
+	// environment: the index changes, under the directory lock, taken
+	// first.
 	unlock()
 	unlockDir, err := f.lockDir()
 	if err != nil {
@@ -195,24 +197,11 @@ func (f *File) Update(ctx context.Context, r *Record) error {
 	if s, err = f.checkUpdate(r); err != nil {
 		return err
 	}
-	if !movesActive(s.rec, r) {
+	if !activates(s.rec, r) {
 		return f.update(r, s)
 	}
-	if r.Status.Final() {
-		// To final: the record first, so a crash before the index is
-		// written leaves a stale entry that Create sees through. The index
-		// is not rebuilt here: a missing one will be, without this record.
-		if err := f.update(r, s); err != nil {
-			return err
-		}
-		if idx, err := f.readIndex(); err == nil && idx[fileKey(s.rec)] == r.ID {
-			delete(idx, fileKey(s.rec))
-			f.writeIndex(idx)
-		}
-		return nil
-	}
-	// Back to running: refused while another release is active; the index
-	// first, as in Create.
+	// Refused while another release is active; the index first, as in
+	// Create.
 	idx, err := f.activeIndex()
 	if err != nil {
 		return err
@@ -230,10 +219,13 @@ func (f *File) Update(ctx context.Context, r *Record) error {
 	return f.update(r, s)
 }
 
-// movesActive reports whether updating old to r changes which release is
-// active for a service and environment.
-func movesActive(old, r *Record) bool {
-	return old.Status.Final() != r.Status.Final() || (!r.Status.Final() && fileKey(old) != fileKey(r))
+// activates reports whether updating old to r makes r the active release
+// of a service and environment it was not active for: a final record back
+// to running, or a running one moved to another service or environment.
+// Only such an Update writes the index. One that finishes a release leaves
+// its entry, which Create then finds stale.
+func activates(old, r *Record) bool {
+	return !r.Status.Final() && (old.Status.Final() || fileKey(old) != fileKey(r))
 }
 
 // checkUpdate reads the stored head of r and checks r against it.

@@ -9,8 +9,8 @@ import (
 // an exclusive flock(2) across processes:
 //
 //   - the directory lock (".lock") for whatever reads or writes the index of
-//     active releases: Create, Quarantine, and an Update that moves a record
-//     between final and running;
+//     active releases: Create, Quarantine, and an Update that brings a final
+//     record back to running;
 //   - a lock per release (".locks/<id>") for every write of one record, so
 //     that releases are written in parallel.
 //

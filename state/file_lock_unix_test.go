@@ -27,9 +27,9 @@ func holdFlock(t *testing.T, path string) func() {
 }
 
 // TestFileUpdateHoldsOnlyItsReleaseLock: while another process holds the
-// directory's lock, an Update of a running release goes through (it needs
-// the lock of its release only), and one that finishes a release waits for
-// the directory, as Create does.
+// directory's lock, Updates that save a running release or finish it go
+// through (they need the lock of their release only); one that brings the
+// release back to running waits for the directory, as Create does.
 func TestFileUpdateHoldsOnlyItsReleaseLock(t *testing.T) {
 	f, dir := newFile(t)
 	ctx := t.Context()
@@ -40,20 +40,24 @@ func TestFileUpdateHoldsOnlyItsReleaseLock(t *testing.T) {
 	release := holdFlock(t, filepath.Join(dir, ".lock"))
 	r.Timeline = append(r.Timeline, r.Timeline[0])
 	if err := f.Update(ctx, r); err != nil {
-		t.Fatalf("Update while another process holds the directory lock: %v", err)
+		t.Fatalf("Update of a running release while another process holds the directory lock: %v", err)
+	}
+	r.Status = state.Succeeded
+	if err := f.Update(ctx, r); err != nil {
+		t.Fatalf("Update finishing a release while another process holds the directory lock: %v", err)
 	}
 	done := make(chan error)
 	go func() {
-		fin := r.Clone()
-		fin.Status = state.Succeeded
-		done <- f.Update(ctx, fin)
+		back := r.Clone()
+		back.Status = state.Running
+		done <- f.Update(ctx, back)
 	}()
-	// Not proof that it waits (it may not have started yet), but a
-	// finishing Update that skipped the directory lock would usually be
+	// Not proof that it waits (it may not have started yet), but an Update
+	// back to running that skipped the directory lock would usually be
 	// caught here.
 	select {
 	case err := <-done:
-		t.Fatalf("Update to succeeded returned (%v) while the directory lock was held", err)
+		t.Fatalf("Update back to running returned (%v) while the directory lock was held", err)
 	default:
 	}
 	release()
