@@ -84,8 +84,8 @@ func (r *Runner) report(rec *state.Record) *Report {
 	rep := &Report{
 		ID: rec.ID, Release: rec.Release, Strategy: rec.Strategy, Status: rec.Status, Phase: rec.Phase,
 		Started: rec.Created, Finished: rec.Finished, Exposure: rec.Exposure,
-		Gates: rec.Gates, Baseline: rec.Baseline, Last: rec.Last, Windows: rec.Windows, Timeline: rec.Timeline,
-		Trigger: rec.Trigger, RollbackSteps: rec.RollbackSteps, Waivers: rec.Waivers, Error: rec.Error,
+		Gates: rec.Gates, Baseline: rec.Baseline, Last: rec.Last, Windows: rec.Windows, Timeline: slices.Clone(rec.Timeline),
+		Trigger: rec.Trigger, RollbackSteps: slices.Clone(rec.RollbackSteps), Waivers: rec.Waivers, Error: rec.Error,
 		Conditions: r.conditions, Pending: len(rec.Outbox), Undelivered: len(rec.Undelivered), Procedure: r.procedure(rec),
 	}
 	rep.Notifications = r.undelivered(rec)

@@ -32,12 +32,18 @@ const storeRacers = 16
 //
 // The checks cover Create (Rev 1, ErrExists, ErrActive, a new release
 // once the old one is final or in another environment), Load (ErrNotFound,
-// copies that share no memory with the store), Update (compare-and-swap on
-// Rev with ErrConflict, fencing with ErrFenced, ErrNotFound, nothing stored
-// on failure), exactly one winner among goroutines racing on one Rev, a
-// round trip of every Record field, and errors, not panics, for nil
-// records. Times are compared with time.Time.Equal and outbox events as
-// JSON values, so a store may normalise both.
+// copies that share no memory with the store but for the history), Update
+// (compare-and-swap on Rev with ErrConflict, fencing with ErrFenced,
+// ErrNotFound, nothing stored on failure, ErrActive for a final record
+// brought back to running while another release of its service runs),
+// exactly one winner among goroutines racing on one Rev, the append-only
+// history (ErrHistory for an Update that shortens it, entries appended over
+// many Updates, appends by holders of one record that do not reach each
+// other), a round trip of every Record field, and errors, not panics, for
+// nil records. A store that implements [state.Quarantiner] is checked to set
+// records aside as that interface says; for one that does not, that check
+// passes. Times are compared with time.Time.Equal and outbox events as JSON
+// values, so a store may normalise both.
 //
 // Typical use, in a test of the store:
 //
@@ -56,10 +62,16 @@ func TestStore(newStore func() (state.Store, error)) error {
 		{"Load/ErrNotFound", checkLoadNotFound},
 		{"Load/Copy", checkLoadCopy},
 		{"Update", checkUpdate},
+		{"Update/Replaces", checkUpdateReplaces},
 		{"Update/ErrConflict", checkUpdateConflict},
 		{"Update/ErrFenced", checkUpdateFenced},
 		{"Update/ErrNotFound", checkUpdateNotFound},
 		{"Update/Race", checkUpdateRace},
+		{"Update/Reactivate", checkUpdateReactivate},
+		{"History/AppendOnly", checkHistoryAppendOnly},
+		{"History/Appends", checkHistoryAppends},
+		{"History/Shared", checkHistoryShared},
+		{"Quarantine", checkQuarantine},
 		{"RoundTrip", checkRoundTrip},
 		{"NilRecord", checkNilRecord},
 	}
@@ -211,7 +223,8 @@ func checkLoadNotFound(ctx context.Context, s state.Store) error {
 	return wantErr(`Load("missing")`, err, state.ErrNotFound)
 }
 
-// mutate changes every map, slice and pointer of r in place.
+// mutate changes every map, slice and pointer of r in place, but for the
+// entries of the append-only history, which it appends to.
 func mutate(r *state.Record) {
 	r.Release.Labels["team"] = "changed"
 	r.Release.Links["pr"] = "changed"
@@ -220,13 +233,13 @@ func mutate(r *state.Record) {
 	r.Checklist["dashboards"] = state.Tick{Evidence: "changed"}
 	r.Gates[0].Reason = "changed"
 	r.Windows[0].Name = "changed"
-	r.Timeline[0].Detail = "changed"
+	r.Timeline = append(r.Timeline, state.Entry{Detail: "appended"})
 	r.Waivers[0].Reason = "changed"
 	r.Outbox[0].Attempts = 99
 	for _, b := range r.MonitorState {
 		b[0] = '!'
 	}
-	r.RollbackSteps[0].Detail = "changed"
+	r.RollbackSteps = append(r.RollbackSteps, state.Entry{Detail: "appended"})
 	r.Trigger.Reason = "changed"
 	*r.Trigger.Observed = 9
 	*r.Trigger.Baseline = 9
@@ -289,6 +302,34 @@ func checkUpdate(ctx context.Context, s state.Store) error {
 		}
 	}
 	return nil
+}
+
+// checkUpdateReplaces: an Update replaces every field, also with maps that
+// lost or changed keys, shorter slices and nil pointers, and back.
+func checkUpdateReplaces(ctx context.Context, s state.Store) error {
+	r := FullRecord("rel-1")
+	if err := s.Create(ctx, r); err != nil {
+		return fmt.Errorf("Create: %w", err)
+	}
+	lean := FullRecord("rel-1")
+	lean.Rev = r.Rev
+	lean.Release.Links, lean.Release.Labels = nil, map[string]string{"owner": "search"}
+	lean.Gates, lean.Windows, lean.Waivers, lean.Outbox = lean.Gates[:1], nil, nil, nil
+	lean.Baseline, lean.Last, lean.Checklist = nil, map[string]state.Measurement{"cpu": {Value: 0.5, Samples: 3}}, nil
+	lean.MonitorState = map[string][]byte{"other": []byte("x")}
+	lean.Trigger, lean.RollbackRequest = nil, nil
+	if err := s.Update(ctx, lean); err != nil {
+		return fmt.Errorf("Update to a leaner record: %w", err)
+	}
+	if err := wantStored(ctx, s, lean, "after an Update to a leaner record"); err != nil {
+		return err
+	}
+	full := FullRecord("rel-1")
+	full.Rev = lean.Rev
+	if err := s.Update(ctx, full); err != nil {
+		return fmt.Errorf("Update back to the full record: %w", err)
+	}
+	return wantStored(ctx, s, full, "after an Update back to the full record")
 }
 
 func checkUpdateConflict(ctx context.Context, s state.Store) error {

@@ -30,6 +30,9 @@ type broken struct {
 	noActive bool // allows two running releases
 	dropsMap bool // loses Release.Labels
 	racy     bool // checks Rev and writes under separate locks
+	// Every broken store accepts an Update that shortens the history or
+	// brings a final record back to running beside an active one.
+	unclipped bool // shares the history with room to grow
 }
 
 func (b *broken) Create(ctx context.Context, r *state.Record) error {
@@ -56,6 +59,9 @@ func (b *broken) copy(r *state.Record) *state.Record {
 		return r
 	}
 	c := r.Clone()
+	if b.unclipped {
+		c.Timeline, c.RollbackSteps = r.Timeline, r.RollbackSteps
+	}
 	if b.dropsMap {
 		c.Release.Labels = nil
 	}
@@ -112,6 +118,8 @@ func TestStoreFindsFaults(t *testing.T) {
 		{"no active check", func() *broken { return &broken{noActive: true} }, []string{"Create/ErrActive:", "Create/AfterFinal:"}},
 		{"drops labels", func() *broken { return &broken{dropsMap: true} }, []string{"RoundTrip:", `Record.Release.Labels`}},
 		{"racy update", func() *broken { return &broken{racy: true} }, []string{"Update/Race:"}},
+		{"history and reactivation unchecked", func() *broken { return &broken{} }, []string{"History/AppendOnly:", "append-only history", "Update/Reactivate:"}},
+		{"history shared with room to grow", func() *broken { return &broken{unclipped: true} }, []string{"History/Shared:", "wrote over it"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := deploytest.TestStore(func() (state.Store, error) { return tc.store(), nil })

@@ -2,6 +2,11 @@
 
 package state
 
-// lockDir does nothing where flock(2) is not available: there, a File is
+import "os"
+
+// flock does nothing where flock(2) is not available: there, a File is
 // safe within one process only.
-func lockDir(dir string) (func(), error) { return func() {}, nil }
+func flock(path string) (func(), error) { return func() {}, nil }
+
+// fdatasync flushes f.
+func fdatasync(f *os.File) error { return f.Sync() }

@@ -5,15 +5,14 @@ package state
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 )
 
-// lockDir takes an exclusive flock(2) on the directory's lock file, so that
-// processes sharing the directory serialise their read-check-write sections.
-// It returns the function that releases the lock.
-func lockDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+// flock takes an exclusive flock(2) on the file at path, creating it (mode
+// 0600) if needed, so that processes sharing the directory serialise their
+// read-check-write sections. It returns the function that releases the lock.
+func flock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
@@ -25,7 +24,17 @@ func lockDir(dir string) (func(), error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("state: locking %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("state: locking %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil // closing the file releases the lock
+}
+
+// fdatasync flushes f's data and the metadata needed to read it back.
+func fdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			return err
+		}
+	}
 }

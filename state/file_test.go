@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func newFile(t *testing.T) (*state.File, string) {
 }
 
 // names lists the directory, dot files included, but for the store's lock
-// file and index of active releases.
+// file, directory of release locks and index of active releases.
 func names(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -37,7 +38,7 @@ func names(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Name() != ".lock" && e.Name() != ".active.json" {
+		if e.Name() != ".lock" && e.Name() != ".locks" && e.Name() != ".active.json" {
 			out = append(out, e.Name())
 		}
 	}
@@ -67,8 +68,10 @@ func TestFileModes(t *testing.T) {
 	}
 }
 
-// TestFileAtomic reads the file directly while it is rewritten: every read
-// sees a whole record, and no temporary file is left behind.
+// TestFileAtomic reads the head directly, and loads the record through
+// another store (Load takes no lock), while the record is updated with new
+// history: every read sees a whole head, every Load a whole record whose
+// history matches its head, and no temporary file is left behind.
 func TestFileAtomic(t *testing.T) {
 	f, dir := newFile(t)
 	ctx := t.Context()
@@ -83,7 +86,27 @@ func TestFileAtomic(t *testing.T) {
 	path := filepath.Join(dir, "rel-1.json")
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	var reads int
+	var reads, loads int
+	other, _ := state.NewFile(dir)
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			got, err := other.Load(ctx, "rel-1")
+			if err != nil {
+				t.Errorf("Load during updates: %v", err)
+				return
+			}
+			if want := 301 + got.Observed; len(got.Timeline) != want && got.Rev > 1 {
+				t.Errorf("Load during updates: rev %d, observed %d, %d timeline entries, want %d", got.Rev, got.Observed, len(got.Timeline), want)
+				return
+			}
+			loads++
+		}
+	})
 	wg.Go(func() {
 		for {
 			select {
@@ -105,18 +128,19 @@ func TestFileAtomic(t *testing.T) {
 		}
 	})
 	for i := range 30 {
-		r.Observed = i
+		r.Observed = i + 1
+		r.Timeline = append(r.Timeline, state.Entry{At: r.Created, Phase: "deploy", Kind: "note", Detail: fmt.Sprint(i)})
 		if err := f.Update(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	close(done)
 	wg.Wait()
-	if reads == 0 {
-		t.Error("the reader read nothing")
+	if reads == 0 || loads == 0 {
+		t.Errorf("the readers read %d heads and loaded %d records, want some of each", reads, loads)
 	}
-	if got := names(t, dir); len(got) != 1 || got[0] != "rel-1.json" {
-		t.Errorf("directory holds %q, want only rel-1.json (temporary files removed)", got)
+	if got := names(t, dir); !slices.Equal(got, []string{"rel-1.json", "rel-1.jsonl"}) {
+		t.Errorf("directory holds %q, want only rel-1.json and rel-1.jsonl (temporary files removed)", got)
 	}
 }
 
@@ -153,14 +177,22 @@ func TestFileFailedWriteKeepsOld(t *testing.T) {
 	if nan.Rev != 5 {
 		t.Errorf("after a failed Create, r.Rev = %d, want it unchanged (5)", nan.Rev)
 	}
-	if got := names(t, dir); len(got) != 1 || got[0] != "rel-1.json" {
-		t.Errorf("directory holds %q, want only rel-1.json", got)
+	if got := names(t, dir); !slices.Equal(got, []string{"rel-1.json", "rel-1.jsonl"}) {
+		t.Errorf("directory holds %q, want only rel-1.json and rel-1.jsonl", got)
 	}
 }
 
+// TestFileCorrupt: a head that does not decode gives ErrCorrupt naming the
+// file, and does not block the releases of other services while the index
+// of active releases names it for none.
 func TestFileCorrupt(t *testing.T) {
 	f, dir := newFile(t)
 	ctx := t.Context()
+	first := deploytest.FullRecord("rel-0")
+	first.Release.Service = "first"
+	if err := f.Create(ctx, first); err != nil { // writes the index
+		t.Fatal(err)
+	}
 	for name, content := range map[string]string{
 		"truncated": `{"id":"truncated","rev":1,"rel`,
 		"empty":     ``,
@@ -289,7 +321,7 @@ func TestFileAcrossProcesses(t *testing.T) {
 	}
 	active := 0
 	for _, n := range names(t, dir) {
-		if strings.HasPrefix(n, "race-") {
+		if strings.HasPrefix(n, "race-") && strings.HasSuffix(n, ".json") {
 			active++
 		}
 	}

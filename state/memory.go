@@ -4,21 +4,32 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Memory is a Store that keeps records in memory, for tests and for programs
 // whose releases need not survive the process. The zero value is ready.
+//
+// Load and Update copy a record's head (every field but the history) and
+// share its history: Update keeps the caller's Timeline and RollbackSteps
+// clipped to their length, and Load hands them out clipped again, so both
+// cost the same at any length of history. See "History is append-only" in
+// the package documentation.
 type Memory struct {
 	mu      sync.Mutex
 	records map[string]*Record
 	active  map[activeKey]string // the non-final record of each service and environment
+	aside   map[string]*QuarantineError
 }
 
 type activeKey struct{ service, environment string }
 
 func keyOf(r *Record) activeKey { return activeKey{r.Release.Service, r.Release.Environment} }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store       = (*Memory)(nil)
+	_ Quarantiner = (*Memory)(nil)
+)
 
 // NewMemory returns an empty Memory store.
 func NewMemory() *Memory { return &Memory{} }
@@ -33,6 +44,9 @@ func (m *Memory) Create(ctx context.Context, r *Record) error {
 	if _, ok := m.records[r.ID]; ok {
 		return fmt.Errorf("%w: %s", ErrExists, r.ID)
 	}
+	if q, ok := m.aside[r.ID]; ok {
+		return fmt.Errorf("%w: %s (set aside: %s)", ErrExists, r.ID, q.Reason)
+	}
 	if id, ok := m.active[keyOf(r)]; ok && !r.Status.Final() {
 		o := m.records[id]
 		return fmt.Errorf("%w: %s (%s)", ErrActive, o.ID, o.Status)
@@ -42,7 +56,7 @@ func (m *Memory) Create(ctx context.Context, r *Record) error {
 		m.active = make(map[activeKey]string)
 	}
 	r.Rev = 1
-	m.records[r.ID] = r.Clone()
+	m.records[r.ID] = r.shareHistory()
 	if !r.Status.Final() {
 		m.active[keyOf(r)] = r.ID
 	}
@@ -55,9 +69,17 @@ func (m *Memory) Load(ctx context.Context, id string) (*Record, error) {
 	defer m.mu.Unlock()
 	r, ok := m.records[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return nil, m.missing(id)
 	}
-	return r.Clone(), nil
+	return r.shareHistory(), nil
+}
+
+// missing is the error for a record id that is not in m.records.
+func (m *Memory) missing(id string) error {
+	if q, ok := m.aside[id]; ok {
+		return q
+	}
+	return fmt.Errorf("%w: %s", ErrNotFound, id)
 }
 
 // Update implements Store.
@@ -69,9 +91,12 @@ func (m *Memory) Update(ctx context.Context, r *Record) error {
 	defer m.mu.Unlock()
 	old, ok := m.records[r.ID]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotFound, r.ID)
+		return m.missing(r.ID)
 	}
 	if err := checkUpdate(old, r); err != nil {
+		return err
+	}
+	if err := CheckHistory(r, len(old.Timeline), len(old.RollbackSteps)); err != nil {
 		return err
 	}
 	k := keyOf(r)
@@ -79,13 +104,39 @@ func (m *Memory) Update(ctx context.Context, r *Record) error {
 		return fmt.Errorf("%w: %s (%s)", ErrActive, id, m.records[id].Status)
 	}
 	r.Rev++
-	m.records[r.ID] = r.Clone()
+	r.copyHeadInto(old) // old is the store's own: Load hands out copies
+	if ko := keyOf(old); ko != k && m.active[ko] == r.ID {
+		delete(m.active, ko) // the record moved to another service or environment
+	}
 	switch {
 	case r.Status.Final() && m.active[k] == r.ID:
 		delete(m.active, k)
 	case !r.Status.Final():
 		m.active[k] = r.ID
 	}
+	return nil
+}
+
+// Quarantine implements [Quarantiner]: the record is dropped from the store
+// and its id answers with a [*QuarantineError] from then on.
+func (m *Memory) Quarantine(ctx context.Context, id, reason string) error {
+	if err := checkReason(id, reason); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[id]
+	if !ok {
+		return m.missing(id)
+	}
+	if k := keyOf(r); m.active[k] == id {
+		delete(m.active, k)
+	}
+	delete(m.records, id)
+	if m.aside == nil {
+		m.aside = make(map[string]*QuarantineError)
+	}
+	m.aside[id] = &QuarantineError{ID: id, Reason: reason, At: time.Now()}
 	return nil
 }
 

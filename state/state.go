@@ -5,10 +5,33 @@
 //
 // A [Store] creates, loads and updates records with compare-and-swap on
 // [Record.Rev], and keeps one active release per service and environment.
-// [Memory] is for tests; [File] (one JSON file per release, written
-// atomically with fsync, mode 0600) is the default; package state/postgres
-// serves fleets of runners from one PostgreSQL database. Every store passes
-// the conformance suite deploytest.TestStore.
+// [Memory] is for tests; [File] (a small head per release, rewritten
+// atomically with fsync, mode 0600, beside an append-only history file) is
+// the default; package state/postgres serves fleets of runners from one
+// PostgreSQL database. Every store passes the conformance suite
+// deploytest.TestStore.
+//
+// # History is append-only
+//
+// [Record.Timeline] and [Record.RollbackSteps] are the record's history.
+// They only grow: an Update may append entries to them, never remove or
+// change one already stored. A store refuses an Update whose Timeline or
+// RollbackSteps is shorter than the stored one with [ErrHistory]; it does
+// not compare the entries already stored, which are the caller's to leave
+// alone. In return every store costs the same per Update at the thousandth
+// entry as at the first: [Memory] shares the history with its callers
+// instead of copying it, [File] appends the new entries to a file and
+// rewrites only the head, and state/postgres inserts one row per new entry.
+//
+// Sharing is safe because stores hand out and keep history slices clipped
+// to their length (s[:n:n]): appending to a loaded record always writes to
+// memory of the caller's own, never to entries another holder reads. So a
+// caller may append to Timeline and RollbackSteps freely, but must not
+// assign to an element already there, nor cut the slice short and append
+// again (that too writes over stored entries). A caller that keeps its record
+// between saves and appends to it pays nothing for the history; one that
+// reloads before every save pays one copy of the history at its first
+// append after the Load (Go's append of a clipped slice reallocates).
 //
 // # Leases and fencing
 //
@@ -18,6 +41,15 @@
 // [ErrFenced], so a runner that lost its lease cannot overwrite the new
 // holder's work even if it reloads.
 //
+// # Records set aside
+//
+// A record that cannot be read, or whose holder is gone for good, would keep
+// its service from releasing again: the store cannot know it is over. A
+// store that implements [Quarantiner] lets an operator set such a record
+// aside with a reason: it no longer counts as active, and Load and Update of
+// it fail with a [*QuarantineError] that matches [ErrQuarantined] and says
+// why, when and where its data was kept.
+//
 // This package imports nothing else of the project.
 package state
 
@@ -25,7 +57,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"slices"
 	"time"
 )
@@ -40,11 +71,22 @@ var (
 	ErrConflict = errors.New("state: record changed since it was loaded")
 	// ErrFenced: Update with a fencing token lower than the stored one.
 	ErrFenced = errors.New("state: fencing token is stale")
-	// ErrActive: Create while another release of the same service and
-	// environment is still active.
+	// ErrActive: Create, or an Update that brings a final record back to
+	// running, while another release of the same service and environment
+	// is still active. A store that cannot tell whether an unreadable
+	// record is active refuses with an error that matches both ErrActive
+	// and ErrCorrupt.
 	ErrActive = errors.New("state: another release of this service and environment is active")
 	// ErrCorrupt: a stored record cannot be decoded.
 	ErrCorrupt = errors.New("state: record is corrupt")
+	// ErrHistory: Update with a Timeline or RollbackSteps shorter than the
+	// stored one. History is append-only (see the package documentation);
+	// a record with the current Rev and less history is a caller's bug,
+	// not a race, so it is not ErrConflict and retrying will not help.
+	ErrHistory = errors.New("state: update would remove entries from the append-only history")
+	// ErrQuarantined: the record was set aside with [Quarantiner]. The
+	// error is a [*QuarantineError] with the reason.
+	ErrQuarantined = errors.New("state: record was set aside")
 )
 
 // Release describes what is being released. deploy.Release is this type.
@@ -272,30 +314,10 @@ type Counters struct {
 // Clone returns a deep copy of r, so that a store never shares memory with
 // its callers. Event payloads in the outbox are treated as immutable and shared.
 func (r *Record) Clone() *Record {
-	c := *r
-	c.Release.Links = maps.Clone(r.Release.Links)
-	c.Release.Labels = maps.Clone(r.Release.Labels)
-	c.Gates = slices.Clone(r.Gates)
-	c.Baseline = maps.Clone(r.Baseline)
-	c.Last = maps.Clone(r.Last)
-	c.Windows = slices.Clone(r.Windows)
+	c := r.shareHistory()
 	c.Timeline = slices.Clone(r.Timeline)
-	c.Checklist = maps.Clone(r.Checklist)
-	if r.MonitorState != nil {
-		c.MonitorState = make(map[string][]byte, len(r.MonitorState))
-		for k, v := range r.MonitorState {
-			c.MonitorState[k] = slices.Clone(v)
-		}
-	}
-	c.Waivers = slices.Clone(r.Waivers)
-	c.Outbox = slices.Clone(r.Outbox)
-	c.Undelivered = slices.Clone(r.Undelivered)
-	c.Steps = slices.Clone(r.Steps)
-	c.Memo = maps.Clone(r.Memo)
 	c.RollbackSteps = slices.Clone(r.RollbackSteps)
-	c.Trigger = r.Trigger.clone()
-	c.RollbackRequest = r.RollbackRequest.clone()
-	return &c
+	return c
 }
 
 func (t *Trigger) clone() *Trigger {
@@ -318,15 +340,31 @@ func clonePtr[T any](p *T) *T {
 }
 
 // Store persists records. All methods are safe for concurrent use.
+//
+// Records go in and come out as copies, except for their append-only
+// history (Timeline and RollbackSteps), which a store may share with its
+// callers as clipped slices: see "History is append-only" in the package
+// documentation. After Create or Update the caller may go on appending to
+// its record's history and save it again; it must not change an entry it
+// has saved or loaded.
 type Store interface {
 	// Create stores a new record with Rev 1. It fails with ErrExists when the
-	// id is taken and ErrActive when another record of the same service and
-	// environment is not final.
+	// id is taken (also by a record set aside) and ErrActive when another
+	// record of the same service and environment is not final.
 	Create(ctx context.Context, r *Record) error
-	// Load returns a copy of the record, or ErrNotFound.
+	// Load returns a copy of the record, or ErrNotFound, or an error
+	// matching ErrQuarantined for a record set aside. Its Timeline and
+	// RollbackSteps may share memory with the store's: they are clipped,
+	// so appending to them is safe.
 	Load(ctx context.Context, id string) (*Record, error)
 	// Update replaces the record when r.Rev equals the stored Rev and r.Token
 	// is not lower than the stored Token, then raises r.Rev. Otherwise it
-	// fails with ErrConflict or ErrFenced and stores nothing.
+	// fails with ErrFenced or ErrConflict (checked in this order) and stores
+	// nothing. With the right Rev and Token, it fails with ErrHistory when
+	// r.Timeline or r.RollbackSteps is shorter than the stored one, and
+	// with ErrActive when r brings a final record back to running while
+	// another release of its service and environment is active. It stores
+	// only the entries of the history beyond the stored ones, and may keep
+	// r's history slices, clipped, instead of copying them.
 	Update(ctx context.Context, r *Record) error
 }

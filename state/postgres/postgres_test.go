@@ -38,6 +38,24 @@ func TestPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("AppendsHistoryRows", func(t *testing.T) {
+		s, err := newStore(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testAppendsHistoryRows(t, pool, s)
+	})
+
+	t.Run("MigratesEarlierTable", func(t *testing.T) { testMigratesEarlierTable(t, pool) })
+
+	t.Run("QuarantineKeepsRow", func(t *testing.T) {
+		s, err := newStore(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testQuarantineKeepsRow(t, pool, s)
+	})
+
 	t.Run("Migrate", func(t *testing.T) {
 		s, err := postgres.New(pool)
 		if err != nil {

@@ -1,0 +1,188 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// A release's head, "<id>.json", is the record without its history, plus a
+// mark saying how much of the history file "<id>.jsonl" is committed. It is
+// rewritten atomically at every Update. A head without a mark is a record
+// written by an earlier version, with its whole history inside; it loads as
+// it is, and its first Update moves the history out.
+type fileHead struct {
+	*Record
+	History *historyMark `json:"history,omitempty"`
+}
+
+// historyMark is the committed part of a release's history file: its first
+// Size bytes hold Timeline timeline entries and Rollback rollback steps.
+// Bytes after Size were written by an Update that did not commit (a crash
+// before its head was renamed into place): they are ignored, and the next
+// Update writes over them.
+type historyMark struct {
+	Size     int64 `json:"size"`
+	Timeline int   `json:"timeline"`
+	Rollback int   `json:"rollback"`
+}
+
+// stored is what Update needs of the stored record: the head and how its
+// history is kept.
+type stored struct {
+	rec  *Record
+	mark historyMark
+	// legacy: the head holds the whole history (an earlier version's
+	// format); the history file has none of it.
+	legacy bool
+}
+
+// readHead reads the head of release id. Its Timeline and RollbackSteps are
+// empty unless the record is in the earlier format (s.legacy).
+func (f *File) readHead(id string) (*stored, error) {
+	p := f.headPath(id)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, f.missing(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	r := new(Record)
+	h := fileHead{Record: r}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
+	}
+	if r.ID != id {
+		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, r.ID)
+	}
+	s := &stored{rec: r}
+	if h.History == nil {
+		s.legacy = true
+		s.mark = historyMark{Timeline: len(r.Timeline), Rollback: len(r.RollbackSteps)}
+	} else {
+		s.mark = *h.History
+		if len(r.Timeline) > 0 || len(r.RollbackSteps) > 0 || s.mark.Size < 0 || s.mark.Timeline < 0 || s.mark.Rollback < 0 {
+			return nil, fmt.Errorf("%w: %s: history both inside the head and apart, or a negative mark %+v", ErrCorrupt, p, s.mark)
+		}
+	}
+	return s, nil
+}
+
+// headMeta is the part of a head that Update checks: decoding only it
+// saves most of the allocations of decoding a whole head.
+type headMeta struct {
+	ID      string `json:"id"`
+	Rev     int64  `json:"rev"`
+	Release struct {
+		Service     string `json:"service"`
+		Environment string `json:"environment"`
+	} `json:"release"`
+	Status  Status       `json:"status"`
+	Token   int64        `json:"token"`
+	History *historyMark `json:"history"`
+	// Only in the earlier format: counted, not decoded.
+	Timeline      []struct{} `json:"timeline"`
+	RollbackSteps []struct{} `json:"rollbackSteps"`
+}
+
+// readMeta reads what Update checks of the head of release id. The stored
+// record it returns has only ID, Rev, Token, Status and Release.Service
+// and Environment set.
+func (f *File) readMeta(id string) (*stored, error) {
+	p := f.headPath(id)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, f.missing(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var h headMeta
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
+	}
+	if h.ID != id {
+		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, h.ID)
+	}
+	r := &Record{ID: h.ID, Rev: h.Rev, Status: h.Status, Token: h.Token}
+	r.Release.Service, r.Release.Environment = h.Release.Service, h.Release.Environment
+	s := &stored{rec: r}
+	if h.History == nil {
+		s.legacy = true
+		s.mark = historyMark{Timeline: len(h.Timeline), Rollback: len(h.RollbackSteps)}
+	} else {
+		s.mark = *h.History
+		if len(h.Timeline) > 0 || len(h.RollbackSteps) > 0 || s.mark.Size < 0 || s.mark.Timeline < 0 || s.mark.Rollback < 0 {
+			return nil, fmt.Errorf("%w: %s: history both inside the head and apart, or a negative mark %+v", ErrCorrupt, p, s.mark)
+		}
+	}
+	return s, nil
+}
+
+// writeHead replaces the head of r atomically, with mark.
+func (f *File) writeHead(r *Record, mark historyMark) error {
+	h := *r
+	h.Timeline, h.RollbackSteps = nil, nil
+	b, err := json.Marshal(fileHead{Record: &h, History: &mark})
+	if err != nil {
+		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
+	}
+	return f.replace(r.ID+".json", "."+r.ID+".json.tmp", b)
+}
+
+// replace writes b to the file name in the store's directory atomically:
+// the temporary file tmp written, synced and renamed over the old one, then
+// the directory synced. The caller holds the lock that owns tmp; "" makes a
+// temporary name of its own.
+func (f *File) replace(name, tmp string, b []byte) error {
+	p := filepath.Join(f.dir, name)
+	var t *os.File
+	var err error
+	if tmp == "" {
+		t, err = os.CreateTemp(f.dir, "."+name+".*.tmp")
+		if err == nil {
+			err = t.Chmod(0o600)
+		}
+	} else {
+		t, err = os.OpenFile(filepath.Join(f.dir, tmp), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
+	if t != nil {
+		defer os.Remove(t.Name()) // no-op after a successful rename
+	}
+	if err != nil {
+		if t != nil {
+			t.Close()
+		}
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := t.Write(b); err != nil {
+		t.Close()
+		return fmt.Errorf("state: writing %s: %w", name, err)
+	}
+	if err := fdatasync(t); err != nil {
+		t.Close()
+		return fmt.Errorf("state: syncing %s: %w", name, err)
+	}
+	if err := t.Close(); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := os.Rename(t.Name(), p); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	f.dirSync.sync(f.dir)
+	return nil
+}
+
+// syncDir makes the renames and new names in dir durable. It is best
+// effort: once a rename is done the write has happened, and an error
+// here could only make the caller believe otherwise.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,254 @@
+package state_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/state"
+)
+
+// sameRecord compares records as stores keep them: times as instants,
+// event payloads as compact JSON.
+var sameRecord = cmp.Options{
+	cmpopts.EquateApproxTime(0),
+	cmp.Transformer("compact", func(m json.RawMessage) string {
+		var b bytes.Buffer
+		json.Compact(&b, m)
+		return b.String()
+	}),
+}
+
+func note(i int) state.Entry {
+	r := deploytest.FullRecord("x")
+	return state.Entry{At: r.Created.Add(time.Duration(i) * time.Minute), Phase: "deploy", Kind: "step", Name: fmt.Sprintf("step-%03d", i), Stage: "production", Exposure: 0.5, Detail: "applied"}
+}
+
+func size(t *testing.T, path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		if t == nil {
+			return 0
+		}
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// TestFileAppendsHistory: each Update appends its new entries to the
+// history file, as JSON lines, and rewrites a head whose size does not
+// depend on the length of the history.
+func TestFileAppendsHistory(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("rel-1")
+	if err := f.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	head, hist := filepath.Join(dir, "rel-1.json"), filepath.Join(dir, "rel-1.jsonl")
+	headSize := size(t, head)
+	var grew []int64
+	for i := range 50 {
+		before := size(t, hist)
+		r.Timeline = append(r.Timeline, note(i))
+		if err := f.Update(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		grew = append(grew, size(t, hist)-before)
+		// The head holds counts that may gain a digit, nothing more.
+		if d := size(t, head) - headSize; d < 0 || d > 4 {
+			t.Fatalf("after %d appended entries the head went from %d to %d bytes", i+1, headSize, size(t, head))
+		}
+	}
+	for i, g := range grew {
+		if g != grew[0] || g > 200 {
+			t.Fatalf("Update %d grew the history by %d bytes, the first by %d; want the same, at most 200", i, g, grew[0])
+		}
+	}
+	b, err := os.ReadFile(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	if len(lines) != 52 { // FullRecord's timeline entry and rollback step, and 50 notes
+		t.Fatalf("history has %d lines, want 52", len(lines))
+	}
+	var last state.Entry
+	if err := json.Unmarshal(lines[51], &last); err != nil || last.Name != "step-049" {
+		t.Errorf("last history line %s = %+v, %v; want the entry step-49", lines[51], last, err)
+	}
+	got, err := f.Load(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, got, sameRecord); diff != "" {
+		t.Errorf("Load after appends (-want +got):\n%s", diff)
+	}
+}
+
+// TestFileIgnoresTornHistory: bytes after the committed history, such as
+// a line torn by a crash in the middle of an Update, are ignored by Load
+// and written over by the next Update.
+func TestFileIgnoresTornHistory(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("rel-1")
+	if err := f.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	hist := filepath.Join(dir, "rel-1.jsonl")
+	for _, torn := range []string{`{"at":"2025-03-04T05:06:07Z","pha`, "{\"at\":\"2025-03-04T05:06:07Z\",\"phase\":\"x\",\"kind\":\"uncommitted\"}\n{\"at"} {
+		h, err := os.OpenFile(hist, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.WriteString(torn)
+		h.Close()
+		got, err := f.Load(ctx, "rel-1")
+		if err != nil {
+			t.Fatalf("Load with %q after the committed history: %v", torn, err)
+		}
+		if len(got.Timeline) != len(r.Timeline) {
+			t.Fatalf("Load with %q after the committed history: %d timeline entries, want %d", torn, len(got.Timeline), len(r.Timeline))
+		}
+		r.Timeline = append(r.Timeline, note(len(r.Timeline)))
+		if err := f.Update(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		got, err = f.Load(ctx, "rel-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(r, got, sameRecord); diff != "" {
+			t.Errorf("Load after an Update over %q (-want +got):\n%s", torn, diff)
+		}
+		b, _ := os.ReadFile(hist)
+		if bytes.Contains(b, []byte("uncommitted")) || bytes.Contains(b, []byte(`"pha{`)) {
+			t.Errorf("the history still holds the torn bytes:\n%s", b)
+		}
+	}
+}
+
+// TestFileCorruptHistory: a history file shorter than its head counts, or
+// with a line that does not decode within the committed part, gives
+// ErrCorrupt naming the file.
+func TestFileCorruptHistory(t *testing.T) {
+	for name, damage := range map[string]func(path string){
+		"missing":   func(p string) { os.Remove(p) },
+		"truncated": func(p string) { os.Truncate(p, size(nil, p)-3) },
+		"garbled": func(p string) {
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, bytes.Replace(b, []byte(`"phase"`), []byte(`"phase`), 1), 0o600)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, dir := newFile(t)
+			r := deploytest.FullRecord("rel-1")
+			if err := f.Create(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "rel-1.jsonl")
+			damage(p)
+			if _, err := f.Load(t.Context(), "rel-1"); !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+				t.Errorf("Load = %v, want ErrCorrupt naming %s", err, p)
+			}
+		})
+	}
+}
+
+// TestFileLoadsEarlierFormat: a record written by an earlier version, one
+// JSON file with its history inside, loads as it is; its first Update
+// moves the history to the history file, and the record stays the same.
+func TestFileLoadsEarlierFormat(t *testing.T) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("rel-1")
+	r.Rev = 3
+	r.Timeline = append(r.Timeline, note(1), note(2))
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rel-1.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Load(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, got, sameRecord); diff != "" {
+		t.Fatalf("Load of the earlier format (-want +got):\n%s", diff)
+	}
+	short := got.Clone()
+	short.Timeline = short.Timeline[:1]
+	if err := f.Update(ctx, short); !errors.Is(err, state.ErrHistory) {
+		t.Errorf("Update dropping entries of the earlier format = %v, want ErrHistory", err)
+	}
+	got.Timeline = append(got.Timeline, note(3))
+	if err := f.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.Load(ctx, "rel-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, again, sameRecord); diff != "" {
+		t.Errorf("Load after the first Update (-want +got):\n%s", diff)
+	}
+	head, _ := os.ReadFile(filepath.Join(dir, "rel-1.json"))
+	if bytes.Contains(head, []byte(`"timeline":[`)) || bytes.Contains(head, []byte(`"rollbackSteps"`)) {
+		t.Errorf("the head still holds the history:\n%s", head)
+	}
+	hist, _ := os.ReadFile(filepath.Join(dir, "rel-1.jsonl"))
+	if n := bytes.Count(hist, []byte("\n")); n != 5 {
+		t.Errorf("history has %d lines, want 5 (4 timeline entries and a rollback step)", n)
+	}
+}
+
+// TestFileUpdatesReleasesConcurrently: holders of eight releases append
+// and save at once (each Update holds its release's lock only, and renames
+// share directory syncs); every entry of every release is stored.
+func TestFileUpdatesReleasesConcurrently(t *testing.T) {
+	f, _ := newFile(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	recs := make([]*state.Record, 8)
+	for i := range recs {
+		r := deploytest.FullRecord(fmt.Sprint("rel-", i))
+		r.Release.Service = fmt.Sprint("svc-", i)
+		if err := f.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = r
+		wg.Go(func() {
+			for j := range 20 {
+				r.Timeline = append(r.Timeline, note(j))
+				if err := f.Update(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range recs {
+		got, err := f.Load(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(r, got, sameRecord); diff != "" {
+			t.Errorf("Load(%s) (-want +got):\n%s", r.ID, diff)
+		}
+	}
+}
