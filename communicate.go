@@ -59,6 +59,13 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 	}
 }
 
+// listening reports whether an event would reach anyone: a notifier, or
+// the logger at Info. Events are cheap, but not free at every step of a
+// 1,000-step plan.
+func (r *Runner) listening() bool {
+	return len(r.cfg.notifiers) > 0 || r.cfg.logger.Enabled(context.Background(), slog.LevelInfo)
+}
+
 // emit puts an event in the outbox for every notifier.
 func (r *Runner) emit(rec *state.Record, ev Event) {
 	r.logEvent(rec, ev)

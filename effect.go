@@ -76,7 +76,7 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	}
 	c := launch(ctx, call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	defer c.stop()
-	tick := time.NewTicker(renew)
+	tick := lp.renewTimer(renew)
 	defer tick.Stop()
 	for {
 		select {
@@ -86,6 +86,7 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 		case <-c.timer.C:
 			return &TimeoutError{Call: call, Timeout: timeout}
 		case <-tick.C:
+			tick.Reset(renew)
 			rec.LeaseUntil = time.Now().Add(renew + r.cfg.leaseGrace)
 			if err := r.save(ctx, lp, rec); err != nil {
 				c.cancel(err)
@@ -110,8 +111,12 @@ func (e *unrecorded) Unwrap() error { return e.err }
 // mustStop reports whether err from effect means the runner must stop
 // now: the record could not be saved, or an invariant would break.
 func mustStop(err error) bool {
-	var u *unrecorded
-	return errors.As(err, &u) || errors.Is(err, ErrInvariant)
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if _, ok := e.(*unrecorded); ok {
+			return true
+		}
+	}
+	return errors.Is(err, ErrInvariant)
 }
 
 // renewEvery is how often a runner renews its lease while an effect runs.

@@ -56,6 +56,8 @@ type loop struct {
 	// recording is set when the run's span records: the spans of each
 	// look are made only then.
 	recording bool
+	// renew times lease renewals while an effect runs.
+	renew *time.Timer
 	// obs call the monitors, one goroutine each for the loop's life.
 	obs []*observer
 	// finalized is set when this loop ended the release: it counts it in
@@ -92,6 +94,17 @@ func (lp *loop) baselineOf(rec *state.Record) monitor.Observation {
 		}
 	}
 	return lp.base
+}
+
+// renewTimer returns the loop's timer for lease renewals during an effect,
+// set to fire after d.
+func (lp *loop) renewTimer(d time.Duration) *time.Timer {
+	if lp.renew == nil {
+		lp.renew = time.NewTimer(d)
+	} else {
+		lp.renew.Reset(d)
+	}
+	return lp.renew
 }
 
 // observers returns the loop's observers, one per monitor, started once.
@@ -180,11 +193,14 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 }
 
 // loop reconciles until the release is over, sleeping until each next action.
-func (r *Runner) loop(ctx context.Context, id string) (*Report, error) {
+// plans, when not nil, are the plans Run made when it created the release,
+// used again instead of planning twice.
+func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, error) {
 	if _, err := r.store(); err != nil {
 		return nil, err
 	}
 	lp := r.newLoop(ctx, newDispatcher(r))
+	lp.plan = plans
 	defer lp.end()
 	run := lp.ctx
 	var sleep *time.Timer // one timer for every wait of the loop

@@ -109,7 +109,7 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			return nil, fmt.Errorf("%w: %v", ErrLocked, err)
 		}
 	}
-	rep, err := r.loop(ctx, id)
+	rep, err := r.loop(ctx, id, nil)
 	if err != nil && rep != nil && (rep.Status == RolledBack || rep.Status == Aborted) {
 		return rep, nil // what was asked for
 	}

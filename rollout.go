@@ -113,7 +113,9 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		rec.Exposure = step.Exposure
 		rec.BakeStart = now
 		r.note(rec, now, state.EntryStep, state.OutcomeApplied, step.Name, "")
-		r.emit(rec, Event{Kind: EventStep, Step: step.Name, Message: fmt.Sprintf("step %s applied: exposure %s, bake %v", step.Name, percent(step.Exposure), step.Bake)})
+		if r.listening() {
+			r.emit(rec, Event{Kind: EventStep, Step: step.Name, Message: fmt.Sprintf("step %s applied: exposure %s, bake %v", step.Name, percent(step.Exposure), step.Bake)})
+		}
 		if step.Bake == 0 {
 			return r.promote(rec, lp, now, step, steps, len(plans))
 		}

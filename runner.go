@@ -102,40 +102,41 @@ func nameOf(x any) string {
 // Cancelling ctx during the deploy or verify phase rolls the release back
 // (under a context that outlives ctx) and ends with ErrAborted.
 func (r *Runner) Run(ctx context.Context, rel Release) (*Report, error) {
-	rec, err := r.create(ctx, rel)
+	rec, plans, err := r.create(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
-	return r.loop(ctx, rec.ID)
+	return r.loop(ctx, rec.ID, plans)
 }
 
 // Start validates rel and creates its record without running it, returning
 // the record's id for Reconcile or Resume.
 func (r *Runner) Start(ctx context.Context, rel Release) (string, error) {
-	rec, err := r.create(ctx, rel)
+	rec, _, err := r.create(ctx, rel)
 	if err != nil {
 		return "", err
 	}
 	return rec.ID, nil
 }
 
-func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error) {
+func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, [][]Step, error) {
 	rel, err := normalize(rel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	waivers, errs := r.guard(rel)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
 	now := time.Now()
 	d := &Deployment{Release: rel, Started: now}
-	if _, err := r.plans(ctx, d); err != nil {
-		return nil, err
+	plans, err := r.plans(ctx, d)
+	if err != nil {
+		return nil, nil, err
 	}
 	store, err := r.store()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec := &state.Record{
 		ID:       fmt.Sprintf("%s-%s-%s-%s", rel.Service, rel.Environment, now.UTC().Format("20060102T150405"), randomHex(6)),
@@ -165,11 +166,11 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 	r.emit(rec, Event{Kind: EventStarted, Message: fmt.Sprintf("release of %s %s to %s started (%s)", rel.Service, rel.Version, rel.Environment, rec.Strategy)})
 	if err := store.Create(ctx, rec); err != nil {
 		if errors.Is(err, state.ErrActive) {
-			return nil, fmt.Errorf("%w: %w", ErrLocked, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrLocked, err)
 		}
-		return nil, fmt.Errorf("deploy: creating the release record: %w", err)
+		return nil, nil, fmt.Errorf("deploy: creating the release record: %w", err)
 	}
-	return rec, nil
+	return rec, plans, nil
 }
 
 // Resume continues the release id after a stop or a crash: from the last
@@ -184,7 +185,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, error)
 // Rollback, which takes over at once unless the record says an Apply or a
 // rollback was under way, which it waits out first.
 func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
-	return r.loop(ctx, id)
+	return r.loop(ctx, id, nil)
 }
 
 // Reconcile does whatever is due now for the release id (a gate re-check, an
