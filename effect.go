@@ -68,6 +68,7 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	if err := r.save(ctx, lp, rec); err != nil {
 		return &unrecorded{err}
 	}
+	lp.kick(rec)
 	if kind == effectApply && rec.RollbackRequest != nil {
 		return errRollbackRequested
 	}

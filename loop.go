@@ -177,8 +177,8 @@ func (r *Runner) finish(lp *loop, id string, rep *Report) *Report {
 			break
 		}
 		final = rec
-		if lp.disp != nil && !lp.disp.apply(rec) {
-			rep = r.report(rec)
+		if lp.disp == nil || !lp.disp.apply(rec) {
+			rep = r.report(rec) // no delivery to save
 			break
 		}
 		r.tickDelivered(rec)
@@ -206,6 +206,15 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 	var sleep *time.Timer // one timer for every wait of the loop
 	for {
 		next, rec, err := r.reconcile(run, id, lp)
+		if mustStop(err) && rec != nil {
+			// What this loop did since its last save is not on the record
+			// (it lost the release, or the store failed): report what is.
+			if stored, lerr := r.cfg.store.Load(context.WithoutCancel(run), id); lerr == nil {
+				rec = stored
+			}
+			lp.fail(err)
+			return r.report(rec), err
+		}
 		final := rec != nil && rec.Status.Final()
 		if err != nil && !final {
 			lp.fail(err)

@@ -42,7 +42,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		// the runner that lost it is fenced off from here on.
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(r.cfg.leaseGrace)
 		if err := r.save(ctx, lp, rec); err != nil {
-			return time.Time{}, rec, err
+			return time.Time{}, rec, &unrecorded{err}
 		}
 	}
 	if lp.token == 0 {
@@ -84,11 +84,22 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	// values (a healthy minute of a week-long watch) is not saved while the
 	// saved lease still covers the next action with half the grace to
 	// spare: a crash loses only those counts.
-	if lp.oneShot || !lp.saved.same(rec) || lp.saved.lease.Before(next.Add(r.cfg.leaseGrace/2)) {
+	//
+	// Nor is a transition whose next action is due at once: it is saved
+	// with that action — a step's Apply saves first, with a fenced write —
+	// and its events reach the outbox then, one write per step instead of
+	// two. Nothing acts on an unsaved transition: every effect saves before
+	// it runs, and events are handed out only once saved.
+	switch {
+	case !lp.oneShot && !rec.Status.Final() && !next.After(time.Now()) && !lp.saved.lease.Before(next.Add(r.cfg.leaseGrace/2)):
+		rec.LeaseUntil = lp.saved.lease
+		lp.rec = rec
+		return next, rec, nil
+	case lp.oneShot || !lp.saved.same(rec) || lp.saved.lease.Before(next.Add(r.cfg.leaseGrace/2)):
 		if err := r.save(ctx, lp, rec); err != nil {
-			return time.Time{}, rec, err
+			return time.Time{}, rec, &unrecorded{err}
 		}
-	} else {
+	default:
 		rec.LeaseUntil = lp.saved.lease
 	}
 	lp.rec = rec

@@ -208,6 +208,13 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 	if rec == nil {
 		return next, nil, err
 	}
+	if mustStop(err) {
+		// Not on the record: report what is, deliver nothing.
+		if stored, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
+			rec = stored
+		}
+		return time.Time{}, r.report(rec), err
+	}
 	r.countFinished(context.WithoutCancel(ctx), lp, rec)
 	if r.flushSync(lp, id) {
 		if fresh, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {

@@ -185,6 +185,9 @@ func (s *sim) notifier() deploy.Notifier {
 			return errors.New("sim: 503")
 		}
 		s.seqs[e.Seq]++
+		if os.Getenv("DEPLOY_SIM_VERBOSE") != "" {
+			fmt.Printf("delivered %d %s %s: %s\n", e.Seq, e.Kind, e.Phase, e.Message)
+		}
 		return nil
 	})
 }
