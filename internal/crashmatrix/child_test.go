@@ -72,13 +72,17 @@ type scenario struct {
 var scenarios = []scenario{
 	{name: "ramp", points: []string{
 		"applied-10%", "promoted-10%", "applied-50%", "promoted-50%", "applied-100%", "promoted-100%",
-		"in-apply-10%", "in-apply-50%", "in-apply-100%",
+		"in-apply-10%-before", "in-apply-10%-after", "in-apply-50%-before", "in-apply-50%-after",
+		"in-apply-100%-before", "in-apply-100%-after",
 	}},
 	{name: "ramp-regression", regress: true, points: []string{
-		"rollback-recorded", "in-strategy-rollback", "in-rollback-step-1", "in-rollback-step-2",
+		"rollback-recorded", "in-strategy-rollback-before", "in-strategy-rollback-after",
+		"in-rollback-step-1-before", "in-rollback-step-1-after", "in-rollback-step-2-before", "in-rollback-step-2-after",
 	}},
-	{name: "bluegreen", blueGreen: true, points: []string{"in-switch-green"}},
-	{name: "bluegreen-regression", blueGreen: true, regress: true, points: []string{"in-switch-green", "in-switch-blue"}},
+	{name: "bluegreen", blueGreen: true, points: []string{"in-switch-green-before", "in-switch-green-after"}},
+	{name: "bluegreen-regression", blueGreen: true, regress: true, points: []string{
+		"in-switch-green-before", "in-switch-green-after", "in-switch-blue-before", "in-switch-blue-after",
+	}},
 }
 
 // rampSteps are the ramp's steps: name and exposure.
@@ -90,6 +94,22 @@ var rampSteps = []struct {
 // rollbackSteps are the names of the WithRollbackSteps steps; step i
 // (from 1) changes the target as "rbstep-<i>".
 var rollbackSteps = []string{"drain-canary", "restore-config"}
+
+// applies are the target's names of the changes the steps of sc make
+// before it ends or rolls back.
+func (sc scenario) applies() []string {
+	if sc.blueGreen {
+		return []string{"deploy-green", "switch-green"}
+	}
+	var out []string
+	for _, st := range rampSteps {
+		out = append(out, "apply-"+st.name)
+		if sc.regress && st.exposure >= 0.5 {
+			break // the regression shows in the bake of 50 %
+		}
+	}
+	return out
+}
 
 func scenarioNamed(name string) (scenario, bool) {
 	for _, sc := range scenarios {
@@ -243,12 +263,11 @@ func newRunner(sc scenario, store, inner state.Store, tgt target, cp *crashPoint
 				return tgt.change(d.Token, "deploy-"+side, keep)
 			},
 			Switch: func(ctx context.Context, d *deploy.Deployment, side string) error {
-				defer cp.reach("in-switch-" + side)()
 				exposure := 0.0
 				if side == "green" {
 					exposure = 1
 				}
-				return tgt.change(d.Token, "switch-"+side, exposure)
+				return cp.around("in-switch-"+side, func() error { return tgt.change(d.Token, "switch-"+side, exposure) })
 			},
 			Bake: bake,
 		}
@@ -271,8 +290,9 @@ func newRunner(sc scenario, store, inner state.Store, tgt target, cp *crashPoint
 			if rec.Holder != role {
 				return fmt.Errorf("rollback step %s: release held by %s", name, rec.Holder)
 			}
-			defer cp.reach(fmt.Sprintf("in-rollback-step-%d", n))()
-			return tgt.change(rec.Token, fmt.Sprintf("rbstep-%d", n), keep)
+			return cp.around(fmt.Sprintf("in-rollback-step-%d", n), func() error {
+				return tgt.change(rec.Token, fmt.Sprintf("rbstep-%d", n), keep)
+			})
 		}})
 	}
 	return deploy.NewRunner(s,
@@ -305,16 +325,14 @@ func (s *rampStrategy) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy
 			Apply: func(ctx context.Context, d *deploy.Deployment) error {
 				// The change ignores ctx, as a call already on its way to
 				// the target would: only the token can stop it.
-				defer s.cp.reach("in-apply-" + st.name)()
-				return s.tgt.change(d.Token, "apply-"+st.name, st.exposure)
+				return s.cp.around("in-apply-"+st.name, func() error { return s.tgt.change(d.Token, "apply-"+st.name, st.exposure) })
 			}})
 	}
 	return steps, nil
 }
 
 func (s *rampStrategy) Rollback(ctx context.Context, d *deploy.Deployment) error {
-	defer s.cp.reach("in-strategy-rollback")()
-	return s.tgt.change(d.Token, "rollback", 0)
+	return s.cp.around("in-strategy-rollback", func() error { return s.tgt.change(d.Token, "rollback", 0) })
 }
 
 // crashPoint is where the first child stops: it writes fileReached and
@@ -332,17 +350,25 @@ type crashPoint struct {
 	done bool // the point was reached
 }
 
-// reach is called where point p is, without mu; it returns the function
-// that ends the point, to be deferred after the change it guards.
-func (c *crashPoint) reach(p string) func() {
-	if p != c.name {
-		return func() {}
+// around makes change, a change of the target inside the effect named p,
+// with two points: p+"-before" stops before the change and holds mu until
+// it is made, so that a woken child makes it before its lease renewal can
+// tell it that it lost the release; p+"-after" stops once it is made, as
+// a crash or a pause before the effect returns.
+func (c *crashPoint) around(p string, change func() error) error {
+	if !strings.HasPrefix(c.name, p+"-") {
+		return change()
 	}
 	c.mu.Lock()
-	if !c.done {
-		c.stop(p)
+	defer c.mu.Unlock()
+	if !c.done && c.name == p+"-before" {
+		c.stop(c.name)
 	}
-	return c.mu.Unlock
+	err := change()
+	if !c.done && c.name == p+"-after" {
+		c.stop(c.name)
+	}
+	return err
 }
 
 // stop, with mu held, says the point is reached and waits to be continued.

@@ -17,7 +17,10 @@
 //     promoted); inside each step's Apply; after the save that records a
 //     rollback; inside Strategy.Rollback and inside each of two
 //     WithRollbackSteps steps; inside strategy.BlueGreen's Switch, both the
-//     switch to the new side and the switch back of its rollback.
+//     switch to the new side and the switch back of its rollback. Inside
+//     an effect there are two points: "-before" the effect changes the
+//     target, and "-after" it did, before the effect returns (the record
+//     cannot know the change landed).
 //
 // A second child then resumes the release (Runner.Resume, retried until
 // the first child's lease has run out) and drives it to its end. A
@@ -44,7 +47,12 @@
 //     0 after a rollback, BlueGreen's live side the new side or the old one;
 //   - every accepted Apply was recorded as attempted first, and
 //     Strategy.Rollback and each rollback step took effect at least once
-//     when the record says done, and at most once more than the record shows;
+//     when the record says done, and at most once more than the record
+//     shows; more strictly, each change lands exactly once, but the one a
+//     child was stopped in after it landed, which the next child makes again;
+//   - a woken child tries at most the one change it was stopped before
+//     (refused by the target), and no change at all when stopped elsewhere:
+//     it proves its lease before any other effect, and fails to;
 //   - a first child that was stopped and continued ends with an error
 //     wrapping deploy.ErrLocked and makes no accepted change after its stop.
 //

@@ -294,6 +294,26 @@ func (c *cell) rollbackAction() string {
 	return "rollback"
 }
 
+// interrupted returns the target's name of the change the first child was
+// stopped in, and whether it had landed ("-after") or not ("-before");
+// "" when it was stopped at a boundary.
+func (c *cell) interrupted() (action string, landed bool) {
+	p, ok := strings.CutPrefix(c.point, "in-")
+	if !ok {
+		return "", false
+	}
+	if p, landed = strings.CutSuffix(p, "-after"); !landed {
+		p = strings.TrimSuffix(p, "-before")
+	}
+	switch {
+	case p == "strategy-rollback":
+		return c.rollbackAction(), landed
+	case strings.HasPrefix(p, "rollback-step-"):
+		return "rbstep-" + strings.TrimPrefix(p, "rollback-step-"), landed
+	}
+	return p, landed // apply-<step>, switch-<side>
+}
+
 // stepAction is the target's name for the change step makes.
 func (c *cell) stepAction(step string) string {
 	if c.sc.blueGreen {
@@ -303,11 +323,14 @@ func (c *cell) stepAction(step string) string {
 }
 
 func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, firstPid, atStop int, wantExposure float64) {
-	t.Helper()
 	accepted := map[string]int{}
 	rolledBack := false
 	exposure := 0.0
+	late := 0 // changes the first child tried after it was stopped
 	for i, e := range effects {
+		if c.sig == syscall.SIGSTOP && i >= atStop && e.pid == firstPid {
+			late++
+		}
 		if !e.ok {
 			continue
 		}
@@ -321,6 +344,17 @@ func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, f
 		if c.sig == syscall.SIGSTOP && i >= atStop && e.pid == firstPid {
 			t.Errorf("effect %d (%v) was made by the first child after it was stopped", i, e)
 		}
+	}
+	// A woken child may finish the one change it was stopped before (and
+	// be refused); elsewhere it was stopped between changes, and must prove
+	// its lease, and fail to, before it tries another.
+	stoppedIn, landed := c.interrupted()
+	allowed := 0
+	if stoppedIn != "" && !landed {
+		allowed = 1
+	}
+	if late > allowed {
+		t.Errorf("the first child tried %d change(s) after it was stopped at %s", late, c.point)
 	}
 	if exposure != wantExposure {
 		t.Errorf("the target ends at exposure %v, want %v as the record says (%s)", exposure, wantExposure, rec.Status)
@@ -355,6 +389,22 @@ func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, f
 			}
 		}
 	}
+	// Each change the release needs lands exactly once, but the one the
+	// first child was stopped in after it landed, which the second child
+	// makes again since the record cannot say it landed: a step applied
+	// again, or a done rollback step run again, after a Resume is a change
+	// the record did not need.
+	want := func(a string) int {
+		if a == stoppedIn && landed {
+			return 2
+		}
+		return 1
+	}
+	for _, a := range c.sc.applies() {
+		if accepted[a] != want(a) {
+			t.Errorf("%s took effect %d time(s), want %d", a, accepted[a], want(a))
+		}
+	}
 
 	// Strategy.Rollback and each rollback step: done in the record means
 	// done on the target, at most once more than the record shows.
@@ -382,6 +432,8 @@ func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, f
 		}
 		if n := accepted[a]; n < done[a] || n > done[a]+1 {
 			t.Errorf("%s took effect %d time(s); the record shows it done %d time(s)", a, n, done[a])
+		} else if c.sc.regress && n != want(a) {
+			t.Errorf("%s took effect %d time(s), want %d", a, n, want(a))
 		}
 	}
 	if !c.sc.regress && rolledBack {
