@@ -186,7 +186,6 @@ func (c *cell) run(t *testing.T) {
 	if stopped {
 		// Continue the first child once the second has taken over and
 		// changed the target under its own token, or has finished.
-		var token int64
 		if err := poll(finishTimeout, func() (bool, error) {
 			if second.exited() {
 				return true, nil
@@ -195,10 +194,9 @@ func (c *cell) run(t *testing.T) {
 			if err != nil || rec.Holder != roleResume {
 				return false, nil
 			}
-			token = rec.Token
 			effects, err := readEffects(c.target().path)
 			for _, e := range effects {
-				if e.ok && e.token >= token {
+				if e.ok && e.token >= rec.Token {
 					return true, err
 				}
 			}

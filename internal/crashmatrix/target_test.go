@@ -33,14 +33,8 @@ func (t target) change(token int64, action string, exposure float64) error {
 		return err
 	}
 	defer f.Close()
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("locking %s: %w", t.path, err)
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		return err
 	}
 	effects, err := parseEffects(f)
 	if err != nil {
@@ -102,7 +96,8 @@ func (e effect) String() string {
 	return fmt.Sprintf("%s %d %s %g pid %d", v, e.token, e.action, e.exposure, e.pid)
 }
 
-// readEffects returns the effects file's lines; a missing file has none.
+// readEffects returns the effects file's lines, read under a shared lock
+// so that no line is read half written; a missing file has none.
 func readEffects(path string) ([]effect, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -112,7 +107,23 @@ func readEffects(path string) ([]effect, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if err := flock(f, syscall.LOCK_SH); err != nil {
+		return nil, err
+	}
 	return parseEffects(f)
+}
+
+// flock takes an flock(2) on f, released when f is closed.
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			if err != nil {
+				return fmt.Errorf("locking %s: %w", f.Name(), err)
+			}
+			return nil
+		}
+	}
 }
 
 func parseEffects(f *os.File) ([]effect, error) {
