@@ -65,6 +65,12 @@ type scenario struct {
 	// serves half the users (all of them for BlueGreen): the release must
 	// roll back.
 	regress bool
+	// manual makes the second child call Runner.Rollback instead of
+	// Resume: a person rolls back a release whose holder stopped.
+	manual bool
+	// unfencedSteps makes the rollback steps change the target with no
+	// fencing token, as all a rollback step is given is a context.
+	unfencedSteps bool
 	// points are the crash points of the scenario.
 	points []string
 }
@@ -78,6 +84,9 @@ var scenarios = []scenario{
 	{name: "ramp-regression", regress: true, points: []string{
 		"rollback-recorded", "in-strategy-rollback-before", "in-strategy-rollback-after",
 		"in-rollback-step-1-before", "in-rollback-step-1-after", "in-rollback-step-2-before", "in-rollback-step-2-after",
+	}},
+	{name: "ramp-manual-rollback", manual: true, points: []string{
+		"applied-10%", "in-apply-50%-before", "in-apply-50%-after", "promoted-100%",
 	}},
 	{name: "bluegreen", blueGreen: true, points: []string{"in-switch-green-before", "in-switch-green-after"}},
 	{name: "bluegreen-regression", blueGreen: true, regress: true, points: []string{
@@ -95,24 +104,33 @@ var rampSteps = []struct {
 // (from 1) changes the target as "rbstep-<i>".
 var rollbackSteps = []string{"drain-canary", "restore-config"}
 
+// rollsBack reports whether a release of sc must end rolled back.
+func (sc scenario) rollsBack() bool { return sc.regress || sc.manual }
+
 // applies are the target's names of the changes the steps of sc make
-// before it ends or rolls back.
-func (sc scenario) applies() []string {
+// before it ends or rolls back, when the first child stops at point.
+func (sc scenario) applies(point string) []string {
 	if sc.blueGreen {
 		return []string{"deploy-green", "switch-green"}
 	}
 	var out []string
 	for _, st := range rampSteps {
+		if sc.manual && point == "in-apply-"+st.name+"-before" {
+			break // rolled back by hand before it landed
+		}
 		out = append(out, "apply-"+st.name)
-		if sc.regress && st.exposure >= 0.5 {
-			break // the regression shows in the bake of 50 %
+		switch {
+		case sc.regress && st.exposure >= 0.5:
+			return out // the regression shows in the bake of 50 %
+		case sc.manual && strings.HasSuffix(point, "-"+st.name) || sc.manual && point == "in-apply-"+st.name+"-after":
+			return out // rolled back by hand from there
 		}
 	}
 	return out
 }
 
 func scenarioNamed(name string) (scenario, bool) {
-	for _, sc := range scenarios {
+	for _, sc := range append(scenarios, unfencedRollbackSteps) {
 		if sc.name == name {
 			return sc, true
 		}
@@ -184,7 +202,11 @@ func child(role string) error {
 			return rerr
 		}
 		id = string(b)
-		rep, err = resumeWhenFree(ctx, r, id)
+		if sc.manual {
+			rep, err = r.Rollback(ctx, id, "on-call: roll it back")
+		} else {
+			rep, err = resumeWhenFree(ctx, r, id)
+		}
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
@@ -290,8 +312,15 @@ func newRunner(sc scenario, store, inner state.Store, tgt target, cp *crashPoint
 			if rec.Holder != role {
 				return fmt.Errorf("rollback step %s: release held by %s", name, rec.Holder)
 			}
+			token := rec.Token
+			if sc.unfencedSteps {
+				token = 0 // what a rollback step knows of its lease
+			}
 			return cp.around(fmt.Sprintf("in-rollback-step-%d", n), func() error {
-				return tgt.change(rec.Token, fmt.Sprintf("rbstep-%d", n), keep)
+				if err := ctx.Err(); err != nil {
+					return err // it honours ctx, as rollback.PlanStep asks
+				}
+				return tgt.change(token, fmt.Sprintf("rbstep-%d", n), keep)
 			})
 		}})
 	}

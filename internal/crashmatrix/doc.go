@@ -23,7 +23,9 @@
 //     cannot know the change landed).
 //
 // A second child then resumes the release (Runner.Resume, retried until
-// the first child's lease has run out) and drives it to its end. A
+// the first child's lease has run out) and drives it to its end; in the
+// scenario ramp-manual-rollback it calls Runner.Rollback instead, as a
+// person on call would. A
 // stopped first child is continued only once the second one has changed
 // the target under its own fencing token (or has finished), so that both
 // are alive at once, as after a real pause.
@@ -40,7 +42,7 @@
 // # What each cell checks
 //
 //   - the release is final with the right status: succeeded when healthy,
-//     rolled back after a regression;
+//     rolled back after a regression or a manual rollback;
 //   - no accepted Apply or switch follows the first accepted rollback
 //     change in the effects file;
 //   - the target ends where the record says: exposure 1 after success,

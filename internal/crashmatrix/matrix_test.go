@@ -77,25 +77,28 @@ func postgresStore(t *testing.T) storeEnv {
 // TestCrashMatrixFile runs the crash matrix (see the package doc) on a
 // state.File directory shared by the processes of each cell.
 func TestCrashMatrixFile(t *testing.T) {
-	runMatrix(t, fileStore())
+	runMatrix(t, fileStore(), scenarios, signals)
 }
 
 // TestCrashMatrixPostgres runs the crash matrix on one PostgreSQL database
 // shared by every cell, each releasing its own service.
 func TestCrashMatrixPostgres(t *testing.T) {
-	runMatrix(t, postgresStore(t))
+	runMatrix(t, postgresStore(t), scenarios, signals)
+}
+
+// signal is a signal of the matrix, named as a subtest.
+type signal struct {
+	name string
+	sig  syscall.Signal
 }
 
 // signals of the matrix: SIGKILL, and SIGSTOP with SIGCONT once another
 // process has taken over.
-var signals = []struct {
-	name string
-	sig  syscall.Signal
-}{{"SIGKILL", syscall.SIGKILL}, {"SIGSTOP", syscall.SIGSTOP}}
+var signals = []signal{{"SIGKILL", syscall.SIGKILL}, {"SIGSTOP", syscall.SIGSTOP}}
 
-// runMatrix runs every cell as a subtest scenario/point/signal, up to
-// concurrency at once.
-func runMatrix(t *testing.T, store storeEnv) {
+// runMatrix runs every cell of scenarios × their points × sigs as a
+// subtest scenario/point/signal, up to concurrency at once.
+func runMatrix(t *testing.T, store storeEnv, scenarios []scenario, sigs []signal) {
 	start := time.Now()
 	sem := make(chan struct{}, concurrency)
 	var n atomic.Int64
@@ -108,7 +111,7 @@ func runMatrix(t *testing.T, store storeEnv) {
 					wg.Go(func() {
 						t.Run(pt, func(t *testing.T) {
 							var wg sync.WaitGroup
-							for _, s := range signals {
+							for _, s := range sigs {
 								wg.Go(func() {
 									t.Run(s.name, func(t *testing.T) {
 										sem <- struct{}{}
@@ -253,7 +256,7 @@ func (c *cell) check(t *testing.T, id string, first, second *proc, atStop int) {
 		t.Fatal(err)
 	}
 	want, wantExposure := deploy.Succeeded, 1.0
-	if c.sc.regress {
+	if c.sc.rollsBack() {
 		want, wantExposure = deploy.RolledBack, 0
 	}
 	if rec.Status != want || res.Status != string(want) {
@@ -365,7 +368,7 @@ func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, f
 			}
 		}
 		wantLive := "green"
-		if c.sc.regress {
+		if c.sc.rollsBack() {
 			wantLive = "blue"
 		}
 		if live != wantLive {
@@ -393,12 +396,12 @@ func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, f
 	// again, or a done rollback step run again, after a Resume is a change
 	// the record did not need.
 	want := func(a string) int {
-		if a == stoppedIn && landed {
+		if a == stoppedIn && landed && !c.sc.manual {
 			return 2
 		}
 		return 1
 	}
-	for _, a := range c.sc.applies() {
+	for _, a := range c.sc.applies(c.point) {
 		if accepted[a] != want(a) {
 			t.Errorf("%s took effect %d time(s), want %d", a, accepted[a], want(a))
 		}
@@ -425,16 +428,16 @@ func (c *cell) checkEffects(t *testing.T, rec *state.Record, effects []effect, f
 		actions = append(actions, fmt.Sprintf("rbstep-%d", i+1))
 	}
 	for _, a := range actions {
-		if c.sc.regress && done[a] != 1 {
+		if c.sc.rollsBack() && done[a] != 1 {
 			t.Errorf("the record shows %s done %d time(s), want once", a, done[a])
 		}
 		if n := accepted[a]; n < done[a] || n > done[a]+1 {
 			t.Errorf("%s took effect %d time(s); the record shows it done %d time(s)", a, n, done[a])
-		} else if c.sc.regress && n != want(a) {
+		} else if c.sc.rollsBack() && n != want(a) {
 			t.Errorf("%s took effect %d time(s), want %d", a, n, want(a))
 		}
 	}
-	if !c.sc.regress && rolledBack {
+	if !c.sc.rollsBack() && rolledBack {
 		t.Errorf("a healthy release changed the target by a rollback")
 	}
 }

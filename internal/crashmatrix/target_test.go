@@ -26,7 +26,8 @@ const keep = -1.0
 
 // change records action under token, setting the exposure (or keeping it,
 // with keep); it returns errStale, with a REFUSED line written, when a
-// newer holder has already changed the target.
+// newer holder has already changed the target. A token of 0 is a change
+// that carries no token: the target cannot refuse it.
 func (t target) change(token int64, action string, exposure float64) error {
 	f, err := os.OpenFile(t.path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
@@ -52,7 +53,7 @@ func (t target) change(token int64, action string, exposure float64) error {
 		exposure = cur
 	}
 	verdict := "ok"
-	if token < highest {
+	if token != 0 && token < highest { // token 0: a change that carries none
 		verdict = "REFUSED"
 	}
 	if _, err := fmt.Fprintf(f, "%s %d %s %g %d\n", verdict, token, action, exposure, os.Getpid()); err != nil {
