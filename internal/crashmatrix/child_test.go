@@ -88,9 +88,11 @@ var scenarios = []scenario{
 	{name: "ramp-manual-rollback", manual: true, points: []string{
 		"applied-10%", "in-apply-50%-before", "in-apply-50%-after", "promoted-100%",
 	}},
-	{name: "bluegreen", blueGreen: true, points: []string{"in-switch-green-before", "in-switch-green-after"}},
+	{name: "bluegreen", blueGreen: true, points: []string{
+		"promoted-deploy-green", "in-switch-green-before", "in-switch-green-after", "applied-switch-green", "promoted-switch-green",
+	}},
 	{name: "bluegreen-regression", blueGreen: true, regress: true, points: []string{
-		"in-switch-green-before", "in-switch-green-after", "in-switch-blue-before", "in-switch-blue-after",
+		"in-switch-green-before", "in-switch-green-after", "rollback-recorded", "in-switch-blue-before", "in-switch-blue-after",
 	}},
 }
 
