@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,7 +58,8 @@ const (
 	childDeadline = 60 * time.Second
 )
 
-// scenario is one kind of release: its strategy and whether it regresses.
+// scenario is one kind of release: its strategy, how it ends, and where
+// its first child stops.
 type scenario struct {
 	name      string
 	blueGreen bool
@@ -132,7 +134,7 @@ func (sc scenario) applies(point string) []string {
 }
 
 func scenarioNamed(name string) (scenario, bool) {
-	for _, sc := range append(scenarios, unfencedRollbackSteps) {
+	for _, sc := range slices.Concat(scenarios, []scenario{unfencedRollbackSteps}) {
 		if sc.name == name {
 			return sc, true
 		}
