@@ -12,10 +12,10 @@
 //   - stores: File, PostgreSQL (TestCrashMatrixFile, TestCrashMatrixPostgres);
 //   - signals: SIGKILL, and SIGSTOP followed by SIGCONT once another
 //     process has taken the release over (a long GC, a frozen VM);
-//   - points: every step boundary of a three-step ramp (right after the
-//     save that records a step applied, and the one that records it
-//     promoted); inside each step's Apply; after the save that records a
-//     rollback; inside Strategy.Rollback and inside each of two
+//   - points: step boundaries of a three-step ramp and of a BlueGreen
+//     release (right after the save that records a step applied, and the
+//     one that records it promoted); inside each step's Apply; after the
+//     save that records a rollback; inside Strategy.Rollback and inside each of two
 //     WithRollbackSteps steps; inside strategy.BlueGreen's Switch, both the
 //     switch to the new side and the switch back of its rollback. Inside
 //     an effect there are two points: "-before" the effect changes the
@@ -25,10 +25,9 @@
 // A second child then resumes the release (Runner.Resume, retried until
 // the first child's lease has run out) and drives it to its end; in the
 // scenario ramp-manual-rollback it calls Runner.Rollback instead, as a
-// person on call would. A
-// stopped first child is continued only once the second one has changed
-// the target under its own fencing token (or has finished), so that both
-// are alive at once, as after a real pause.
+// person on call would. A stopped first child is continued only once the
+// second one has changed the target under its own fencing token (or has
+// finished), so that both are alive at once, as after a real pause.
 //
 // # The target
 //
@@ -36,8 +35,10 @@
 // target that keeps the fencing token (deploy.Deployment.Token) of every
 // change and refuses a change whose token is lower than the highest it
 // took: each line is "ok|REFUSED token action exposure pid". It is what
-// users got, as opposed to what the record says; rollback steps, which are
-// given no Deployment, read their token from the record they are run under.
+// users got, as opposed to what the record says. Rollback steps are given
+// no Deployment: the matrix's read their token from the record they run
+// under, which a real target cannot do (TestPausedRunnerCannotRepeatARollbackStep,
+// skipped, shows the step a paused runner then repeats).
 //
 // # What each cell checks
 //
@@ -57,6 +58,10 @@
 //     it proves its lease before any other effect, and fails to;
 //   - a first child that was stopped and continued ends with an error
 //     wrapping deploy.ErrLocked and makes no accepted change after its stop.
+//
+// Cells run eight at a time (they mostly wait: bakes of 250 ms, a lease
+// grace of 1 s); every wait of the parent is polled with a deadline, and
+// every child is killed and reaped when its cell ends.
 //
 // A crash point is reached with no store write in flight (a child holds
 // its own store lock while it waits at the point), so that a stopped child

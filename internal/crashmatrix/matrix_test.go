@@ -113,9 +113,9 @@ func runMatrix(t *testing.T, store storeEnv, scenarios []scenario, sigs []signal
 							var wg sync.WaitGroup
 							for _, s := range sigs {
 								wg.Go(func() {
+									sem <- struct{}{} // outside the subtest, so that its time is the cell's
+									defer func() { <-sem }()
 									t.Run(s.name, func(t *testing.T) {
-										sem <- struct{}{}
-										defer func() { <-sem }()
 										c := &cell{sc: sc, point: pt, sig: s.sig, store: store, dir: t.TempDir(),
 											service: fmt.Sprintf("crash-%d", n.Add(1))}
 										c.run(t)
