@@ -75,7 +75,9 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	if err := checkEffect(rec, kind); err != nil {
 		return err
 	}
-	c := launch(ctx, call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	// The token also travels in the context, for effects that get no
+	// Deployment (rollback steps): FencingToken reads it.
+	c := launch(state.WithToken(ctx, rec.Token), call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	defer c.stop()
 	tick := lp.renewTimer(renew)
 	defer tick.Stop()
@@ -119,6 +121,15 @@ func mustStop(err error) bool {
 	}
 	return errors.Is(err, ErrInvariant)
 }
+
+// FencingToken returns the fencing token of the lease under which the
+// runner called this effect — a step's Apply, Strategy.Rollback, or a
+// WithRollbackSteps step, which gets no Deployment: store it with each
+// change to a target and refuse a change that carries a lower one, so that
+// a runner paused past its lease (SIGSTOP, a long GC, a frozen VM) cannot
+// change the target behind the runner that took the release over. It is
+// Deployment.Token for calls that get a Deployment.
+func FencingToken(ctx context.Context) (int64, bool) { return state.TokenFrom(ctx) }
 
 // renewEvery is how often a runner renews its lease while an effect runs.
 func (r *Runner) renewEvery() time.Duration { return max(r.cfg.leaseGrace/3, time.Millisecond) }

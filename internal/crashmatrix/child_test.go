@@ -88,7 +88,7 @@ var scenarios = []scenario{
 		"in-rollback-step-1-before", "in-rollback-step-1-after", "in-rollback-step-2-before", "in-rollback-step-2-after",
 	}},
 	{name: "ramp-manual-rollback", manual: true, points: []string{
-		"applied-10%", "in-apply-50%-before", "in-apply-50%-after", "promoted-100%",
+		"applied-10%", "in-apply-50%-before", "in-apply-50%-after", "applied-100%",
 	}},
 	{name: "bluegreen", blueGreen: true, points: []string{
 		"promoted-deploy-green", "in-switch-green-before", "in-switch-green-after", "applied-switch-green", "promoted-switch-green",
@@ -306,19 +306,21 @@ func newRunner(sc scenario, store, inner state.Store, tgt target, cp *crashPoint
 	for i, name := range rollbackSteps {
 		n := i + 1
 		steps = append(steps, rollback.PlanStep{Name: name, Run: func(ctx context.Context) error {
-			// A rollback step is given no Deployment: it reads the token it
-			// runs under from the record, which the runner saved, fenced,
-			// right before calling it.
-			rec, err := inner.Load(ctx, *id)
-			if err != nil {
-				return err
+			// A rollback step gets no Deployment: its fencing token comes
+			// in the context. The fenced scenarios also check it against
+			// the record the runner saved right before the call.
+			token, ok := deploy.FencingToken(ctx)
+			if !ok {
+				return fmt.Errorf("rollback step %s: no fencing token in its context", name)
 			}
-			if rec.Holder != role {
-				return fmt.Errorf("rollback step %s: release held by %s", name, rec.Holder)
-			}
-			token := rec.Token
-			if sc.unfencedSteps {
-				token = 0 // what a rollback step knows of its lease
+			if !sc.unfencedSteps {
+				rec, err := inner.Load(ctx, *id)
+				if err != nil {
+					return err
+				}
+				if rec.Holder != role || rec.Token != token {
+					return fmt.Errorf("rollback step %s: release held by %s under token %d, the step runs under %d", name, rec.Holder, rec.Token, token)
+				}
 			}
 			return cp.around(fmt.Sprintf("in-rollback-step-%d", n), func() error {
 				if err := ctx.Err(); err != nil {

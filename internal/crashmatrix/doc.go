@@ -14,7 +14,9 @@
 //     process has taken the release over (a long GC, a frozen VM);
 //   - points: step boundaries of a three-step ramp and of a BlueGreen
 //     release (right after the save that records a step applied, and the
-//     one that records it promoted); inside each step's Apply; after the
+//     one that records it promoted — a promotion whose next action is due
+//     at once is saved with that action's fenced write, the next step's
+//     attempt or the release's end); inside each step's Apply; after the
 //     save that records a rollback; inside Strategy.Rollback and inside each of two
 //     WithRollbackSteps steps; inside strategy.BlueGreen's Switch, both the
 //     switch to the new side and the switch back of its rollback. Inside
@@ -36,9 +38,9 @@
 // change and refuses a change whose token is lower than the highest it
 // took: each line is "ok|REFUSED token action exposure pid". It is what
 // users got, as opposed to what the record says. Rollback steps are given
-// no Deployment: the matrix's read their token from the record they run
-// under, which a real target cannot do (TestPausedRunnerCannotRepeatARollbackStep,
-// skipped, shows the step a paused runner then repeats).
+// no Deployment: they take their token from their context
+// (deploy.FencingToken); TestPausedRunnerCannotRepeatARollbackStep shows
+// that a paused runner's step is then refused.
 //
 // # What each cell checks
 //
@@ -53,11 +55,13 @@
 //     when the record says done, and at most once more than the record
 //     shows; more strictly, each change lands exactly once, but the one a
 //     child was stopped in after it landed, which the next child makes again;
-//   - a woken child tries at most the one change it was stopped before
-//     (refused by the target), and no change at all when stopped elsewhere:
-//     it proves its lease before any other effect, and fails to;
+//   - a woken child tries at most the one change it was stopped before, or
+//     the one the write it was stopped after was made for (both refused by
+//     the target), and no other: it proves its lease before any other
+//     effect, and fails to;
 //   - a first child that was stopped and continued ends with an error
-//     wrapping deploy.ErrLocked and makes no accepted change after its stop.
+//     wrapping deploy.ErrLocked (or, stopped after its last write, with the
+//     record's final status) and makes no accepted change after its stop.
 //
 // Cells run eight at a time (they mostly wait: bakes of 250 ms, a lease
 // grace of 1 s); every wait of the parent is polled with a deadline, and
