@@ -311,7 +311,9 @@ func WithLocation(l *time.Location) Option {
 // Strategy.Rollback succeeds (revert the PR, scale the old version up, tell
 // the database team). Each is recorded as it runs; a step whose Run is nil is
 // documented only and shown in the procedure. A failing step ends the release
-// with ErrRollbackFailed. Resume skips the steps already done.
+// with ErrRollbackFailed. Each step's progress is recorded: Resume skips the
+// steps already done. A step gets the fencing token of the lease it runs
+// under in its context (FencingToken), to store with its change.
 func WithRollbackSteps(steps ...rollback.PlanStep) Option {
 	return func(c *config) {
 		for _, s := range steps {
