@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -139,4 +141,45 @@ func BenchmarkFileConcurrentReleases(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRecordGrowth runs a 100-step and a 200-step release (no bake,
+// no monitor, staging) on the File store and reports how many bytes the
+// persisted record (head and history) grows per step.
+func BenchmarkRecordGrowth(b *testing.B) {
+	size := func(dir string) int64 {
+		var n int64
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				n += info.Size()
+			}
+		}
+		return n
+	}
+	release := func(steps int) int64 {
+		dir := b.TempDir()
+		store, err := state.NewFile(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		specs := make([]deploytest.StepSpec, steps)
+		for i := range specs {
+			specs[i] = deploytest.StepSpec{Name: fmt.Sprint("s", i), Exposure: float64(i+1) / float64(steps)}
+		}
+		r, err := deploy.NewRunner(&deploytest.Strategy{Steps: specs}, deploy.WithStore(store),
+			deploy.WithTracerProvider(noop.NewTracerProvider()), deploy.WithSchedule(monitor.Schedule{}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Run(b.Context(), deploy.Release{Service: "bench", Version: "v2", Environment: "staging"}); err != nil {
+			b.Fatal(err)
+		}
+		return size(dir)
+	}
+	var per float64
+	for b.Loop() {
+		per = float64(release(200)-release(100)) / 100
+	}
+	b.ReportMetric(per, "bytes/step")
 }

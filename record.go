@@ -136,8 +136,13 @@ func (r *Runner) deployment(rec *state.Record) *Deployment {
 }
 
 // note appends an entry to the timeline.
+// With one stage (the release's environment) entries name no stage.
 func (r *Runner) note(rec *state.Record, now time.Time, kind state.EntryKind, outcome state.Outcome, name, detail string) {
-	rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: rec.Phase, Kind: kind, Outcome: outcome, Name: name, Stage: r.stageName(rec), Exposure: rec.Exposure, Detail: detail})
+	stage := ""
+	if len(r.cfg.stages) > 0 {
+		stage = r.stageName(rec)
+	}
+	rec.Timeline = append(rec.Timeline, state.Entry{At: now, Phase: rec.Phase, Kind: kind, Outcome: outcome, Name: name, Stage: stage, Exposure: rec.Exposure, Detail: detail})
 }
 
 func (r *Runner) stageName(rec *state.Record) string {

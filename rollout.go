@@ -180,8 +180,10 @@ func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *l
 }
 
 func (r *Runner) promote(rec *state.Record, lp *loop, now time.Time, step Step, steps []Step, nstages int) (time.Time, error) {
+	// No entry of its own: the step's healthy verdict (or, for a step
+	// without a bake, its being applied) and the next step's attempt say
+	// it, and every step's history stays small.
 	lp.endStep(nil)
-	r.note(rec, now, state.EntryStep, state.OutcomePromoted, step.Name, "")
 	rec.Step++
 	rec.Applied = false
 	rec.StepStart, rec.BakeStart = time.Time{}, time.Time{}

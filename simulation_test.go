@@ -367,7 +367,11 @@ func (s *sim) checkOutcome(rec *state.Record) {
 	tried := map[string]int{}
 	for _, e := range rec.Timeline {
 		if e.Kind == state.EntryStep && e.Outcome == state.OutcomeApplying {
-			tried[e.Stage+"/"+e.Name]++
+			stage := e.Stage
+			if stage == "" {
+				stage = rec.Release.Environment // one stage: entries name none
+			}
+			tried[stage+"/"+e.Name]++
 		}
 	}
 	for step, n := range applied {

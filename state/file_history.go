@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // A release's history file, "<id>.jsonl", holds its Timeline and
@@ -17,10 +18,52 @@ import (
 // so the head's mark never counts bytes that are not on disk. The file is
 // only read up to the mark: a torn last line left by a crash lies beyond it.
 
-// historyLine is one line of the history file.
+// historyLine is one line of the history file: an Entry under short keys
+// (t at, p phase, k kind, o outcome, n name, s stage, x exposure, d
+// detail, r rollback), so that a step's history costs well under 200 bytes
+// on disk. Lines with Entry's own keys are read too.
 type historyLine struct {
 	Entry
-	Rollback bool `json:"rollback,omitempty"`
+	Rollback bool
+}
+
+type shortLine struct {
+	At       time.Time `json:"t"`
+	Phase    Phase     `json:"p"`
+	Kind     EntryKind `json:"k"`
+	Outcome  Outcome   `json:"o,omitempty"`
+	Name     string    `json:"n,omitempty"`
+	Stage    string    `json:"s,omitempty"`
+	Exposure float64   `json:"x"`
+	Detail   string    `json:"d,omitempty"`
+	Rollback bool      `json:"r,omitempty"`
+}
+
+// MarshalJSON writes the line under its short keys.
+func (l historyLine) MarshalJSON() ([]byte, error) {
+	e := l.Entry
+	return json.Marshal(shortLine{e.At, e.Phase, e.Kind, e.Outcome, e.Name, e.Stage, e.Exposure, e.Detail, l.Rollback})
+}
+
+// UnmarshalJSON reads a line under its short keys, or Entry's own.
+func (l *historyLine) UnmarshalJSON(b []byte) error {
+	if bytes.HasPrefix(b, []byte(`{"at":`)) {
+		var long struct {
+			Entry
+			Rollback bool `json:"rollback,omitempty"`
+		}
+		if err := json.Unmarshal(b, &long); err != nil {
+			return err
+		}
+		*l = historyLine{long.Entry, long.Rollback}
+		return nil
+	}
+	var sl shortLine
+	if err := json.Unmarshal(b, &sl); err != nil {
+		return err
+	}
+	*l = historyLine{Entry{At: sl.At, Phase: sl.Phase, Kind: sl.Kind, Outcome: sl.Outcome, Name: sl.Name, Stage: sl.Stage, Exposure: sl.Exposure, Detail: sl.Detail}, sl.Rollback}
+	return nil
 }
 
 // encodeHistory appends the lines of the entries of r beyond mark to buf

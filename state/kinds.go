@@ -85,7 +85,6 @@ const (
 	OutcomeApproved   Outcome = "approved"
 	OutcomeApplying   Outcome = "applying"
 	OutcomeApplied    Outcome = "applied"
-	OutcomePromoted   Outcome = "promoted"
 	OutcomeHealthy    Outcome = "healthy"
 	OutcomePaused     Outcome = "paused"
 	OutcomeFailed     Outcome = "failed"

@@ -429,8 +429,9 @@ func (c *crashPoint) stop(p string) {
 // point ("applied-<step>", "promoted-<step>", "rollback-recorded").
 type pausingStore struct {
 	state.Store
-	cp   *crashPoint
-	seen int // timeline entries already looked at
+	cp      *crashPoint
+	seen    int    // timeline entries already looked at
+	applied string // the step applied last, not yet promoted
 }
 
 func (s *pausingStore) Update(ctx context.Context, r *state.Record) error {
@@ -440,7 +441,7 @@ func (s *pausingStore) Update(ctx context.Context, r *state.Record) error {
 		return err
 	}
 	for _, e := range r.Timeline[min(s.seen, len(r.Timeline)):] {
-		if p := boundary(e); p != "" && p == s.cp.name && !s.cp.done {
+		if p := s.boundary(e); p != "" && p == s.cp.name && !s.cp.done {
 			s.cp.stop(p)
 		}
 	}
@@ -448,13 +449,21 @@ func (s *pausingStore) Update(ctx context.Context, r *state.Record) error {
 	return nil
 }
 
-// boundary names the boundary point a timeline entry records, if any.
-func boundary(e state.Entry) string {
+// boundary names the boundary point a timeline entry records, if any. A
+// promotion has no entry of its own: a step baked is promoted by its
+// healthy verdict, a step without a bake by the next step's attempt.
+func (s *pausingStore) boundary(e state.Entry) string {
 	switch {
 	case e.Kind == state.EntryStep && e.Outcome == state.OutcomeApplied:
+		s.applied = e.Name
 		return "applied-" + e.Name
-	case e.Kind == state.EntryStep && e.Outcome == state.OutcomePromoted:
+	case e.Kind == state.EntryVerdict && e.Outcome == state.OutcomeHealthy:
+		s.applied = ""
 		return "promoted-" + e.Name
+	case e.Kind == state.EntryStep && e.Outcome == state.OutcomeApplying && s.applied != "" && s.applied != e.Name:
+		prev := s.applied
+		s.applied = ""
+		return "promoted-" + prev
 	case e.Kind == state.EntryRollback && e.Outcome == state.OutcomeStarted:
 		return "rollback-recorded"
 	}
