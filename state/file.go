@@ -51,6 +51,7 @@ type File struct {
 	mu      sync.Mutex // the directory lock, within the process
 	locks   idLocks    // the release locks, within the process
 	dirSync dirSyncer
+	creates creator // Creates at the same time share one index write
 }
 
 var (
@@ -94,37 +95,82 @@ func (f *File) Create(ctx context.Context, r *Record) error {
 	if err := checkID(r.ID); err != nil {
 		return err
 	}
-	unlockDir, err := f.lockDir()
-	if err != nil {
-		return err
+	return f.creates.do(f, r)
+}
+
+// create creates the records of one batch under the directory lock, which
+// the caller holds: each is checked (its id free, no other active release
+// of its service and environment, in the store or earlier in the batch),
+// the index is written once for all, then every record's history and head
+// are written at once. It returns one error per record.
+func (f *File) create(batch []*Record) []error {
+	errs := make([]error, len(batch))
+	ids := map[string]bool{}
+	reserved := map[string]string{} // key → id reserved by this batch
+	running := 0
+	var idx map[string]string
+	for i, r := range batch {
+		switch _, err := f.readHead(r.ID); {
+		case ids[r.ID] || err == nil:
+			errs[i] = fmt.Errorf("%w: %s", ErrExists, r.ID)
+			continue
+		case errors.Is(err, ErrQuarantined):
+			errs[i] = fmt.Errorf("%w: %w", ErrExists, err)
+			continue
+		case !errors.Is(err, ErrNotFound):
+			errs[i] = err
+			continue
+		}
+		ids[r.ID] = true
+		if r.Status.Final() {
+			continue
+		}
+		if idx == nil {
+			var err error
+			if idx, err = f.activeIndex(); err != nil {
+				errs[i], idx = err, nil
+				continue
+			}
+		}
+		if other, ok := reserved[fileKey(r)]; ok {
+			errs[i] = fmt.Errorf("%w: %s (created at the same time)", ErrActive, other)
+			continue
+		}
+		if err := f.checkActive(idx, r); err != nil {
+			errs[i] = err
+			continue
+		}
+		idx[fileKey(r)] = r.ID
+		reserved[fileKey(r)] = r.ID
+		running++
 	}
-	defer unlockDir()
+	if running > 0 {
+		// The index before the records it names, as ever.
+		if err := f.writeIndex(idx); err != nil {
+			for i, r := range batch {
+				if errs[i] == nil && !r.Status.Final() {
+					errs[i] = err
+				}
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i, r := range batch {
+		if errs[i] == nil {
+			wg.Go(func() { errs[i] = f.createOne(r) })
+		}
+	}
+	wg.Wait()
+	return errs
+}
+
+// createOne writes the history, then the head, of a new record.
+func (f *File) createOne(r *Record) error {
 	unlock, err := f.lockRelease(r.ID)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	switch _, err := f.readHead(r.ID); {
-	case err == nil:
-		return fmt.Errorf("%w: %s", ErrExists, r.ID)
-	case errors.Is(err, ErrQuarantined):
-		return fmt.Errorf("%w: %w", ErrExists, err)
-	case !errors.Is(err, ErrNotFound):
-		return err
-	}
-	if !r.Status.Final() {
-		idx, err := f.activeIndex()
-		if err != nil {
-			return err
-		}
-		if err := f.checkActive(idx, r); err != nil {
-			return err
-		}
-		idx[fileKey(r)] = r.ID
-		if err := f.writeIndex(idx); err != nil {
-			return err
-		}
-	}
 	// The history first, from scratch: a crash before the head leaves a
 	// history file that no head counts, written over by the next Create.
 	b, mark, err := encodeHistory(nil, r, historyMark{})
@@ -237,7 +283,7 @@ func (f *File) checkUpdate(r *Record) (*stored, error) {
 	if err := checkUpdate(s.rec, r); err != nil {
 		return nil, err
 	}
-	if err := CheckHistory(r, s.mark.Timeline, s.mark.Rollback); err != nil {
+	if err := CheckHistory(r, s.mark.Timeline+s.pendingTimeline, s.mark.Rollback+s.pendingRollback); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -250,12 +296,17 @@ func (f *File) update(r *Record, s *stored) error {
 	if s.legacy {
 		base = historyMark{} // the history file holds none of it yet
 	}
-	b, mark, err := encodeHistory(nil, r, base)
-	if err != nil {
-		return err
-	}
-	if err := f.appendHistory(r.ID, base.Size, b); err != nil {
-		return err
+	mark := base
+	if len(r.Timeline)-base.Timeline+len(r.RollbackSteps)-base.Rollback > maxPending {
+		// More than the head holds: the history file takes them all.
+		b, m, err := encodeHistory(nil, r, base)
+		if err != nil {
+			return err
+		}
+		if err := f.appendHistory(r.ID, base.Size, b); err != nil {
+			return err
+		}
+		mark = m
 	}
 	r.Rev++
 	if err := f.writeHead(r, mark); err != nil {

@@ -17,7 +17,15 @@ import (
 type fileHead struct {
 	*Record
 	History *historyMark `json:"history,omitempty"`
+	// Pending are entries appended since the history file was last
+	// written: up to maxPending of them ride in the head, so that most
+	// Updates write one file, not two; the Update that would hold more
+	// moves them all to the history file.
+	Pending []historyLine `json:"pending,omitempty"`
 }
+
+// maxPending is how many new history entries a head holds at most.
+const maxPending = 16
 
 // historyMark is the committed part of a release's history file: its first
 // Size bytes hold Timeline timeline entries and Rollback rollback steps.
@@ -35,6 +43,10 @@ type historyMark struct {
 type stored struct {
 	rec  *Record
 	mark historyMark
+	// pending are the head's pending entries (readHead); readMeta only
+	// counts them.
+	pending                          []historyLine
+	pendingTimeline, pendingRollback int
 	// legacy: the head holds the whole history (an earlier version's
 	// format); the history file has none of it.
 	legacy bool
@@ -59,7 +71,7 @@ func (f *File) readHead(id string) (*stored, error) {
 	if r.ID != id {
 		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, r.ID)
 	}
-	s := &stored{rec: r}
+	s := &stored{rec: r, pending: h.Pending}
 	if h.History == nil {
 		s.legacy = true
 		s.mark = historyMark{Timeline: len(r.Timeline), Rollback: len(r.RollbackSteps)}
@@ -87,6 +99,10 @@ type headMeta struct {
 	// Only in the earlier format: counted, not decoded.
 	Timeline      []struct{} `json:"timeline"`
 	RollbackSteps []struct{} `json:"rollbackSteps"`
+	// Counted by kind, not decoded.
+	Pending []struct {
+		Rollback bool `json:"r"`
+	} `json:"pending"`
 }
 
 // readMeta reads what Update checks of the head of release id. The stored
@@ -111,6 +127,13 @@ func (f *File) readMeta(id string) (*stored, error) {
 	r := &Record{ID: h.ID, Rev: h.Rev, Status: h.Status, Token: h.Token}
 	r.Release.Service, r.Release.Environment = h.Release.Service, h.Release.Environment
 	s := &stored{rec: r}
+	for _, p := range h.Pending {
+		if p.Rollback {
+			s.pendingRollback++
+		} else {
+			s.pendingTimeline++
+		}
+	}
 	if h.History == nil {
 		s.legacy = true
 		s.mark = historyMark{Timeline: len(h.Timeline), Rollback: len(h.RollbackSteps)}
@@ -123,11 +146,19 @@ func (f *File) readMeta(id string) (*stored, error) {
 	return s, nil
 }
 
-// writeHead replaces the head of r atomically, with mark.
+// writeHead replaces the head of r atomically, with mark and the entries
+// of r beyond it as pending.
 func (f *File) writeHead(r *Record, mark historyMark) error {
 	h := *r
 	h.Timeline, h.RollbackSteps = nil, nil
-	b, err := json.Marshal(fileHead{Record: &h, History: &mark})
+	var pending []historyLine
+	for _, e := range r.Timeline[mark.Timeline:] {
+		pending = append(pending, historyLine{Entry: e})
+	}
+	for _, e := range r.RollbackSteps[mark.Rollback:] {
+		pending = append(pending, historyLine{Entry: e, Rollback: true})
+	}
+	b, err := json.Marshal(fileHead{Record: &h, History: &mark, Pending: pending})
 	if err != nil {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}

@@ -134,6 +134,7 @@ func (f *File) readHistory(id string, s *stored) error {
 		if !s.legacy && (s.mark.Timeline != 0 || s.mark.Rollback != 0) {
 			return fmt.Errorf("%w: %s: the head counts %d entries in 0 bytes of history", ErrCorrupt, f.headPath(id), s.mark.Timeline+s.mark.Rollback)
 		}
+		s.addPending()
 		return nil
 	}
 	p := f.historyPath(id)
@@ -175,5 +176,17 @@ func (f *File) readHistory(id string, s *stored) error {
 		return fmt.Errorf("%w: %s holds %d timeline entries and %d rollback steps, its head counts %d and %d",
 			ErrCorrupt, p, len(r.Timeline), len(r.RollbackSteps), s.mark.Timeline, s.mark.Rollback)
 	}
+	s.addPending()
 	return nil
+}
+
+// addPending appends the head's pending entries to the history read.
+func (s *stored) addPending() {
+	for _, l := range s.pending {
+		if l.Rollback {
+			s.rec.RollbackSteps = append(s.rec.RollbackSteps, l.Entry)
+		} else {
+			s.rec.Timeline = append(s.rec.Timeline, l.Entry)
+		}
+	}
 }
