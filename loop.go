@@ -244,7 +244,14 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 		if run.Err() != nil && !lp.aborted {
 			lp.aborted = true
 			cause := context.Cause(run)
+			// The rollback and its verification outlive the cancellation:
+			// every context the loop hands out from here on does.
 			run = context.WithoutCancel(run)
+			lp.ctx = context.WithoutCancel(lp.ctx)
+			lp.phaseCtx = context.WithoutCancel(lp.phaseCtx)
+			if lp.stepCtx != nil {
+				lp.stepCtx = context.WithoutCancel(lp.stepCtx)
+			}
 			lp.rec = nil // abort loads and saves the record itself
 			if err := r.abort(run, id, cause); err != nil {
 				lp.fail(err)

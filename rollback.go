@@ -176,7 +176,8 @@ func doneRollbackSteps(rec *state.Record) map[string]bool {
 // verifyRollback observes the previous version after the settle: the
 // triggers must not fire, and something must have been measured.
 func (r *Runner) verifyRollback(rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
-	obs, err := r.observe(lp.phaseCtx, rec, lp, "rollback", "", rec.RollbackStart)
+	// Under a context that outlives a cancelled Run, as the rollback did.
+	obs, err := r.observe(context.WithoutCancel(lp.phaseCtx), rec, lp, "rollback", "", rec.RollbackStart)
 	if err != nil && len(obs.Metrics) == 0 && len(obs.Checks) == 0 {
 		msg := "could not measure after the rollback: " + err.Error()
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeUnverified, Detail: msg})

@@ -248,3 +248,28 @@ func TestRollbackWithoutDataIsNotVerified(t *testing.T) {
 		}
 	})
 }
+
+// A cancelled Run rolls back and verifies the rollback under contexts that
+// outlive the cancellation: a monitor that honours its context still
+// measures the previous version.
+func TestCancelledRunVerifiesItsRollbackWithMonitorsThatHonourTheContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := deploy.MonitorFunc(func(ctx context.Context, tg monitor.Target) (monitor.Observation, error) {
+			if err := ctx.Err(); err != nil {
+				return monitor.Observation{}, err
+			}
+			return deploytest.Health{ErrorRate: 0.001, P95: 100 * time.Millisecond}.Observation(), nil
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(15*time.Minute, cancel)
+		s := ramp()
+		rep, err := openRunner(t, s, state.NewMemory(), deploy.WithMonitors(m)).Run(ctx, rel)
+		if !errors.Is(err, deploy.ErrAborted) || rep.Status != deploy.Aborted || s.Rollbacks() != 1 {
+			t.Fatalf("status %s, err %v, rollbacks %d; want the cancelled release rolled back and verified (aborted)", rep.Status, err, s.Rollbacks())
+		}
+		last := rep.RollbackSteps[len(rep.RollbackSteps)-1]
+		if last.Outcome != state.OutcomeVerified {
+			t.Errorf("last rollback step %+v, want verified", last)
+		}
+	})
+}
