@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy/internal/redact"
+	"github.com/deploykit/deploy/internal/tmplesc"
 )
 
 // Metric names reported by a [Probe] when its MetricPrefix is empty.
@@ -63,7 +65,11 @@ type Probe struct {
 	// Header is added to every request. Host, if set, replaces the request's
 	// Host.
 	Header http.Header
-	// Body is the request body, also a text/template executed with the Target.
+	// Body is the request body, also a text/template executed with the
+	// Target. In a JSON body (one that starts with { or [) every value the
+	// template prints is escaped as the inside of a JSON string, so that a
+	// release field cannot change the body's structure: write
+	// {"version":"{{.Version}}"}.
 	Body string
 	// Status is the expected status code; 0 accepts any 2xx.
 	Status int
@@ -162,9 +168,12 @@ func render(field, text string, t Target) (string, error) {
 	if !strings.Contains(text, "{{") {
 		return text, nil
 	}
-	tmpl, err := template.New(field).Option("missingkey=error").Parse(text)
+	tmpl, err := template.New(field).Funcs(template.FuncMap{jsonEscapeFunc: escapeJSONString}).Option("missingkey=error").Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("monitor: Probe.%s %q: %w", field, text, err)
+	}
+	if trimmed := strings.TrimSpace(text); field == "Body" && (strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[")) {
+		tmplesc.Pipe(tmpl, jsonEscapeFunc)
 	}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, t); err != nil {
@@ -348,4 +357,18 @@ func (p *Probe) snippet(b []byte) string {
 // credential headers and the secret parts of its URL.
 func (p *Probe) secrets() []string {
 	return append(redact.HeaderSecrets(p.Header), redact.URLSecrets(p.URL)...)
+}
+
+// jsonEscapeFunc is the template function that escapes what a JSON body
+// template prints.
+const jsonEscapeFunc = "deployJSONEscape"
+
+// escapeJSONString returns v as the inside of a JSON string: quoted as
+// encoding/json would, without the quotes.
+func escapeJSONString(v any) (string, error) {
+	b, err := json.Marshal(fmt.Sprint(v))
+	if err != nil {
+		return "", err
+	}
+	return string(b[1 : len(b)-1]), nil
 }

@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -281,4 +282,24 @@ func TestProbeTiming(t *testing.T) {
 			}
 		})
 	})
+}
+
+func TestProbeJSONBodyEscapesReleaseFields(t *testing.T) {
+	var got []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+	}))
+	defer srv.Close()
+	p := &monitor.Probe{URL: srv.URL + "/check", Method: http.MethodPost, Body: `{"version":"{{.Version}}","team":"{{index .Labels "team"}}"}`}
+	tg := monitor.Target{Version: "v2", Labels: map[string]string{"team": `pay","admin":true,"x":"`}}
+	if _, err := p.Observe(t.Context(), tg); err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(got, &body); err != nil {
+		t.Fatalf("body %s: %v", got, err)
+	}
+	if len(body) != 2 || body["team"] != `pay","admin":true,"x":"` {
+		t.Errorf("body %s: a label changed the JSON's structure", got)
+	}
 }
