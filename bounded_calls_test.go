@@ -45,6 +45,10 @@ func TestApplyPanicRollsBack(t *testing.T) {
 		if !errors.Is(err, deploy.ErrStepFailed) || rep.Status != deploy.RolledBack {
 			t.Fatalf("err %v, status %s; want the panic to roll back with ErrStepFailed", err, rep.Status)
 		}
+		var pe *deploy.PanicError
+		if !errors.As(err, &pe) || pe.Value != "nil map in the load balancer client" || len(pe.Stack) == 0 {
+			t.Errorf("errors.As(err, *PanicError) = %v, %+v; want the panic with its stack", errors.As(err, &pe), pe)
+		}
 		if inner.Rollbacks() != 1 || inner.Exposure() != 0 {
 			t.Errorf("strategy rollbacks %d, exposure %v; want the half-applied step rolled back", inner.Rollbacks(), inner.Exposure())
 		}
@@ -80,6 +84,13 @@ func TestMonitorPanicCountsAsSourceError(t *testing.T) {
 		}
 		if !strings.Contains(rep.Trigger.Reason, "panicked") {
 			t.Errorf("trigger %q does not say the monitor panicked", rep.Trigger.Reason)
+		}
+		var stack bool
+		for _, e := range rep.Timeline {
+			stack = stack || e.Kind == state.EntryObservation && strings.Contains(e.Detail, "goroutine")
+		}
+		if !stack {
+			t.Error("the timeline does not keep the monitor's panic stack")
 		}
 	})
 }
@@ -198,5 +209,28 @@ func TestApplyPastTheProgressDeadlineIsAbandonedAndSaidSo(t *testing.T) {
 			t.Errorf("the record does not say the Apply was abandoned and may still land: %q %+v", rep.Trigger.Reason, rep.Timeline)
 		}
 		time.Sleep(time.Hour) // let the abandoned Apply end inside the bubble
+	})
+}
+
+// Suspicion (run with -race): Timeouts.Plan abandons a Plan that is still
+// running, and the Deployment it was given shares its Memo map with the
+// record (record.go, deployment(): `Memo: rec.Memo`; plan.go: `dc := *d`
+// copies the struct, not the map). The abandoned Plan's write races the
+// runner's reads of rec.Memo at every save; with a JSON-encoding store the
+// runtime's "concurrent map read and map write" is a fatal error no recover
+// catches.
+func TestPlanPastItsTimeoutWritesNothingTheRunnerReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &memoPlanner{Strategy: &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.5, 1)}}
+		a := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("a"))
+		id, err := a.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("b"))
+		rep, err := b.Resume(t.Context(), id)
+		t.Logf("status %v err %v", rep.Status, err)
+		time.Sleep(time.Minute)
 	})
 }

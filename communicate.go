@@ -53,7 +53,12 @@ func (r *Runner) communicate(rec *state.Record, lp *loop, now time.Time) {
 	}
 	r.note(rec, now, state.EntryPhase, state.OutcomeDone, "finished", string(rec.Status))
 	if len(r.cfg.notifiers) > 0 {
-		rep := r.report(rec)
+		// The report the notifiers get is being delivered with them: it
+		// does not count its own events, or those queued just before
+		// them, as not delivered.
+		c := *rec
+		c.Outbox = nil
+		rep := r.report(&c)
 		r.emit(rec, Event{Kind: EventFinished, Message: rep.Headline(), Report: rep.Markdown(), Urgent: rec.Status == RollbackFailed,
 			FollowUps: rep.FollowUps, Duration: rep.Duration()})
 	}

@@ -71,7 +71,9 @@ type Deployment struct {
 	// Started is when the release was created.
 	Started time.Time
 	// Token is the fencing token of the lease under which the runner makes
-	// this call. It grows every time another runner takes the release over.
+	// this call. It grows every time another runner takes the release over,
+	// and from one release to the next: a release starts at its creation
+	// time in microseconds (see FencingToken).
 	// A strategy whose target can refuse stale writers (a database row, a
 	// Kubernetes annotation, a config file kept beside the change) should
 	// store the token with each change and refuse a change that carries a
@@ -175,13 +177,17 @@ type Step struct {
 }
 
 // Notifier tells people what happens. Notify is called from the runner's
-// outbox with retries and backoff (1 s doubling to 1 min, 8 attempts); an
-// error means "not delivered, try again". An error that implements
-// Temporary() bool and returns false is not retried (an HTTP 401 or 404); one
-// that implements RetryAfter() time.Duration makes the next attempt wait at
-// least that long, up to 15 minutes (an HTTP 429 with Retry-After; see
-// notify.HTTPError). Notifications never block or fail a release. One
-// notifier receives its events one at a time, in order.
+// outbox, bounded by Timeouts.Notify and with retries and backoff (1 s
+// doubling to 5 minutes, never given up: an event stays pending until the
+// notifier takes it, unless ExpireAfter gives it a maximum age); an error
+// means "not delivered, try again". An error that implements Temporary()
+// bool and returns false (an HTTP 401 or 404) is retried at the longest
+// backoff only, until the notifier is fixed; one that implements
+// RetryAfter() time.Duration makes the next attempt wait at least that long,
+// up to 15 minutes (an HTTP 429 with Retry-After; see notify.HTTPError).
+// Notifications never block or fail a release. One notifier receives its
+// events one at a time, in order; Event.Seq, the same on every retry of an
+// event, lets a receiver de-duplicate.
 type Notifier interface {
 	Notify(ctx context.Context, e Event) error
 }

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/state"
 )
 
 // slowFirstApply: the first step's Apply takes a minute.
@@ -93,4 +95,68 @@ func (s *slowSteps) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.St
 		}
 	}
 	return steps, nil
+}
+
+// flaky fails the next Update once when failNext is set: a transient store
+// error (a full disk, a PostgreSQL failover), not a lost lease.
+type flaky struct {
+	state.Store
+	failNext chan struct{}
+}
+
+func (f *flaky) Update(ctx context.Context, r *state.Record) error {
+	select {
+	case <-f.failNext:
+		return errors.New("flaky: i/o error")
+	default:
+	}
+	return f.Store.Update(ctx, r)
+}
+
+// slowFirst is a strategy whose step "50%" takes 5 minutes the first time
+// it is applied and does not notice that its context ended (the issue's
+// "an Apply ignores its context"); it then changes the target under the
+// token it was given.
+type slowFirst struct {
+	*deploytest.Strategy
+	store *flaky
+	calls int
+}
+
+func (s *slowFirst) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	steps, err := s.Strategy.Plan(ctx, d)
+	for i := range steps {
+		sp := s.Strategy.Steps[i]
+		if sp.Name != "50%" {
+			continue
+		}
+		steps[i].Apply = func(ctx context.Context, d *deploy.Deployment) error {
+			s.calls++
+			if s.calls == 1 {
+				s.store.failNext <- struct{}{} // the next write (the lease renewal) fails
+				time.Sleep(5 * time.Minute)
+			}
+			return s.Strategy.ApplyStep(ctx, d, sp)
+		}
+	}
+	return steps, err
+}
+
+// memoPlanner sets Memo["a"] when first planned; a Plan that finds a key
+// missing (here: every Plan after the first, as BlueGreen does for a stage
+// added to WithStages) looks it up slowly, past Timeouts.Plan, then sets it.
+type memoPlanner struct {
+	*deploytest.Strategy
+	calls int
+}
+
+func (s *memoPlanner) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+	s.calls++
+	if s.calls == 1 {
+		d.Memo["a"] = "1"
+	} else if _, ok := d.Memo["b"]; !ok {
+		time.Sleep(40 * time.Second) // Idle() against a slow API
+		d.Memo["b"] = "2"            // "Later changes are not saved", but allowed
+	}
+	return s.Strategy.Plan(ctx, d)
 }

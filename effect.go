@@ -77,7 +77,11 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	}
 	// The token also travels in the context, for effects that get no
 	// Deployment (rollback steps): FencingToken reads it.
-	c := launch(state.WithToken(ctx, rec.Token), call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	ectx := state.WithToken(ctx, rec.Token)
+	if kind == effectRollbackStep {
+		ectx = context.WithValue(ectx, deploymentKey{}, r.deployment(rec))
+	}
+	c := launch(ectx, call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	defer c.stop()
 	tick := lp.renewTimer(renew)
 	defer tick.Stop()
@@ -120,6 +124,18 @@ func mustStop(err error) bool {
 		}
 	}
 	return errors.Is(err, ErrInvariant)
+}
+
+type deploymentKey struct{}
+
+// DeploymentFrom returns, in a WithRollbackSteps step (which gets only a
+// context), the release it rolls back: its ID, Release (version, previous
+// version, labels), stage and fencing token. The Deployment is read-only
+// and valid during the call. A step's Apply and Strategy.Rollback get it as
+// their argument.
+func DeploymentFrom(ctx context.Context) (*Deployment, bool) {
+	d, ok := ctx.Value(deploymentKey{}).(*Deployment)
+	return d, ok
 }
 
 // FencingToken returns the fencing token of the lease under which the

@@ -71,8 +71,17 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 		if x.err != nil {
 			if _, ok := x.err.(*TimeoutError); ok {
 				errs = append(errs, x.err)
-			} else if _, ok := x.err.(*PanicError); ok {
+			} else if pe, ok := x.err.(*PanicError); ok {
 				errs = append(errs, x.err)
+				if !lp.panicked[i] {
+					// Once per monitor and loop: the stack, for whoever
+					// fixes the monitor.
+					if lp.panicked == nil {
+						lp.panicked = map[int]bool{}
+					}
+					lp.panicked[i] = true
+					r.note(rec, time.Now(), state.EntryObservation, state.OutcomeFailed, lp.monitorName(i), panicDetail(pe))
+				}
 			} else {
 				errs = append(errs, fmt.Errorf("monitor %s: %w", lp.monitorName(i), x.err))
 			}

@@ -201,3 +201,75 @@ func TestLocks(t *testing.T) {
 		}
 	})
 }
+
+// When a lease renewal during an Apply fails with a store error (not a
+// lost lease), effect() (effect.go, the `case <-tick.C` branch: `c.cancel(err);
+// return &unrecorded{err}`) returns at once and leaves the Apply running,
+// against bounded's own rule "an effect that is told to stop must stop
+// before anything else is done". Resume from the same Runner (a retry
+// loop) does not bump the fencing token (reconcile.go: rec.Holder ==
+// r.holder skips the take-over), so the abandoned Apply's token is still
+// current: it lands after the release moved on, and a Fenced target takes
+// it. Users end at 50 % while the record says succeeded at 100 %.
+func TestApplyLeftRunningByAStoreFailureIsFencedOffByTheNextLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := &flaky{Store: state.NewMemory(), failNext: make(chan struct{}, 1)}
+		base := &deploytest.Strategy{Fenced: true, Steps: []deploytest.StepSpec{
+			{Name: "10%", Exposure: 0.1, Bake: 10 * time.Minute},
+			{Name: "50%", Exposure: 0.5, Bake: time.Minute},
+			{Name: "100%", Exposure: 1, Bake: time.Minute},
+		}}
+		s := &slowFirst{Strategy: base, store: fl}
+		r := openRunner(t, s, fl, deploy.WithMonitors(deploytest.Healthy()), deploy.WithInterval(time.Minute))
+		rep0, err := r.Run(t.Context(), rel)
+		t.Logf("Run: %v", err)
+		if err == nil || rep0 == nil {
+			t.Fatal("the store error did not stop Run with a report")
+		}
+		id := rep0.ID
+		rep, err := r.Resume(t.Context(), id) // the same Runner retries
+		t.Logf("Resume: status %v, err %v", rep.Status, err)
+		time.Sleep(10 * time.Minute) // the abandoned Apply wakes up
+		synctest.Wait()
+		for _, e := range base.Effects() {
+			t.Logf("effect %s exposure %v token %d refused %v at %v", e.Step, e.Exposure, e.Token, e.Refused, e.At.Format("15:04:05"))
+		}
+		if rep.Status == deploy.Succeeded && base.Exposure() != 1 {
+			t.Errorf("record says %s at exposure 1; users are at %v", rep.Status, base.Exposure())
+		}
+	})
+}
+
+// Docs (runner.go, Resume; options.go, WithLeaseGrace) say a runner that
+// crashed before a step's Apply holds the release for "its next due action
+// plus WithLeaseGrace, plus the progress deadline" and that the lease
+// "covers how long it may run (the progress deadline …)". effect.go sets
+// LeaseUntil = now + grace/3 + grace instead (renewed while alive): another
+// process takes over after 2 m 40 s, not after 12 min. The behaviour is
+// sound; the documentation is false.
+func TestCrashedRunnersLeaseEndsAGraceAfterItsLastRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.1, 1)}
+		fs := deploytest.NewFaultStore(store)
+		fs.OnWrite = func(r *state.Record, _ int) deploytest.Fault {
+			return deploytest.Fault{Crash: r.Applying && r.Step == 1, After: true}
+		}
+		a := openRunner(t, s, fs, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("a"))
+		id, err := a.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.Resume(t.Context(), id)
+		crashed := time.Now()
+		t.Logf("a: %v", err)
+		cur, _ := store.Load(t.Context(), id)
+		t.Logf("lease until %v after the crash (progress deadline 10m, grace 2m)", cur.LeaseUntil.Sub(crashed))
+		// As documented (WithLeaseGrace, Resume): a crashed runner holds
+		// the release one grace past its last renewal (every third of the
+		// grace while an Apply runs), not the progress deadline.
+		if d := cur.LeaseUntil.Sub(crashed); d > 2*time.Minute+40*time.Second {
+			t.Errorf("the lease ends %v after the crash, want at most a grace and a third (2m40s)", d)
+		}
+	})
+}

@@ -48,6 +48,9 @@ type loop struct {
 	rec *state.Record
 	// saved marks rec as saved, for the invariants on the next transition.
 	saved mark
+	// dirty is set while rec holds a transition not saved yet (saved with
+	// the next action, see reconcile).
+	dirty bool
 	// base is the baseline as a monitor.Observation, built once.
 	base     monitor.Observation
 	baseFrom map[string]state.Measurement
@@ -60,6 +63,11 @@ type loop struct {
 	renew *time.Timer
 	// obs call the monitors, one goroutine each for the loop's life.
 	obs []*observer
+	// cause is the error of user code that ended the release in this loop
+	// (a step's Apply): the release's error wraps it too.
+	cause error
+	// panicked marks the monitors whose panic the timeline has shown.
+	panicked map[int]bool
 	// finalized is set when this loop ended the release: it counts it in
 	// the metrics, and a Resume of a finished release does not.
 	finalized bool
@@ -211,6 +219,7 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 			// (it lost the release, or the store failed): report what is.
 			if stored, lerr := r.cfg.store.Load(context.WithoutCancel(run), id); lerr == nil {
 				rec = stored
+				err = takenOver(err, stored)
 			}
 			lp.fail(err)
 			return r.report(rec), err
@@ -224,6 +233,9 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 			return r.report(rec), err
 		}
 		if final {
+			if err != nil && lp.cause != nil {
+				err = &causedError{err: err, cause: lp.cause}
+			}
 			lp.kick(rec) // deliver what an earlier run left in the outbox
 			rep := r.finish(lp, id, r.report(rec))
 			lp.fail(err)
@@ -251,6 +263,15 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 			lp.phaseCtx = context.WithoutCancel(lp.phaseCtx)
 			if lp.stepCtx != nil {
 				lp.stepCtx = context.WithoutCancel(lp.stepCtx)
+			}
+			if lp.rec != nil && lp.dirty {
+				// A transition saved with the next action (a breach
+				// found in the same look, say) is saved now: the abort
+				// must not undo it.
+				if err := r.save(run, lp, lp.rec); err != nil {
+					lp.fail(err)
+					return r.report(lp.rec), err
+				}
 			}
 			lp.rec = nil // abort loads and saves the record itself
 			if err := r.abort(run, id, cause); err != nil {
@@ -305,3 +326,26 @@ func inFlight(rec *state.Record) bool {
 	}
 	return false
 }
+
+// takenOver adds to err, the ErrLocked of a runner that lost its release,
+// what became of the release when a person took it over to roll it back:
+// the error then also matches ErrAborted, as the release's own error does,
+// so that a caller does not retry what someone stopped on purpose.
+func takenOver(err error, stored *state.Record) error {
+	t := stored.Trigger
+	if t == nil && stored.RollbackRequest != nil {
+		t = stored.RollbackRequest
+	}
+	if t == nil || t.Kind != state.TriggerManual || !errors.Is(err, ErrLocked) {
+		return err
+	}
+	return errors.Join(err, &PhaseError{Phase: PhaseRollback, Err: fmt.Errorf("%w: %s took the release over to roll it back: %s", ErrAborted, stored.Holder, t.Reason)})
+}
+
+// causedError is a release's error that also wraps the error of user code
+// behind it (a *PanicError, a *TimeoutError, the strategy's own), so that
+// errors.As finds it; its message is the release's.
+type causedError struct{ err, cause error }
+
+func (e *causedError) Error() string   { return e.err.Error() }
+func (e *causedError) Unwrap() []error { return []error{e.err, e.cause} }

@@ -302,3 +302,29 @@ func TestManualRollback(t *testing.T) {
 		}
 	})
 }
+
+// The runner that was baking when a person rolled the release back from
+// another runner stops with an error that says so: it matches ErrAborted
+// (someone stopped it on purpose), not only ErrLocked (retry later).
+func TestRunnerDisplacedByAManualRollbackSaysAborted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := ramp()
+		first := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("first"))
+		id, err := first.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := first.Resume(t.Context(), id); done <- err }()
+		time.Sleep(25 * time.Minute) // baking 25 %
+		rep, err := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithHolder("person")).Rollback(t.Context(), id, "on-call: checkout errors")
+		if err != nil || rep.Status != deploy.RolledBack {
+			t.Fatalf("Rollback: status %s, err %v", rep.Status, err)
+		}
+		err = <-done
+		if !errors.Is(err, deploy.ErrAborted) || !errors.Is(err, deploy.ErrLocked) || !strings.Contains(err.Error(), "on-call: checkout errors") {
+			t.Errorf("the displaced runner ended with %v, want ErrAborted (and ErrLocked) with the person's reason", err)
+		}
+	})
+}

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"fmt"
 	"runtime/debug"
 	"time"
 
@@ -15,10 +14,11 @@ import (
 // timeout is given up: its goroutine is left to finish on its own and
 // then exit, and the next look starts a new one.
 type observer struct {
-	m    monitor.Source
-	call string
-	req  chan observeReq
-	done chan callResult[monitor.Observation]
+	m     monitor.Source
+	call  string
+	req   chan observeReq
+	done  chan callResult[monitor.Observation]
+	timer *time.Timer
 }
 
 type observeReq struct {
@@ -53,29 +53,38 @@ func (o *observer) safeObserve(q observeReq) (res callResult[monitor.Observation
 	return callResult[monitor.Observation]{obs, err}
 }
 
-// observe calls the monitor for t, bounded by timeout (or by ctx, if it
-// ends first: an observation is only a read, and a cancelled run does not
-// wait for one).
+// observe calls the monitor for t, bounded by timeout. When ctx ends first
+// the monitor's context ends too, but its answer is still awaited (up to
+// timeout): what it measured at that moment, a breach say, is on the
+// record before the cancellation is.
 func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.Duration) (monitor.Observation, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if o.timer == nil {
+		o.timer = time.NewTimer(timeout)
+	} else {
+		o.timer.Reset(timeout)
+	}
 	o.req <- observeReq{cctx, t}
 	select {
 	case res := <-o.done:
+		o.timer.Stop()
 		if res.err != nil && ctx.Err() == nil && cctx.Err() != nil {
 			return res.v, &TimeoutError{Call: o.call, Timeout: timeout}
 		}
 		return res.v, userError(res.err)
-	case <-cctx.Done():
+	case <-o.timer.C:
 		// Give the stuck goroutine up: it exits once its call returns.
 		close(o.req)
 		o.start()
-		if ctx.Err() != nil {
-			return monitor.Observation{}, fmt.Errorf("%s: %w", o.call, context.Cause(ctx))
-		}
 		return monitor.Observation{}, &TimeoutError{Call: o.call, Timeout: timeout}
 	}
 }
 
 // stop ends the observer's goroutine once its current call returns.
-func (o *observer) stop() { close(o.req) }
+func (o *observer) stop() {
+	close(o.req)
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+}

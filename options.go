@@ -259,13 +259,15 @@ func WithRollbackSettle(d time.Duration) Option {
 }
 
 // WithLeaseGrace sets how long past its next due action a runner keeps its
-// lease on a release. The default is 2 minutes. When that action is a
-// step's Apply or the strategy's rollback, the lease also covers how long it
-// may run (the progress deadline, the rollback timeout), so that no other
-// runner takes over a live one. A runner that crashes holds the release
-// until the lease ends: Resume from another process returns a *LockedError
-// (ErrLocked) naming the holder and the time, and succeeds once it has
-// passed; Runner.Rollback takes over at once.
+// lease on a release. The default is 2 minutes. While an action that
+// changes what users get runs (a step's Apply, the strategy's rollback, a
+// rollback step), the runner renews its lease every third of the grace, so
+// that no other runner takes over a live one. A runner that crashes holds
+// the release until the lease ends: Resume from another process returns a
+// *LockedError (ErrLocked) naming the holder and the time (Until), and
+// succeeds once it has passed. Runner.Rollback takes over at once, unless
+// the record says an Apply or a rollback is under way, which it waits out
+// first.
 func WithLeaseGrace(d time.Duration) Option {
 	return func(c *config) { c.leaseGrace = d }
 }

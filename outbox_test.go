@@ -206,3 +206,21 @@ func TestNotifierRetryAfter(t *testing.T) {
 		}
 	})
 }
+
+// The report the notifiers get in the finished event is being delivered
+// with it: it does not call its own events not delivered.
+func TestFinishedEventReportDoesNotCountItselfUndelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &deploytest.Recorder{}
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.1, 1)}
+		rep, err := openRunner(t, s, state.NewMemory(), deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(rec)).Run(t.Context(), rel)
+		if err != nil || rep.Pending != 0 {
+			t.Fatalf("err %v, pending %d", err, rep.Pending)
+		}
+		events := rec.Events()
+		last := events[len(events)-1]
+		if last.Kind != deploy.EventFinished || strings.Contains(last.Report, "NOT delivered") {
+			t.Errorf("the finished event's report says its events were not delivered:\n%s", last.Report)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -213,10 +214,16 @@ func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 		default:
 			d.Exposure, d.Step = 0, 0
 		}
+		// Plan gets its own copy of the deployment and of the memo: one
+		// that outlives its timeout writes into nothing the runner reads.
 		dc := *d
+		dc.Memo = maps.Clone(d.Memo)
 		steps, err := bounded(ctx, "strategy "+nameOf(r.strategy)+": Plan", r.cfg.timeouts.Plan, func(ctx context.Context) ([]Step, error) {
 			return r.strategy.Plan(ctx, &dc)
 		})
+		if err == nil {
+			maps.Copy(d.Memo, dc.Memo) // what Plan remembered, kept
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
 		}

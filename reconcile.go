@@ -29,17 +29,20 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		return time.Time{}, rec, finalError(rec)
 	}
 	now := time.Now()
-	if rec.Holder != r.holder {
-		if now.Before(rec.LeaseUntil) {
-			return time.Time{}, rec, &LockedError{ID: id, Holder: rec.Holder, Until: rec.LeaseUntil}
-		}
-		if lp.token != 0 {
-			// This loop held the release and lost it: it does not take it
-			// back behind the runner that took it over.
-			return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over by %s", ErrLocked, id, rec.Holder)
-		}
-		// Take the release over, and say so in the store before acting:
-		// the runner that lost it is fenced off from here on.
+	if rec.Holder != r.holder && lp.token == 0 && now.Before(rec.LeaseUntil) {
+		return time.Time{}, rec, &LockedError{ID: id, Holder: rec.Holder, Until: rec.LeaseUntil}
+	}
+	if rec.Holder != r.holder && lp.token != 0 {
+		// This loop held the release and lost it: it does not take it
+		// back behind the runner that took it over.
+		return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over by %s", ErrLocked, id, rec.Holder)
+	}
+	if lp.token == 0 {
+		// Every loop — Run, Resume, each Reconcile — takes the release
+		// with a new token, saved before it acts: whatever ran before
+		// under this holder's name (an Apply left running after a store
+		// failure, another process with the same WithHolder) is fenced
+		// off from here on.
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(r.cfg.leaseGrace)
 		if err := r.save(ctx, lp, rec); err != nil {
 			return time.Time{}, rec, &unrecorded{err}
@@ -93,7 +96,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	switch {
 	case !lp.oneShot && !rec.Status.Final() && !next.After(time.Now()) && !lp.saved.lease.Before(next.Add(r.cfg.leaseGrace/2)):
 		rec.LeaseUntil = lp.saved.lease
-		lp.rec = rec
+		lp.rec, lp.dirty = rec, true
 		return next, rec, nil
 	case lp.oneShot || !lp.saved.same(rec) || lp.saved.lease.Before(next.Add(r.cfg.leaseGrace/2)):
 		if err := r.save(ctx, lp, rec); err != nil {

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -100,6 +101,45 @@ func TestReconcileNextSkipsMessagesQueuedBehindAHeldOne(t *testing.T) {
 		}
 		if zeroWaits > 5 {
 			t.Errorf("%d Reconcile calls said next = now while the only notifier waits for its Retry-After", zeroWaits)
+		}
+	})
+}
+
+// A Reconcile that is refused because another runner holds the release
+// (runner.go, Reconcile: a *LockedError is not mustStop, so it goes on to
+// r.flushSync) still delivers the holder's outbox and writes the record
+// (outbox.go, flushSync: `r.cfg.store.Update(ctx, rec)` with no lease
+// check). The notifier gets every event twice, and the live holder's next
+// save conflicts: Run stops with ErrLocked in the middle of a healthy
+// release that nobody took over.
+func TestReconcileOfAHeldReleaseTouchesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(30*time.Minute, 0.1, 0.5, 1)}
+		recA, recB := &deploytest.Recorder{}, &deploytest.Recorder{}
+		a := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(recA), deploy.WithHolder("a"), deploy.WithInterval(time.Minute))
+		b := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithNotifiers(recB), deploy.WithHolder("cron"), deploy.WithInterval(time.Minute))
+		id, err := a.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var runErr error
+		var rep *deploy.Report
+		done := make(chan struct{})
+		go func() { defer close(done); rep, runErr = a.Resume(t.Context(), id) }()
+		time.Sleep(30*time.Minute + 30*time.Second) // a applied 50 % at 30:00; its next save is at 31:00
+		_, _, err = b.Reconcile(t.Context(), id)
+		t.Logf("cron Reconcile: %v; it delivered %d event(s)", err, len(recB.Events()))
+		if !errors.Is(err, deploy.ErrLocked) {
+			t.Errorf("Reconcile: %v, want ErrLocked", err)
+		}
+		<-done
+		t.Logf("holder: status %v, err %v", rep.Status, runErr)
+		if len(recB.Events()) > 0 {
+			t.Errorf("a Reconcile refused with ErrLocked delivered %d event(s) the holder had delivered already", len(recB.Events()))
+		}
+		if runErr != nil {
+			t.Errorf("the live holder was knocked out by a refused Reconcile: %v", runErr)
 		}
 	})
 }

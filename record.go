@@ -46,7 +46,7 @@ func (r *Runner) save(ctx context.Context, lp *loop, rec *state.Record) error {
 		return fmt.Errorf("deploy: saving %s: %w", rec.ID, err)
 	}
 	if lp != nil {
-		lp.saved = markOf(rec)
+		lp.saved, lp.dirty = markOf(rec), false
 	}
 	return nil
 }

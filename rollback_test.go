@@ -273,3 +273,43 @@ func TestCancelledRunVerifiesItsRollbackWithMonitorsThatHonourTheContext(t *test
 		}
 	})
 }
+
+// A breach judged in the same reconcile in which Run's context is cancelled
+// (Ctrl-C, a CI job timeout) is lost: the transition to the rollback phase is
+// due at once, so reconcile.go skips its save ("skip the save when the next
+// action is due at once"), and abort() (loop.go) reloads the stale stored
+// record and records a *cancellation* instead. The record says "aborted:
+// run cancelled" and Run returns ErrAborted although the release hurt users
+// (ErrUnhealthy, trigger breach); the "rolling back: …" event for the breach
+// is never sent.
+func TestBreachJudgedAsTheRunIsCancelledIsRecordedAsTheBreach(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := state.NewMemory()
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.1, 0.5, 1)}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		bad := deploytest.Health{ErrorRate: 0.2, P95: 120 * time.Millisecond}.Observation()
+		good := deploytest.Health{ErrorRate: 0.001, P95: 120 * time.Millisecond}.Observation()
+		m := &deploytest.Monitor{Script: func(tg monitor.Target) (monitor.Observation, error) {
+			if tg.Phase == "bake" && tg.Exposure >= 0.5 {
+				cancel() // the operator presses Ctrl-C at that very moment
+				return bad, nil
+			}
+			return good, nil
+		}}
+		rec := &deploytest.Recorder{}
+		r := openRunner(t, s, store, deploy.WithMonitors(m), deploy.WithNotifiers(rec), deploy.WithInterval(time.Minute))
+		rep, err := r.Run(ctx, rel)
+		if rep == nil {
+			t.Fatalf("no report: %v", err)
+		}
+		final, _ := store.Load(context.Background(), rep.ID)
+		t.Logf("status %s, trigger %+v, err %v", final.Status, final.Trigger, err)
+		if final.Trigger == nil || final.Trigger.Kind != state.TriggerBreach {
+			t.Errorf("the breach the policy judged is not on the record: trigger %+v, status %s", final.Trigger, final.Status)
+		}
+		if !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Errorf("Run returned %v, want ErrUnhealthy: the release hurt users", err)
+		}
+	})
+}

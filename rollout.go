@@ -96,6 +96,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		}
 		if err != nil {
 			lp.stepError(err)
+			lp.cause = err // errors.As reaches it through the release's error
 			reason := fmt.Sprintf("step %s/%s failed to apply: %v", stageName, step.Name, err)
 			if abandoned {
 				reason = fmt.Sprintf("step %s/%s did not complete within the progress deadline %v; it may still take effect", stageName, step.Name, r.cfg.policy.Deadline())

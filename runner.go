@@ -146,7 +146,7 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, [][]St
 		Status:   Running,
 		Waivers:  waivers,
 		Holder:   r.holder,
-		Token:    1,
+		Token:    firstToken(now),
 		Created:  now,
 		Updated:  now,
 		Deadline: now.Add(r.cfg.gateDeadline),
@@ -184,6 +184,11 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, [][]St
 // *LockedError naming the holder and the time. Retry after it, or call
 // Rollback, which takes over at once unless the record says an Apply or a
 // rollback was under way, which it waits out first.
+//
+// Resume of a release that is over delivers what is pending for up to
+// WithNotifyTimeout and returns; events a notifier still refuses stay
+// pending (rep.Pending), for the next Resume or Reconcile, which returns
+// when the next delivery is due.
 func (r *Runner) Resume(ctx context.Context, id string) (*Report, error) {
 	return r.loop(ctx, id, nil)
 }
@@ -207,6 +212,11 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 	next, rec, err := r.reconcile(lp.ctx, id, lp)
 	if rec == nil {
 		return next, nil, err
+	}
+	if errors.Is(err, ErrLocked) && !rec.Status.Final() {
+		// Another runner holds the release: touch nothing, deliver nothing
+		// (its outbox is its own).
+		return time.Time{}, r.report(rec), err
 	}
 	if mustStop(err) {
 		// Not on the record: report what is, deliver nothing.
@@ -241,3 +251,13 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 	}
 	return next, r.report(rec), err
 }
+
+// firstToken is a new release's fencing token: the creation time in
+// microseconds, so that the tokens of one target's successive releases
+// grow too (a takeover adds 1), and a target that keeps the highest token
+// it took, whatever the release, refuses a stale runner of an earlier one
+// without refusing the next release. Clocks of the machines creating
+// releases of one target must agree to within the time between two
+// releases; a target that keeps the token per release (Deployment.ID)
+// needs no clock at all.
+func firstToken(now time.Time) int64 { return max(1, now.UnixMicro()) }

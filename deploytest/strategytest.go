@@ -27,8 +27,8 @@ func TestStrategy(ctx context.Context, s deploy.Strategy, d *deploy.Deployment) 
 		return errors.New("deploytest: TestStrategy: strategy is nil")
 	}
 	if d == nil {
-		d = &deploy.Deployment{ID: "conformance", Release: deploy.Release{Service: "conformance", Version: "v2", Environment: "staging"},
-			Stage: deploy.Stage{Name: "staging", Environment: "staging"}, Started: time.Now()}
+		d = &deploy.Deployment{ID: "conformance", Release: deploy.Release{Service: "conformance", Version: "v2", PreviousVersion: "v1", Environment: "staging"},
+			Stage: deploy.Stage{Name: "staging", Environment: "staging"}, Started: time.Now(), Token: time.Now().UnixMicro(), Memo: map[string]string{}}
 	}
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
