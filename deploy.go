@@ -175,9 +175,10 @@ type Step struct {
 }
 
 // Notifier tells people what happens. Notify is called from the runner's
-// outbox with retries and backoff (1 s doubling to 1 min, 8 attempts); an
-// error means "not delivered, try again". An error that implements
-// Temporary() bool and returns false is not retried (an HTTP 401 or 404); one
+// outbox with retries and backoff (1 s doubling to 5 min, each wait less up
+// to 20 % jitter); an error means "not delivered, try again". An error that
+// implements Temporary() bool and returns false is retried only at the
+// longest backoff, until the notifier is fixed (an HTTP 401 or 404); one
 // that implements RetryAfter() time.Duration makes the next attempt wait at
 // least that long, up to 15 minutes (an HTTP 429 with Retry-After; see
 // notify.HTTPError). Notifications never block or fail a release. One
