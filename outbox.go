@@ -13,7 +13,6 @@ import (
 	"github.com/deploykit/deploy/internal/retry"
 	"github.com/deploykit/deploy/state"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -132,8 +131,7 @@ func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
 	defer span.End()
 	err := boundedErr(ctx, "notifier "+name, r.cfg.timeouts.Notify, func(ctx context.Context) error { return n.Notify(ctx, ev) })
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		recordError(span, err)
 	}
 	return err
 }

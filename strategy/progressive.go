@@ -13,6 +13,7 @@ import (
 	ofotel "github.com/open-feature/go-sdk-contrib/hooks/open-telemetry/pkg"
 	"github.com/open-feature/go-sdk/openfeature"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deploykit/deploy"
@@ -327,7 +328,7 @@ func (s *Progressive) check(ctx context.Context, client FlagClient, id, step str
 		span := trace.SpanFromContext(ctx)
 		if span.IsRecording() {
 			span.AddEvent("deploy.flag.check", trace.WithAttributes(
-				attribute.String("feature_flag.key", s.Flag),
+				semconv.FeatureFlagKey(s.Flag),
 				attribute.Float64("deploy.flag.share", share),
 				attribute.Float64("deploy.flag.observed", observed),
 				attribute.Float64("deploy.flag.tolerance", tol),
