@@ -178,9 +178,10 @@ type Step struct {
 
 // Notifier tells people what happens. Notify is called from the runner's
 // outbox, bounded by Timeouts.Notify and with retries and backoff (1 s
-// doubling to 5 minutes, never given up: an event stays pending until the
-// notifier takes it, unless ExpireAfter gives it a maximum age); an error
-// means "not delivered, try again". An error that implements Temporary()
+// doubling to 5 minutes, each wait up to 20 % shorter for jitter, never
+// given up: an event stays pending until the notifier takes it, unless
+// ExpireAfter gives it a maximum age); an error means "not delivered, try
+// again". An error that implements Temporary()
 // bool and returns false (an HTTP 401 or 404) is retried at the longest
 // backoff only, until the notifier is fixed; one that implements
 // RetryAfter() time.Duration makes the next attempt wait at least that long,

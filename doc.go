@@ -106,8 +106,11 @@
 // # Tracing
 //
 // Every run, phase, gate, step, observation, verdict, rollback and
-// notification is an OpenTelemetry span; failures record the error and set
-// the span's status. The spans and their attributes:
+// notification is an OpenTelemetry span; failures record the error, set the
+// span's status and, where an error value is at hand, error.type (the
+// error's ErrorType() string, or its Go type). Standard attribute names come
+// from OpenTelemetry's semconv package; the rest are deploy.*. The spans and
+// their attributes:
 //
 //	deploy.run       service.name, service.version, deployment.environment.name,
 //	                 deployment.id, deploy.strategy, deploy.status (at the end)
@@ -127,7 +130,9 @@
 // The resource-like attributes (service.name…) are on deploy.run only; find
 // a step's release through its trace. Strategies add their own: Progressive
 // puts feature_flag.evaluation events (OpenFeature's semantic conventions)
-// and deploy.flag.check events on the step's span. The meter records
+// and deploy.flag.check events (with feature_flag.key) on the step's span;
+// Command's spans carry process.executable.name, process.command_args and
+// process.exit.code. The meter records
 // deploy.releases, by service.name and deploy.status, and the DORA metrics
 // (see [MetricDeployments], [MetricTimeToRestore], [MetricLeadTime]). The global providers
 // are used unless WithTracerProvider or WithMeterProvider is given.

@@ -102,8 +102,7 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 	rec.Observed++
 	err := errors.Join(errs...)
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		recordError(span, err)
 	}
 	return obs, err
 }

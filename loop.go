@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deploykit/deploy/monitor"
@@ -150,7 +151,7 @@ func (r *Runner) countFinished(ctx context.Context, lp *loop, rec *state.Record)
 			metric.WithDescription("Releases finished, by final status."), metric.WithUnit("{release}"))
 	})
 	if r.releases != nil {
-		r.releases.Add(ctx, 1, metric.WithAttributes(attribute.String("service.name", rec.Release.Service), attribute.String("deploy.status", string(rec.Status))))
+		r.releases.Add(ctx, 1, metric.WithAttributes(semconv.ServiceName(rec.Release.Service), attribute.String("deploy.status", string(rec.Status))))
 	}
 	r.recordDORA(ctx, rec)
 	r.closeMonitors(ctx)

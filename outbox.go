@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/deploykit/deploy/internal/retry"
 	"github.com/deploykit/deploy/state"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -78,7 +78,7 @@ func (r *Runner) attempt(ctx context.Context, lp *loop, m state.Message) state.M
 	m.LastError = err.Error()
 	m.Refused = permanent(err)
 	r.logDelivery(m, err)
-	wait := retryWait(err, m.Attempts)
+	wait := outboxBackoff.Wait(m.Attempts, err)
 	if m.Refused {
 		wait = maxBackoff
 	}
@@ -131,8 +131,7 @@ func (r *Runner) deliver(ctx context.Context, lp *loop, m state.Message) error {
 	defer span.End()
 	err := boundedErr(ctx, "notifier "+name, r.cfg.timeouts.Notify, func(ctx context.Context) error { return n.Notify(ctx, ev) })
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		recordError(span, err)
 	}
 	return err
 }
@@ -163,28 +162,16 @@ func permanent(err error) bool {
 // maxBackoff is the longest wait between two attempts at a message.
 const maxBackoff = 5 * time.Minute
 
-// retryWait is the wait before retrying after the n-th failed attempt: the
-// backoff, or longer when the notifier's error asks for it with a
-// RetryAfter() time.Duration method (an HTTP 429 or 503 with Retry-After),
-// capped at maxRetryAfter.
-func retryWait(err error, n int) time.Duration {
-	d := backoff(n)
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) {
-		d = max(d, min(ra.RetryAfter(), maxRetryAfter))
-	}
-	return d
-}
-
 // maxRetryAfter caps how long a receiver's Retry-After can hold a notifier.
 const maxRetryAfter = 15 * time.Minute
 
-// backoff returns the wait after the n-th failed attempt: 1 s, 2 s, 4 s …
-// capped at maxBackoff.
-func backoff(n int) time.Duration {
-	d := time.Second << min(max(n-1, 0), 9)
-	return min(d, maxBackoff)
-}
+// outboxBackoff is the wait after a failed delivery: 1 s, 2 s, 4 s …
+// capped at maxBackoff, each shortened by up to retry.DefaultJitter, or
+// longer when the notifier's error asks for it with a RetryAfter()
+// time.Duration method (an HTTP 429 or 503 with Retry-After), capped at
+// maxRetryAfter. The attempts are persisted with the message, so the
+// schedule survives a restart.
+var outboxBackoff = retry.Backoff{Initial: time.Second, Max: maxBackoff, MaxAsked: maxRetryAfter, Jitter: retry.DefaultJitter}
 
 // dispatcher delivers the outbox asynchronously: one worker per notifier so
 // that a slow notifier delays nobody else, in order within a notifier, with

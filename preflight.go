@@ -13,7 +13,6 @@ import (
 	"github.com/deploykit/deploy/internal/window"
 	"github.com/deploykit/deploy/state"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -45,8 +44,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			continue
 		}
 		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			recordError(span, err)
 			span.End()
 			rec.Gates = append(rec.Gates, gr)
 			reason := fmt.Sprintf("gate %s: %v", name, err)

@@ -87,8 +87,7 @@ func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time
 		attribute.String("deploy.trigger", string(rec.Trigger.Kind)), attribute.String("deploy.rollback.reason", rec.RollbackReason)))
 	defer span.End()
 	failed := func(msg string, err error) (time.Time, error) {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		recordError(span, err)
 		r.rollbackFailed(rec, time.Now(), msg)
 		return now, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -46,10 +47,10 @@ func (lp *loop) start(rec *state.Record) {
 	if !lp.attrsSet {
 		lp.attrsSet = true
 		lp.runSpan.SetAttributes(
-			attribute.String("service.name", rec.Release.Service),
-			attribute.String("service.version", rec.Release.Version),
-			attribute.String("deployment.environment.name", rec.Release.Environment),
-			attribute.String("deployment.id", rec.ID),
+			semconv.ServiceName(rec.Release.Service),
+			semconv.ServiceVersion(rec.Release.Version),
+			semconv.DeploymentEnvironmentNameKey.String(rec.Release.Environment),
+			semconv.DeploymentID(rec.ID),
 			attribute.String("deploy.strategy", rec.Strategy),
 		)
 	}
@@ -97,8 +98,7 @@ func (lp *loop) stepSpan(rec *state.Record, s Step) context.Context {
 
 func (lp *loop) stepError(err error) {
 	if lp.stepSpn != nil {
-		lp.stepSpn.RecordError(err)
-		lp.stepSpn.SetStatus(codes.Error, err.Error())
+		recordError(lp.stepSpn, err)
 	}
 }
 
@@ -118,8 +118,15 @@ func (lp *loop) fail(err error) {
 	if err == nil {
 		return
 	}
-	lp.runSpan.RecordError(err)
-	lp.runSpan.SetStatus(codes.Error, err.Error())
+	recordError(lp.runSpan, err)
+}
+
+// recordError marks span failed with err: the exception event, the status
+// and error.type (the error's ErrorType() string, or its Go type).
+func recordError(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(semconv.ErrorType(err))
 }
 
 func (lp *loop) end() {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/github"
 	"github.com/deploykit/deploy/internal/redact"
 )
 
@@ -25,8 +26,9 @@ const DefaultGitHubAPI = "https://api.github.com"
 // "pending" asks to be checked again after Poll (deploy.RetryAt);
 // "failure" and "error" block, naming the failing contexts. A server that
 // cannot be reached, times out, is rate-limited or answers 5xx asks to be
-// checked again too, so the runner's gate deadline bounds an outage; other
-// answers (401, 404) block.
+// checked again too, after Poll or when GitHub's rate limit resets, so the
+// runner's gate deadline bounds an outage; other answers (401, 404) block.
+// Statuses over several pages are all read (up to 300).
 //
 // The combined status covers commit statuses, not GitHub Actions check runs;
 // a repository with no status reports "pending", which waits.
@@ -96,14 +98,17 @@ type combined struct {
 
 // Check reads the combined status of the release's commit.
 func (c *CI) Check(ctx context.Context, d *deploy.Deployment) error {
-	return redact.Error(c.check(ctx, d), c.secrets()...)
+	return redact.Error(c.check(ctx, d), c.api().Secrets()...)
 }
 
-// secrets are what the gate holds that no output may show: the token and
-// the secret parts of BaseURL.
-func (c *CI) secrets() []string {
-	return append([]string{c.Token}, redact.URLSecrets(c.BaseURL)...)
+// api is the GitHub client of the gate's settings.
+func (c *CI) api() *github.Client {
+	return &github.Client{BaseURL: cmp.Or(c.BaseURL, DefaultGitHubAPI), Token: c.Token, HTTP: c.Client,
+		Timeout: cmp.Or(c.Timeout, DefaultTimeout)}
 }
+
+// maxStatusPages bounds the pages of statuses read (30 statuses a page).
+const maxStatusPages = 10
 
 func (c *CI) check(ctx context.Context, d *deploy.Deployment) error {
 	if err := c.Validate(); err != nil {
@@ -113,52 +118,40 @@ func (c *CI) check(ctx context.Context, d *deploy.Deployment) error {
 	if ref == "" {
 		return fmt.Errorf("%w: gate.CI: the release has no Commit and Ref is empty: nothing to check", deploy.ErrInvalid)
 	}
+	api := c.api()
 	repo := c.Owner + "/" + c.Repo
-	poll := cmp.Or(c.Poll, DefaultPoll)
-	retry := func(format string, args ...any) error {
-		return deploy.RetryAt(time.Now().Add(poll), redact.Text(fmt.Sprintf(format, args...), c.secrets()...))
+	retry := func(wait time.Duration, format string, args ...any) error {
+		at := time.Now().Add(max(cmp.Or(c.Poll, DefaultPoll), wait))
+		return deploy.RetryAt(at, redact.Text(fmt.Sprintf(format, args...), api.Secrets()...))
 	}
-	base := strings.TrimSuffix(cmp.Or(c.BaseURL, DefaultGitHubAPI), "/")
-	u := base + "/repos/" + url.PathEscape(c.Owner) + "/" + url.PathEscape(c.Repo) + "/commits/" + url.PathEscape(ref) + "/status"
+	path := "/repos/" + url.PathEscape(c.Owner) + "/" + url.PathEscape(c.Repo) + "/commits/" + url.PathEscape(ref) + "/status"
 
-	rctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultTimeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
-	if err != nil {
+	var st combined
+	err := api.Pages(ctx, path, maxStatusPages, func(b []byte) (bool, error) {
+		var page combined
+		if err := json.Unmarshal(b, &page); err != nil {
+			return false, fmt.Errorf("CI status of %s@%s: decoding GET %s: %w", repo, short(ref), redact.URL(api.URL(path)), err)
+		}
+		statuses := append(st.Statuses, page.Statuses...)
+		st, st.Statuses = page, statuses
+		return len(st.Statuses) < st.TotalCount, nil
+	})
+	var ge *github.Error
+	switch {
+	case err == nil:
+	case !errors.As(err, &ge):
 		return err
-	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := client(c.Client).Do(req)
-	if err != nil {
+	case ge.Err != nil:
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return retry("CI status of %s@%s unavailable: GET %s: %v", repo, short(ref), redact.URL(u), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		text := readBody(resp.Body, c.secrets()...)
-		switch {
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
-			resp.StatusCode == http.StatusForbidden && resp.Header.Get("X-RateLimit-Remaining") == "0":
-			return retry("CI status of %s@%s unavailable: %s: %s", repo, short(ref), resp.Status, text)
-		case resp.StatusCode == http.StatusNotFound:
-			return fmt.Errorf("CI status of %s@%s: %s (no such repository or commit, or the token cannot see it): %s", repo, short(ref), resp.Status, text)
-		default:
-			return fmt.Errorf("CI status of %s@%s: %s: %s", repo, short(ref), resp.Status, text)
-		}
-	}
-	var st combined
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return fmt.Errorf("CI status of %s@%s: decoding GET %s: %w", repo, short(ref), redact.URL(u), err)
+		return retry(0, "CI status of %s@%s unavailable: %v", repo, short(ref), ge)
+	case ge.Temporary():
+		return retry(ge.Wait, "CI status of %s@%s unavailable: %s: %s", repo, short(ref), ge.Status, ge.Body(maxBody))
+	case ge.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("CI status of %s@%s: %s (no such repository or commit, or the token cannot see it): %s", repo, short(ref), ge.Status, ge.Body(maxBody))
+	default:
+		return fmt.Errorf("CI status of %s@%s: %s: %s", repo, short(ref), ge.Status, ge.Body(maxBody))
 	}
 	switch st.State {
 	case "success":
@@ -166,9 +159,9 @@ func (c *CI) check(ctx context.Context, d *deploy.Deployment) error {
 		return nil
 	case "pending":
 		if len(st.Statuses) == 0 {
-			return retry("CI pending for %s@%s: no status reported yet", repo, short(ref))
+			return retry(0, "CI pending for %s@%s: no status reported yet", repo, short(ref))
 		}
-		return retry("CI pending for %s@%s: %s", repo, short(ref), contexts(st, "pending"))
+		return retry(0, "CI pending for %s@%s: %s", repo, short(ref), contexts(st, "pending"))
 	case "failure", "error":
 		return fmt.Errorf("CI failed for %s@%s: %s", repo, short(ref), contexts(st, "failure", "error"))
 	default:

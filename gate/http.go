@@ -15,6 +15,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/internal/redact"
+	"github.com/deploykit/deploy/internal/retry"
 )
 
 // Defaults of [HTTP] and [CI].
@@ -24,7 +25,7 @@ const (
 	// DefaultAttempts is how many times HTTP tries when Attempts is zero.
 	DefaultAttempts = 3
 	// DefaultBackoff is the first wait between attempts when Backoff is zero;
-	// it doubles after each attempt.
+	// it doubles after each attempt (less up to 20 % jitter).
 	DefaultBackoff = time.Second
 	// maxBody is how much of a response body is read and shown as a reason.
 	maxBody = 4 << 10
@@ -55,8 +56,10 @@ type Payload struct {
 // webhook: it POSTs a JSON [Payload] describing the release to URL; a 2xx
 // answer passes, any other blocks with the response body as the reason.
 // Transport errors, timeouts, 429 and 5xx answers are tried again, up to
-// Attempts in all, waiting Backoff, then twice as long, between attempts;
-// other answers are final.
+// Attempts in all, waiting Backoff, then twice as long, and so on, between
+// attempts, each wait shortened by a random 0 to 20 % (jitter) or, when the
+// answer has a Retry-After, as long as it asks, up to 5 minutes; other
+// answers are final.
 //
 // Point it at whatever knows: a CI status endpoint (Items:
 // deploy.ItemTestsPassing), a migration dry-run service
@@ -80,7 +83,7 @@ type HTTP struct {
 	// Attempts is how many times to try; 0 means DefaultAttempts.
 	Attempts int
 	// Backoff is the wait after the first failed attempt, doubled after each
-	// one; 0 means DefaultBackoff.
+	// one, less jitter; 0 means DefaultBackoff.
 	Backoff time.Duration
 }
 
@@ -172,34 +175,42 @@ func (h *HTTP) check(ctx context.Context, d *deploy.Deployment) error {
 	if err != nil {
 		return err
 	}
-	attempts := cmp.Or(h.Attempts, DefaultAttempts)
-	wait := cmp.Or(h.Backoff, DefaultBackoff)
-	for i := 1; ; i++ {
-		answer, again, err := h.try(ctx, body)
-		if err == nil {
-			deploy.Evidence(ctx, "POST %s answered %s", redact.URL(h.URL), answer)
-			return nil
+	var answer string
+	n, err := retry.Do(ctx, h.backoff(), cmp.Or(h.Attempts, DefaultAttempts), func(ctx context.Context) error {
+		a, again, err := h.try(ctx, body)
+		answer = a
+		if !again {
+			return retry.Final(err)
 		}
-		if !again || i >= attempts {
-			if i > 1 {
-				return fmt.Errorf("%w (after %d attempts)", err, i)
-			}
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (gave up after %d attempts: %w)", err, i, context.Cause(ctx))
-		case <-t.C:
-		}
-		wait *= 2
+		return err
+	})
+	var stopped *retry.Interrupted
+	switch {
+	case err == nil:
+		deploy.Evidence(ctx, "POST %s answered %s", redact.URL(h.URL), answer)
+		return nil
+	case errors.As(err, &stopped):
+		return fmt.Errorf("%w (gave up after %d attempts: %w)", stopped.Err, n, stopped.Cause)
+	case n > 1:
+		return fmt.Errorf("%w (after %d attempts)", err, n)
+	default:
+		return err
 	}
 }
 
-// try makes one attempt; again says whether another may help.
-// try posts body once. On a 2xx answer it returns the status and the start
-// of the body ("200 OK: checkout v2 ready").
+// backoff is the wait between attempts: Backoff, doubled after each
+// attempt, shortened by up to retry.DefaultJitter, or as long as a 429 or
+// 503 asks with Retry-After, up to maxAsked.
+func (h *HTTP) backoff() retry.Backoff {
+	return retry.Backoff{Initial: cmp.Or(h.Backoff, DefaultBackoff), MaxAsked: maxAsked, Jitter: retry.DefaultJitter}
+}
+
+// maxAsked caps how long a Retry-After holds the HTTP gate between attempts.
+const maxAsked = 5 * time.Minute
+
+// try posts body once; again says whether another attempt may help. On a
+// 2xx answer it returns the status and the start of the body ("200 OK:
+// checkout v2 ready").
 func (h *HTTP) try(ctx context.Context, body []byte) (answer string, again bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(h.Timeout, DefaultTimeout))
 	defer cancel()
@@ -233,8 +244,21 @@ func (h *HTTP) try(ctx context.Context, body []byte) (answer string, again bool,
 	if text != "" {
 		err = fmt.Errorf("%s answered %s: %s", redact.URL(h.URL), resp.Status, text)
 	}
+	if asked := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); asked > 0 {
+		err = askedErr{err, asked}
+	}
 	return "", resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, err
 }
+
+// askedErr is an answer that asked to wait (Retry-After) before the next
+// attempt.
+type askedErr struct {
+	error
+	wait time.Duration
+}
+
+func (e askedErr) Unwrap() error             { return e.error }
+func (e askedErr) RetryAfter() time.Duration { return e.wait }
 
 func client(c *http.Client) *http.Client {
 	if c == nil {

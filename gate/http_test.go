@@ -104,8 +104,10 @@ func TestHTTPRetries(t *testing.T) {
 		if err := h.Check(t.Context(), dep); err != nil {
 			t.Fatalf("third attempt: %v", err)
 		}
-		if diff := cmp.Diff([]time.Duration{0, time.Second, 3 * time.Second}, times); diff != "" {
-			t.Errorf("attempt times (-want +got):\n%s", diff)
+		// 1 s, then 2 s, each less up to 20 % jitter.
+		if len(times) != 3 || times[0] != 0 || !within(times[1], 800*time.Millisecond, time.Second) ||
+			!within(times[2]-times[1], 1600*time.Millisecond, 2*time.Second) {
+			t.Errorf("attempt times %v, want 0, then 0.8-1s later, then 1.6-2s later", times)
 		}
 		if h.Name() != "smoke" {
 			t.Errorf("Name() = %q", h.Name())
@@ -118,8 +120,27 @@ func TestHTTPRetries(t *testing.T) {
 		start = time.Now()
 		err := (&gate.HTTP{URL: "http://checks.internal/ready", Client: busy, Attempts: 4, Backoff: 10 * time.Second}).Check(t.Context(), dep)
 		wantBlock(t, err, "http://checks.internal/ready answered 429 Too Many Requests: slow down (after 4 attempts)")
-		if got := time.Since(start); got != 70*time.Second {
-			t.Errorf("gave up after %v, want 10s+20s+40s", got)
+		if got := time.Since(start); !within(got, 56*time.Second, 70*time.Second) {
+			t.Errorf("gave up after %v, want 10s+20s+40s less up to 20%% jitter", got)
+		}
+
+		// A 503 with Retry-After: the next attempt waits as long as asked.
+		var asked []time.Duration
+		start = time.Now()
+		later := memClient(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			asked = append(asked, time.Since(start))
+			if len(asked) == 1 {
+				w.Header().Set("Retry-After", "30")
+				http.Error(w, "maintenance", http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		if err := (&gate.HTTP{URL: "http://checks.internal/ready", Client: later}).Check(t.Context(), dep); err != nil {
+			t.Fatalf("after Retry-After: %v", err)
+		}
+		if diff := cmp.Diff([]time.Duration{0, 30 * time.Second}, asked); diff != "" {
+			t.Errorf("attempt times with Retry-After: 30 (-want +got):\n%s", diff)
 		}
 
 		// A server that never answers: each attempt times out.
@@ -127,8 +148,8 @@ func TestHTTPRetries(t *testing.T) {
 		start = time.Now()
 		err = (&gate.HTTP{URL: "http://checks.internal/ready", Client: hang, Timeout: 5 * time.Second, Attempts: 2}).Check(t.Context(), dep)
 		wantBlock(t, err, "POST http://checks.internal/ready: context deadline exceeded (after 2 attempts)")
-		if got := time.Since(start); got != 11*time.Second {
-			t.Errorf("gave up after %v, want 5s+1s+5s", got)
+		if got := time.Since(start); !within(got, 10800*time.Millisecond, 11*time.Second) {
+			t.Errorf("gave up after %v, want 5s+1s+5s less up to 20%% jitter", got)
 		}
 
 		// Cancelled while backing off.
@@ -184,3 +205,6 @@ func TestHTTPEvidence(t *testing.T) {
 		t.Errorf("gates %+v, want evidence %q (the token redacted)", rep.Gates, want)
 	}
 }
+
+// within reports whether lo <= d <= hi.
+func within(d, lo, hi time.Duration) bool { return d >= lo && d <= hi }

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy/internal/redact"
+	"github.com/deploykit/deploy/internal/retry"
 	"github.com/deploykit/deploy/internal/tmplesc"
 )
 
@@ -84,7 +86,8 @@ type Probe struct {
 	// The probe passes as soon as one attempt passes.
 	Attempts int
 	// Backoff is the wait before the second attempt, doubled before each
-	// later one; 0 means DefaultProbeBackoff.
+	// later one, each wait shortened by a random 0 to 20 % (jitter); 0
+	// means DefaultProbeBackoff.
 	Backoff time.Duration
 	// Timeout bounds each attempt; 0 means DefaultProbeTimeout.
 	Timeout time.Duration
@@ -230,29 +233,17 @@ func (p *Probe) Observe(ctx context.Context, t Target) (Observation, error) {
 		client = &http.Client{Timeout: timeout}
 	}
 	attempts := max(p.Attempts, 1)
-	backoff := p.Backoff
-	if backoff == 0 {
-		backoff = DefaultProbeBackoff
-	}
-
 	var (
-		failure string
+		tries   int
+		failure string // the last attempt's, as the check's detail
 		latency = NoData()
+		passed  time.Duration
 	)
-	for i := range attempts {
-		if i > 0 {
-			timer := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return Observation{}, fmt.Errorf("monitor: probe %s: %w (after %d of %d attempts: %s)", name, context.Cause(ctx), i, attempts, failure)
-			case <-timer.C:
-			}
-			backoff *= 2
-		}
+	_, err = retry.Do(ctx, p.backoff(), attempts, func(ctx context.Context) error {
+		tries++
 		d, reason, err := p.attempt(ctx, client, timeout, method, u, body, match)
 		if err != nil { // ctx done: we could not measure
-			return Observation{}, fmt.Errorf("monitor: probe %s: %w", name, err)
+			return retry.Final(fmt.Errorf("monitor: probe %s: %w", name, err))
 		}
 		if d >= 0 {
 			latency = Value(d.Seconds(), 1)
@@ -260,18 +251,38 @@ func (p *Probe) Observe(ctx context.Context, t Target) (Observation, error) {
 			latency = NoData()
 		}
 		if reason == "" {
-			detail := fmt.Sprintf("passed in %v", d.Round(time.Millisecond))
-			if i > 0 {
-				detail += fmt.Sprintf(" on attempt %d of %d (before: %s)", i+1, attempts, failure)
-			}
-			return p.observation(name, true, detail, latency), nil
+			passed = d
+			return nil
+		}
+		if attempts > 1 {
+			reason = fmt.Sprintf("attempt %d of %d: %s", tries, attempts, reason)
 		}
 		failure = reason
-		if attempts > 1 {
-			failure = fmt.Sprintf("attempt %d of %d: %s", i+1, attempts, reason)
+		return errFailed
+	})
+	var stopped *retry.Interrupted
+	switch {
+	case err == nil:
+		detail := fmt.Sprintf("passed in %v", passed.Round(time.Millisecond))
+		if tries > 1 {
+			detail += fmt.Sprintf(" on attempt %d of %d (before: %s)", tries, attempts, failure)
 		}
+		return p.observation(name, true, detail, latency), nil
+	case errors.As(err, &stopped):
+		return Observation{}, fmt.Errorf("monitor: probe %s: %w (after %d of %d attempts: %s)", name, stopped.Cause, tries, attempts, failure)
+	case err != errFailed:
+		return Observation{}, err
 	}
 	return p.observation(name, false, failure, latency), nil
+}
+
+// errFailed is an attempt that failed the check; its reason is kept apart.
+var errFailed = errors.New("probe failed")
+
+// backoff is the wait between attempts: Backoff (DefaultProbeBackoff),
+// doubled after each attempt, shortened by up to retry.DefaultJitter.
+func (p *Probe) backoff() retry.Backoff {
+	return retry.Backoff{Initial: cmp.Or(p.Backoff, DefaultProbeBackoff), Jitter: retry.DefaultJitter}
 }
 
 func (p *Probe) observation(name string, ok bool, detail string, latency Metric) Observation {

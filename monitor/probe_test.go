@@ -240,9 +240,10 @@ func TestProbeTiming(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Three attempts of 100ms, with 1s then 2s between them.
-			if d := time.Since(start); d != 3300*time.Millisecond {
-				t.Errorf("probe took %v, want 3.3s", d)
+			// Three attempts of 100ms, with 1s then 2s between them, each
+			// wait less up to 20 % jitter.
+			if d := time.Since(start); d < 2700*time.Millisecond || d > 3300*time.Millisecond {
+				t.Errorf("probe took %v, want 2.7s to 3.3s", d)
 			}
 			if n.Load() != 3 {
 				t.Errorf("%d requests, want 3", n.Load())
@@ -262,8 +263,8 @@ func TestProbeTiming(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := time.Since(start); d != 11*time.Second {
-				t.Errorf("probe took %v, want 11s (two 5s timeouts, 1s apart)", d)
+			if d := time.Since(start); d < 10800*time.Millisecond || d > 11*time.Second {
+				t.Errorf("probe took %v, want 10.8s to 11s (two 5s timeouts, 0.8s to 1s apart)", d)
 			}
 			if c := check(t, o); c.OK || !strings.Contains(c.Detail, "attempt 2 of 2") || !strings.Contains(c.Detail, "deadline exceeded") {
 				t.Errorf("check = %+v, want failed on a deadline", c)

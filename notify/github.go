@@ -1,9 +1,9 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/internal/github"
+	"github.com/deploykit/deploy/internal/redact"
 )
 
 // GitHub records the release as a GitHub deployment with deployment
@@ -28,8 +30,11 @@ import (
 // required contexts, and the payload {"deployment_id": Event.DeploymentID,
 // "service", "version"}. The GitHub deployment id is kept in memory; after a
 // restart it is recovered by listing the deployments for that ref and
-// environment (the latest 100) and matching the payload's deployment_id, so a
-// resumed release updates the same deployment.
+// environment (newest first, up to 1,000, page by page) and matching the
+// payload's deployment_id, so a resumed release updates the same
+// deployment. GitHub's rate limits are read from the answer: a 429, or a 403
+// with no requests left, is a temporary *HTTPError whose RetryAfter is its
+// Retry-After or the time until the limit resets.
 //
 // Then it posts a deployment status for each event that moves the release:
 //
@@ -243,6 +248,9 @@ func ref(e deploy.Event) string {
 	return e.Release.Version
 }
 
+// maxListPages bounds the pages of deployments searched (100 a page).
+const maxListPages = 10
+
 type ghDeployment struct {
 	ID      int64           `json:"id"`
 	Payload json.RawMessage `json:"payload"`
@@ -258,15 +266,21 @@ func (g *GitHub) deployment(ctx context.Context, e deploy.Event) (int64, error) 
 		return id, nil
 	}
 	q := url.Values{"ref": {ref(e)}, "environment": {g.env(e)}, "task": {"deploy"}, "per_page": {"100"}}
-	var list []ghDeployment
-	if err := g.call(ctx, http.MethodGet, "/repos/"+g.Repository+"/deployments?"+q.Encode(), nil, &list); err != nil {
-		return 0, err
-	}
-	for _, d := range list {
-		if payloadID(d.Payload) == e.DeploymentID {
-			id = d.ID
-			break
+	err := g.api().Pages(ctx, "/repos/"+g.Repository+"/deployments?"+q.Encode(), maxListPages, func(b []byte) (bool, error) {
+		var list []ghDeployment
+		if err := json.Unmarshal(b, &list); err != nil {
+			return false, fmt.Errorf("listing deployments: decoding the answer: %w", err)
 		}
+		for _, d := range list {
+			if payloadID(d.Payload) == e.DeploymentID {
+				id = d.ID
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return 0, g.httpErr(err)
 	}
 	if id == 0 {
 		req := map[string]any{
@@ -381,48 +395,35 @@ func (g *GitHub) markDone(k string) {
 	g.done[k] = true
 }
 
-// call sends a REST request with body as JSON and decodes the response
-// into out, if not nil.
+// call sends a REST request with body as JSON and decodes the answer into
+// out, if not nil, through the shared GitHub client. An answer other than
+// 2xx is an *HTTPError; other errors name the host only.
 func (g *GitHub) call(ctx context.Context, method, path string, body, out any) error {
-	base := strings.TrimSuffix(g.BaseURL, "/")
-	if base == "" {
-		base = "https://api.github.com"
+	return g.httpErr(g.api().Call(ctx, method, path, body, out))
+}
+
+// api is the GitHub client of the notifier's settings.
+func (g *GitHub) api() *github.Client {
+	c := g.Client
+	if c == nil {
+		c = defaultClient
 	}
-	var rd *bytes.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("notify: github: encoding request: %w", err)
-		}
-		rd = bytes.NewReader(b)
+	return &github.Client{BaseURL: g.BaseURL, Token: g.Token, HTTP: c, Timeout: timeout(g.Timeout)}
+}
+
+// httpErr turns the GitHub client's errors into the notifier's: an
+// *HTTPError for an answer other than 2xx, a message naming the host for
+// one that got no answer.
+func (g *GitHub) httpErr(err error) error {
+	var ge *github.Error
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &ge):
+		return redact.Error(fmt.Errorf("notify: github: %w", err), g.api().Secrets()...)
+	case ge.Err != nil:
+		return redact.Error(fmt.Errorf("notify: github: %s %s: %w", ge.Method, ge.Host, ge.Err), g.api().Secrets()...)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout(g.Timeout))
-	defer cancel()
-	var req *http.Request
-	var err error
-	if rd != nil {
-		req, err = http.NewRequestWithContext(ctx, method, base+path, rd)
-	} else {
-		req, err = http.NewRequestWithContext(ctx, method, base+path, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("notify: github: %w", err)
-	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	req.Header.Set("Authorization", "Bearer "+g.Token)
-	req.Header.Set("User-Agent", userAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := send(g.Client, req, "github", g.Token)
-	if err != nil {
-		return err
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp, out); err != nil {
-			return fmt.Errorf("notify: github: %s %s: decoding response: %w", method, req.URL.Path, err)
-		}
-	}
-	return nil
+	return &HTTPError{Notifier: "github", Method: ge.Method, Host: ge.Host, StatusCode: ge.StatusCode,
+		Body: ge.Body(200), Retry: ge.Wait}
 }

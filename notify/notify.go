@@ -39,6 +39,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/internal/redact"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // Log writes each event as one structured record on a *slog.Logger: info
@@ -67,10 +68,10 @@ func (l Log) Notify(ctx context.Context, e deploy.Event) error {
 	}
 	attrs := []slog.Attr{
 		slog.String("event", string(e.Kind)),
-		slog.String("deployment.id", e.DeploymentID),
-		slog.String("service.name", e.Release.Service),
-		slog.String("service.version", e.Release.Version),
-		slog.String("deployment.environment.name", e.Release.Environment),
+		slog.String(string(semconv.DeploymentIDKey), e.DeploymentID),
+		slog.String(string(semconv.ServiceNameKey), e.Release.Service),
+		slog.String(string(semconv.ServiceVersionKey), e.Release.Version),
+		slog.String(string(semconv.DeploymentEnvironmentNameKey), e.Release.Environment),
 		slog.String("phase", string(e.Phase)),
 		slog.Float64("exposure", e.Exposure),
 	}

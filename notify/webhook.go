@@ -18,6 +18,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/internal/redact"
+	"github.com/deploykit/deploy/internal/retry"
 )
 
 // DefaultTimeout bounds each HTTP request of a notifier whose Timeout is 0.
@@ -191,25 +192,6 @@ type HTTPError struct {
 // waits at least that long before the next attempt.
 func (e *HTTPError) RetryAfter() time.Duration { return e.Retry }
 
-// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-// Nonsense and times in the past give 0.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(h); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, 24*3600)) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("notify: %s: %s %s: %d %s", e.Notifier, e.Method, e.Host, e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Body != "" {
@@ -256,7 +238,7 @@ func send(c *http.Client, req *http.Request, name string, secrets ...string) ([]
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, &HTTPError{Notifier: name, Method: req.Method, Host: req.URL.Host, StatusCode: resp.StatusCode,
-			Body: redact.Body(body, 200, secrets...), Retry: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+			Body: redact.Body(body, 200, secrets...), Retry: retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if err != nil {
 		return nil, redact.Error(fmt.Errorf("notify: %s: %s %s: reading response: %w", name, req.Method, req.URL.Host, err), secrets...)

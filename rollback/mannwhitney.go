@@ -53,7 +53,7 @@ type UTestResult struct {
 //
 // x and y are not modified. It returns an error wrapping [ErrInvalid] for an
 // empty sample, a value that is not finite, or a confidence outside (0, 1).
-// It costs O((n1+n2) log(n1+n2)): a radix sort, then a few linear passes per
+// It costs O((n1+n2) log(n1+n2)): a sort, then a few linear passes per
 // order statistic of the differences for the shift and its interval.
 func MannWhitneyU(x, y []float64, confidence float64) (UTestResult, error) {
 	switch {
@@ -70,12 +70,12 @@ func MannWhitneyU(x, y []float64, confidence float64) (UTestResult, error) {
 		}
 	}
 	m, n := len(x), len(y)
-	buf := make([]float64, m+n+max(m, n))
-	xs, ys, tmp := buf[:m:m], buf[m:m+n:m+n], buf[m+n:]
+	buf := make([]float64, m+n)
+	xs, ys := buf[:m:m], buf[m:]
 	copy(xs, x)
 	copy(ys, y)
-	sortFloats(xs, tmp)
-	sortFloats(ys, tmp)
+	slices.Sort(xs)
+	slices.Sort(ys)
 	return uTest(xs, ys, confidence, auto), nil
 }
 
@@ -435,8 +435,8 @@ func (t MannWhitney) Validate() error {
 }
 
 // clean returns a sorted copy of s with non-finite values removed or
-// replaced by 0; tmp, as long as s, is scratch space for the sort.
-func (t MannWhitney) clean(s, tmp []float64) []float64 {
+// replaced by 0.
+func (t MannWhitney) clean(s []float64) []float64 {
 	out := make([]float64, 0, len(s))
 	for _, v := range s {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -447,7 +447,7 @@ func (t MannWhitney) clean(s, tmp []float64) []float64 {
 		}
 		out = append(out, v)
 	}
-	sortFloats(out, tmp)
+	slices.Sort(out)
 	return out
 }
 
@@ -455,8 +455,7 @@ func (t MannWhitney) clean(s, tmp []float64) []float64 {
 // control's raw samples from the same window.
 func (t MannWhitney) Evaluate(obs, _ monitor.Observation) Result {
 	m := obs.Metric(t.Metric)
-	tmp := make([]float64, max(len(m.Raw), len(m.ControlRaw)))
-	xs, ys := t.clean(m.Raw, tmp), t.clean(m.ControlRaw, tmp)
+	xs, ys := t.clean(m.Raw), t.clean(m.ControlRaw)
 	r := Result{Trigger: t.Name(), Metric: t.Metric, Observed: mean(xs), Baseline: mean(ys), Threshold: math.NaN(),
 		Samples: min(len(xs), len(ys)), Critical: t.Critical}
 	name := human(t.Metric)

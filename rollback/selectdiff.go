@@ -15,59 +15,12 @@ import (
 // zero: -0 and +0 compare equal, and -0 - +0 is the only difference that is
 // -0, so when a sample holds -0 the order in which they were sorted shows.
 // shiftInterval keeps the original search for that case (see hasNegZero).
-
-// sortFloats sorts s, whose values are not NaN, as slices.Sort does: by an
-// LSD radix sort on the bits, one byte a pass, skipping the bytes every value
-// shares. tmp must be at least as long as s. A slice holding -0, whose order
-// relative to +0 slices.Sort leaves to its partitioning, and short slices go
-// to slices.Sort.
-func sortFloats(s, tmp []float64) {
-	if len(s) < 256 {
-		slices.Sort(s)
-		return
-	}
-	var hist [8][256]int
-	for _, v := range s {
-		k := floatKey(v)
-		if k == 1<<63-1 { // -0
-			slices.Sort(s)
-			return
-		}
-		for d := range 8 {
-			hist[d][byte(k>>(8*d))]++
-		}
-	}
-	src, dst := s, tmp[:len(s)]
-	first := floatKey(s[0])
-	for d := range 8 {
-		h := &hist[d]
-		shift := uint(8 * d)
-		if h[byte(first>>shift)] == len(s) {
-			continue // every value has this byte
-		}
-		var sum int
-		for i, c := range h {
-			h[i] = sum
-			sum += c
-		}
-		for _, v := range src {
-			b := byte(floatKey(v) >> shift)
-			dst[h[b]] = v
-			h[b]++
-		}
-		src, dst = dst, src
-	}
-	if &src[0] != &s[0] {
-		copy(s, src)
-	}
-}
-
-// floatKey maps a float's bits to an integer of the same order: negative
-// values have every bit flipped, others the sign bit.
-func floatKey(v float64) uint64 {
-	b := math.Float64bits(v)
-	return b ^ (uint64(int64(b)>>63) | 1<<63)
-}
+//
+// This selection is kept, not replaced by kthDiff's plain search alone: on
+// 2 x 10,000 samples it saves about 2.5 ms per judgement (2.9 ms against
+// 5.4 ms), more than the millisecond a minute below which plain code wins.
+// The radix sort that stood here saved under 0.5 ms per sample and is gone:
+// samples are sorted with slices.Sort.
 
 // hasNegZero reports whether the sorted slice s holds -0.
 func hasNegZero(s []float64) bool {

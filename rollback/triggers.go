@@ -44,7 +44,7 @@ func noData(r *Result, b []byte, metric string) []byte {
 func noReference(r *Result, b []byte, metric string, m monitor.Metric) []byte {
 	*r = Result{Metric: metric, Outcome: Inconclusive, Observed: m.Value, Baseline: math.NaN(), Threshold: math.NaN(), Samples: m.Samples}
 	b = append(b, ": no baseline or control to compare with ("...)
-	b = appendInt(b, int64(m.Samples))
+	b = strconv.AppendInt(b, int64(m.Samples), 10)
 	return append(b, " samples)"...)
 }
 
@@ -66,10 +66,10 @@ func joinName(prefix, suffix string) string {
 // " (n vs c samples)".
 func appendSamples(b []byte, m monitor.Metric) []byte {
 	b = append(b, " ("...)
-	b = appendInt(b, int64(m.Samples))
+	b = strconv.AppendInt(b, int64(m.Samples), 10)
 	if m.HasControl() {
 		b = append(b, " vs "...)
-		b = appendInt(b, int64(m.ControlSamples))
+		b = strconv.AppendInt(b, int64(m.ControlSamples), 10)
 	}
 	return append(b, " samples)"...)
 }
@@ -229,7 +229,7 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		b = append(b, " above the threshold "...)
 		b = appendValue(b, max(limit, t.Floor), percent)
 		b = append(b, ", but "...)
-		b = appendInt(b, int64(m.Samples))
+		b = strconv.AppendInt(b, int64(m.Samples), 10)
 		b = append(b, " samples are too few to tell at "...)
 		b = appendPct(b, t.Confidence)
 		return append(b, " confidence"...)
@@ -241,9 +241,9 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 		b = append(b, ", but not significantly at "...)
 		b = appendPct(b, t.Confidence)
 		b = append(b, " confidence ("...)
-		b = appendInt(b, int64(k))
+		b = strconv.AppendInt(b, int64(k), 10)
 		b = append(b, " of "...)
-		b = appendInt(b, int64(m.Samples))
+		b = strconv.AppendInt(b, int64(m.Samples), 10)
 		b = append(b, ", p = "...)
 		b = strconv.AppendFloat(b, p, 'g', 2, 64)
 		return append(b, ')')
@@ -283,10 +283,10 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 // digits.
 func appendValue(b []byte, v float64, percent bool) []byte {
 	if percent {
-		b = appendFixed(b, v*100, 1)
+		b = strconv.AppendFloat(b, v*100, 'f', 1, 64)
 		return append(b, " %"...)
 	}
-	return appendG4(b, v)
+	return strconv.AppendFloat(b, v, 'g', 4, 64)
 }
 
 // appendChange appends the relative change of v over ref: " (+700 %)".
@@ -299,14 +299,14 @@ func appendChange(b []byte, v, ref float64) []byte {
 	if c >= 0 {
 		b = append(b, '+')
 	}
-	b = appendFixed(b, c, 0)
+	b = strconv.AppendFloat(b, c, 'f', 0, 64)
 	return append(b, " %)"...)
 }
 
 // appendPct appends the fraction f as a percentage: 0.5 is "50 %".
 func appendPct(b []byte, f float64) []byte {
 	if x := f * 100; x == math.Trunc(x) && math.Abs(x) < 1e15 {
-		b = appendInt(b, int64(x))
+		b = strconv.AppendInt(b, int64(x), 10)
 	} else {
 		b = strconv.AppendFloat(b, math.Round(x*1e6)/1e6, 'f', -1, 64)
 	}
@@ -476,7 +476,7 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	if d >= 0 {
 		b = append(b, '+')
 	}
-	b = appendFixed(b, d, 0)
+	b = strconv.AppendFloat(b, d, 'f', 0, 64)
 	b = append(b, " ms)"...)
 	if m.Value > limit {
 		r.Outcome = Fail
@@ -484,14 +484,14 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	} else {
 		b = append(b, " within +"...)
 	}
-	b = appendInt(b, t.MaxIncrease.Milliseconds())
+	b = strconv.AppendInt(b, t.MaxIncrease.Milliseconds(), 10)
 	b = append(b, " ms"...)
 	return appendSamples(b, m)
 }
 
 // appendMs formats seconds as whole milliseconds: "120 ms".
 func appendMs(b []byte, sec float64) []byte {
-	b = appendFixed(b, sec*1000, 0)
+	b = strconv.AppendFloat(b, sec*1000, 'f', 0, 64)
 	return append(b, " ms"...)
 }
 
@@ -568,35 +568,35 @@ func (t Threshold) eval(r *Result, b []byte, obs, _ *monitor.Observation) []byte
 	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples, Critical: t.Critical}
 	b = append(b, human(t.Metric)...)
 	b = append(b, ' ')
-	b = appendG4(b, m.Value)
+	b = strconv.AppendFloat(b, m.Value, 'g', 4, 64)
 	hasMax, hasMin := !math.IsNaN(t.Max), !math.IsNaN(t.Min)
 	switch {
 	case hasMax && m.Value > t.Max:
 		r.Outcome, r.Threshold = Fail, t.Max
 		b = append(b, " > "...)
-		b = appendG4(b, t.Max)
+		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
 	case hasMin && m.Value < t.Min:
 		r.Outcome, r.Threshold = Fail, t.Min
 		b = append(b, " < "...)
-		b = appendG4(b, t.Min)
+		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
 	case hasMax && hasMin:
 		r.Threshold = t.Max
 		b = append(b, " within ["...)
-		b = appendG4(b, t.Min)
+		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
 		b = append(b, ", "...)
-		b = appendG4(b, t.Max)
+		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
 		b = append(b, ']')
 	case hasMax:
 		r.Threshold = t.Max
 		b = append(b, " <= "...)
-		b = appendG4(b, t.Max)
+		b = strconv.AppendFloat(b, t.Max, 'g', 4, 64)
 	default:
 		r.Threshold = t.Min
 		b = append(b, " >= "...)
-		b = appendG4(b, t.Min)
+		b = strconv.AppendFloat(b, t.Min, 'g', 4, 64)
 	}
 	b = append(b, " ("...)
-	b = appendInt(b, int64(m.Samples))
+	b = strconv.AppendInt(b, int64(m.Samples), 10)
 	b = append(b, " samples)"...)
 	return b
 }
@@ -640,7 +640,7 @@ func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []b
 		if len(obs.Checks) == 0 {
 			return append(b, "no checks reported"...)
 		}
-		b = appendInt(b, int64(len(obs.Checks)))
+		b = strconv.AppendInt(b, int64(len(obs.Checks)), 10)
 		if len(obs.Checks) == 1 {
 			b = append(b, " check passed: "...)
 		} else {

@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -201,9 +202,9 @@ func (p proc) traced(ctx context.Context, role string) outcome {
 		}
 		span.SetAttributes(
 			attribute.String("deploy.command.role", role),
-			attribute.String("process.executable.name", p.argv[0]),
-			attribute.StringSlice("process.command_args", p.red.args(p.argv)),
-			attribute.Int("process.exit.code", code),
+			semconv.ProcessExecutableName(p.argv[0]),
+			semconv.ProcessCommandArgs(p.red.args(p.argv)...),
+			semconv.ProcessExitCode(code),
 			attribute.String("deploy.command.output", o.output),
 			attribute.Int64("deploy.command.output_bytes", o.bytes),
 		)

@@ -13,10 +13,12 @@ import (
 	ofotel "github.com/open-feature/go-sdk-contrib/hooks/open-telemetry/pkg"
 	"github.com/open-feature/go-sdk/openfeature"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/flags"
+	"github.com/deploykit/deploy/internal/retry"
 )
 
 // FlagClient is flags.Client: the read side of a feature flag, which
@@ -318,7 +320,7 @@ func (s *Progressive) check(ctx context.Context, client FlagClient, id, step str
 	n := s.samples()
 	tol := s.tolerance(share, n)
 	deadline := time.Now().Add(settle)
-	wait := 10 * time.Millisecond
+	waits := 0
 	for attempt := 1; ; attempt++ {
 		on, err := s.sample(ctx, client, id, step, attempt, n)
 		observed := float64(on) / float64(n)
@@ -326,7 +328,7 @@ func (s *Progressive) check(ctx context.Context, client FlagClient, id, step str
 		span := trace.SpanFromContext(ctx)
 		if span.IsRecording() {
 			span.AddEvent("deploy.flag.check", trace.WithAttributes(
-				attribute.String("feature_flag.key", s.Flag),
+				semconv.FeatureFlagKey(s.Flag),
 				attribute.Float64("deploy.flag.share", share),
 				attribute.Float64("deploy.flag.observed", observed),
 				attribute.Float64("deploy.flag.tolerance", tol),
@@ -347,6 +349,8 @@ func (s *Progressive) check(ctx context.Context, client FlagClient, id, step str
 			// suspecting the provider.
 			continue
 		}
+		waits++
+		wait := flagPoll.Delay(waits)
 		if !time.Now().Add(wait).Before(deadline) {
 			if err != nil {
 				return fmt.Errorf("strategy: flag %q at %s could not be checked within %v: %w", s.Flag, pct(share), settle, err)
@@ -361,9 +365,12 @@ func (s *Progressive) check(ctx context.Context, client FlagClient, id, step str
 			return context.Cause(ctx)
 		case <-t.C:
 		}
-		wait = min(2*wait, time.Second)
 	}
 }
+
+// flagPoll is the wait between two checks of a flag's share: 10 ms,
+// doubling to 1 s, without jitter (the provider is the process's own).
+var flagPoll = retry.Backoff{Initial: 10 * time.Millisecond, Max: time.Second}
 
 // sample evaluates the flag for n synthetic keys and counts the keys that
 // get true. The first error ends the sample.
