@@ -110,7 +110,9 @@ func (r *Runner) Run(ctx context.Context, rel Release) (*Report, error) {
 }
 
 // Start validates rel and creates its record without running it, returning
-// the record's id for Reconcile or Resume.
+// the record's id for Reconcile or Resume: Start then Resume is Run in two
+// halves, for a caller that needs the id while the release runs (to show
+// it, or to roll it back from elsewhere).
 func (r *Runner) Start(ctx context.Context, rel Release) (string, error) {
 	rec, _, err := r.create(ctx, rel)
 	if err != nil {

@@ -18,14 +18,12 @@ import (
 // same store once the crashed runner's lease has run out. Inside
 // synctest.Test the waits take no time.
 func ExampleFaultStore() {
-	t := &testing.T{} // in a test, use the test's t
+	t := &testing.T{} // in a test: synctest.Test(t, …) with the test's own t
 	synctest.Test(t, func(t *testing.T) {
 		store := state.NewMemory()
 		target := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.1, 0.5, 1), Fenced: true}
 		crashing := deploytest.NewFaultStore(store)
-		crashing.OnWrite = func(r *state.Record, _ int) deploytest.Fault {
-			return deploytest.Fault{Crash: r.Step == 1 && r.Applied, After: true}
-		}
+		crashing.OnWrite = deploytest.CrashAfterStep("50%")
 		open := func(s state.Store) *deploy.Runner {
 			r, err := deploy.NewRunner(target, deploy.WithStore(s), deploy.WithMonitors(deploytest.Healthy()),
 				deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithSchedule(monitor.Schedule{}),
@@ -39,7 +37,13 @@ func ExampleFaultStore() {
 		rep, err := open(crashing).Run(t.Context(), rel)
 		fmt.Println("crashed:", errors.Is(err, deploytest.ErrCrashed), "users at", target.Exposure())
 
-		time.Sleep(5 * time.Minute) // the crashed runner's lease runs out
+		// The crashed runner's lease runs out: Resume before then returns
+		// a *deploy.LockedError whose Until says when.
+		_, err = open(store).Resume(t.Context(), rep.ID)
+		var locked *deploy.LockedError
+		if errors.As(err, &locked) {
+			time.Sleep(time.Until(locked.Until))
+		}
 		rep, err = open(store).Resume(t.Context(), rep.ID)
 		fmt.Println("resumed:", rep.Status, err, "users at", target.Exposure())
 		fmt.Println("applied:", target.Applied())

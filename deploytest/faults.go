@@ -130,3 +130,37 @@ func (f *FaultStore) Update(ctx context.Context, r *state.Record) error {
 	}
 	return nil
 }
+
+// WhenTimeline returns an OnWrite that injects fault at the first write
+// whose new timeline entries include one that match reports true for —
+// the entries appended since the last write it saw, so a transition saved
+// together with the next action is found all the same. See CrashAfterStep.
+func WhenTimeline(match func(state.Entry) bool, fault Fault) func(*state.Record, int) Fault {
+	seen, done := 0, false
+	var mu sync.Mutex
+	return func(r *state.Record, _ int) Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		from := min(seen, len(r.Timeline))
+		seen = len(r.Timeline)
+		if done {
+			return Fault{}
+		}
+		for _, e := range r.Timeline[from:] {
+			if match(e) {
+				done = true
+				return fault
+			}
+		}
+		return Fault{}
+	}
+}
+
+// CrashAfterStep returns an OnWrite that crashes the runner right after
+// the write that records step (a step's Name) applied: users are on that
+// step, and the record says so.
+func CrashAfterStep(step string) func(*state.Record, int) Fault {
+	return WhenTimeline(func(e state.Entry) bool {
+		return e.Kind == state.EntryStep && e.Outcome == state.OutcomeApplied && e.Name == step
+	}, Fault{Crash: true, After: true})
+}
