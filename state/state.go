@@ -20,8 +20,9 @@
 // not compare the entries already stored, which are the caller's to leave
 // alone. In return every store costs the same per Update at the thousandth
 // entry as at the first: [Memory] shares the history with its callers
-// instead of copying it, [File] appends the new entries to a file and
-// rewrites only the head, and state/postgres inserts one row per new entry.
+// instead of copying it, [File] keeps up to 16 new entries in the head and
+// appends them to a file of JSON lines once there are more, and
+// state/postgres inserts one row per new entry.
 //
 // Sharing is safe because stores hand out and keep history slices clipped
 // to their length (s[:n:n]): appending to a loaded record always writes to
@@ -33,13 +34,20 @@
 // reloads before every save pays one copy of the history at its first
 // append after the Load (Go's append of a clipped slice reallocates).
 //
+// # Release fields
+//
+// [Release.Validate] is the one rule for a release's fields — allowed
+// characters and lengths, no control characters, no "." or ".." names —
+// checked by the runner before anything else, the same for every store.
+//
 // # Leases and fencing
 //
 // A runner that drives a record holds a lease on it: [Record.Holder],
 // [Record.Token] and [Record.LeaseUntil]. Taking over a record raises the
 // token; an update carrying a lower token than the stored one is refused with
 // [ErrFenced], so a runner that lost its lease cannot overwrite the new
-// holder's work even if it reloads.
+// holder's work even if it reloads. [WithToken] and [TokenFrom] carry the
+// token to the effects a runner makes, for targets that keep it.
 //
 // # Records set aside
 //
