@@ -238,3 +238,40 @@ func summarize(obs monitor.Observation) string {
 	}
 	return redact.Text(strings.Join(parts, ", "))
 }
+
+// valuesOf returns the metrics obs measured, by name (nil for none).
+func valuesOf(obs monitor.Observation) map[string]float64 {
+	var v map[string]float64
+	for name, m := range obs.Metrics {
+		if !m.HasData() || math.IsInf(m.Value, 0) {
+			continue
+		}
+		if v == nil {
+			v = make(map[string]float64, len(obs.Metrics))
+		}
+		v[name] = m.Value
+	}
+	return v
+}
+
+// pointsPerSpan is how many healthy looks of a bake or a watch window the
+// timeline keeps, about: enough to chart it, few enough that a week-long
+// watch adds a few kilobytes, not one entry a minute.
+const pointsPerSpan = 30
+
+// point keeps a healthy look in the timeline, sampled: the first look of a
+// bake or watch window (name), then at most one in every thirtieth of its
+// span. Looks that change the verdict are noted by the phases themselves.
+func (r *Runner) point(rec *state.Record, lp *loop, now time.Time, name string, span time.Duration, obs monitor.Observation) {
+	if len(obs.Metrics) == 0 {
+		return
+	}
+	if last, ok := lp.points[name]; ok && now.Sub(last) < span/pointsPerSpan {
+		return
+	}
+	if lp.points == nil {
+		lp.points = map[string]time.Time{}
+	}
+	lp.points[name] = now
+	r.noteObs(rec, now, state.EntryObservation, state.OutcomeHealthy, name, obs)
+}

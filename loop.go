@@ -67,6 +67,8 @@ type loop struct {
 	// cause is the error of user code that ended the release in this loop
 	// (a step's Apply): the release's error wraps it too.
 	cause error
+	// points are when the timeline last kept a look, by bake or window.
+	points map[string]time.Time
 	// panicked marks the monitors whose panic the timeline has shown.
 	panicked map[int]bool
 	// finalized is set when this loop ended the release: it counts it in

@@ -95,7 +95,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 				rec.Baseline[k] = state.Measurement{Value: m.Value, Samples: m.Samples}
 			}
 		}
-		r.note(rec, now, state.EntryObservation, state.OutcomeDone, "baseline", summarize(obs))
+		r.noteObs(rec, now, state.EntryObservation, state.OutcomeDone, "baseline", obs)
 		var empty []string
 		for _, k := range slices.Sorted(maps.Keys(obs.Metrics)) {
 			if !obs.Metrics[k].HasData() {

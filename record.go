@@ -171,6 +171,13 @@ func (r *Runner) tickFrom(rec *state.Record, now time.Time, x any, evidence stri
 	}
 }
 
+// noteObs notes an observation's or a verdict's entry with the values
+// measured, for the report's charts.
+func (r *Runner) noteObs(rec *state.Record, now time.Time, kind state.EntryKind, outcome state.Outcome, name string, obs monitor.Observation) {
+	r.note(rec, now, kind, outcome, name, summarize(obs))
+	rec.Timeline[len(rec.Timeline)-1].Values = valuesOf(obs)
+}
+
 // noteOnce notes an entry unless the last one says the same.
 func (r *Runner) noteOnce(rec *state.Record, now time.Time, kind state.EntryKind, outcome state.Outcome, name, detail string) {
 	if n := len(rec.Timeline); n > 0 {

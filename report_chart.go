@@ -156,30 +156,28 @@ func (rep *Report) metricCharts() []chart {
 		triggerAdded = true
 		points[t.Metric] = append(points[t.Metric], metricPoint{label: rep.since(rb) + " " + string(t.Kind), value: *t.Observed, mark: true})
 	}
+	// values are an entry's measured values; a record written before
+	// entries had them has them only in its summary text.
+	values := func(e state.Entry) map[string]float64 {
+		if e.Values != nil {
+			return e.Values
+		}
+		return parseSummary(e.Detail)
+	}
 	for _, e := range rep.Timeline {
 		if hasRB && !e.At.Before(rb) {
 			addTrigger()
 		}
-		var detail string
-		var ok bool
 		switch {
 		case e.Kind == state.EntryObservation && e.Name == "baseline":
-			detail, ok = e.Detail, true
-			if ok {
-				add("baseline", parseSummary(detail))
-			}
-			continue
+			add("baseline", values(e))
+		case e.Kind == state.EntryObservation && e.Outcome == state.OutcomeHealthy:
+			// A look kept while a step baked or a window watched.
+			add(rep.since(e.At)+" "+e.Name, values(e))
 		case e.Kind == state.EntryVerdict && (e.Outcome == state.OutcomeHealthy || e.Outcome == state.OutcomePassed):
-			detail, ok = e.Detail, true
+			add(rep.since(e.At)+" "+e.Name, values(e)) // the step, or the checks
 		case e.Kind == state.EntryRollback && e.Name == "verify" && e.Outcome == state.OutcomeVerified:
-			detail, ok = e.Detail, true
-		}
-		if ok {
-			label := rep.since(e.At) + " " + e.Name // the step, or the checks
-			if e.Kind == state.EntryRollback {
-				label = rep.since(e.At) + " rollback verified"
-			}
-			add(label, parseSummary(detail))
+			add(rep.since(e.At)+" rollback verified", values(e))
 		}
 	}
 	addTrigger()

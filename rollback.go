@@ -210,7 +210,7 @@ func (r *Runner) verifyRollback(rec *state.Record, lp *loop, now time.Time) (tim
 		return now, nil
 	}
 	rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeVerified, Detail: summarize(obs)})
-	r.note(rec, now, state.EntryRollback, state.OutcomeVerified, "verify", summarize(obs))
+	r.noteObs(rec, now, state.EntryRollback, state.OutcomeVerified, "verify", obs)
 	r.toCommunicate(rec, now, rec.Outcome, "")
 	return now, nil
 }

@@ -135,9 +135,10 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		return now, r.breach(rec, lp, now, triggerFrom(dec, state.TriggerBreach))
 	case rollback.Continue:
 		if bakeDone {
-			r.note(rec, now, state.EntryVerdict, state.OutcomeHealthy, step.Name, summarize(obs))
+			r.noteObs(rec, now, state.EntryVerdict, state.OutcomeHealthy, step.Name, obs)
 			return r.promote(rec, lp, now, step, steps, len(plans))
 		}
+		r.point(rec, lp, now, step.Name, step.Bake, obs)
 	case rollback.Wait:
 		r.noteOnce(rec, now, state.EntryVerdict, state.OutcomePaused, step.Name, dec.Reason)
 		if over := rec.BakeStart.Add(step.Bake).Add(r.cfg.policy.Deadline()); now.After(over) {

@@ -27,7 +27,7 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 		}
 		rec.Applied = true // the checks passed; Windows hold the watch from here
 		r.tickVerified(rec, now, obs, dec)
-		r.note(rec, now, state.EntryVerdict, state.OutcomePassed, "post-deployment checks", summarize(obs))
+		r.noteObs(rec, now, state.EntryVerdict, state.OutcomePassed, "post-deployment checks", obs)
 		r.emit(rec, Event{Kind: EventPhase, Message: "post-deployment checks passed"})
 		return r.nextWindow(rec, now)
 	}
@@ -43,8 +43,11 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 		return r.nextWindow(rec, now)
 	}
 	spec := r.cfg.schedule.Windows[len(rec.Windows)-1]
-	dec, _ := r.judge(pctx, rec, lp, "verify", "", w.Start)
+	dec, obs := r.judge(pctx, rec, lp, "verify", "", w.Start)
 	w.Observations++
+	if dec.Verdict == rollback.Continue {
+		r.point(rec, lp, now, w.Name, spec.Duration, obs)
+	}
 	windowDone := !now.Before(w.Start.Add(spec.Duration))
 	if dec.Verdict != rollback.Continue || w.Observations == 1 || windowDone {
 		r.announce(rec, lp, dec, w.Name+" watch")

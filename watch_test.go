@@ -10,6 +10,7 @@ import (
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/deploytest"
 	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
 )
 
 func TestWatchScheduleClean24h(t *testing.T) {
@@ -78,6 +79,34 @@ func TestWatchScheduleBreachAtHour3(t *testing.T) {
 		}
 		if rep.Windows[0].Observations != 120 || rep.Windows[1].Observations != 24 {
 			t.Errorf("observations per window %d, %d; want 120, 24", rep.Windows[0].Observations, rep.Windows[1].Observations)
+		}
+	})
+}
+
+// A day-long watch looked at every minute keeps about thirty of its looks,
+// with their values, in the timeline (for the report's charts), not 1,440.
+func TestWatchKeepsAboutThirtyLooksPerWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		day := monitor.Schedule{Windows: []monitor.Window{{Name: "day", Duration: 24 * time.Hour, Interval: time.Minute}}}
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(0, 1)}
+		rep, err := openRunner(t, s, state.NewMemory(), deploy.WithMonitors(deploytest.Healthy()), deploy.WithSchedule(day)).Run(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := 0
+		for _, e := range rep.Timeline {
+			if e.Kind == state.EntryObservation && e.Name == "day" {
+				kept++
+				if e.Values[monitor.ErrorRate] != 0.001 {
+					t.Errorf("look %+v has no error rate", e)
+				}
+			}
+		}
+		if kept < 25 || kept > 35 {
+			t.Errorf("the timeline keeps %d looks of the day's 1,440, want about 30", kept)
+		}
+		if !strings.Contains(rep.Markdown(), "xychart-beta") {
+			t.Error("no chart of the watch")
 		}
 	})
 }

@@ -510,7 +510,7 @@ func FullRecord(id string) *state.Record {
 		MonitorState: map[string][]byte{"2:monitor.LogScan": []byte(`["<ts> ERROR payment declined for order <n>"]`)},
 		Observed:     17,
 		Windows:      []state.Window{{Name: "bake", Interval: 30 * time.Second, Start: at(11), End: at(21), Observations: 20}},
-		Timeline:     []state.Entry{{At: at(0), Phase: "preflight", Kind: "phase", Outcome: state.OutcomeStarted, Name: "preflight", Stage: "canary", Exposure: 0.01, Detail: "started"}},
+		Timeline:     []state.Entry{{At: at(0), Phase: "preflight", Kind: "phase", Outcome: state.OutcomeStarted, Name: "preflight", Stage: "canary", Exposure: 0.01, Detail: "started", Values: map[string]float64{"error_rate": 0.001}}},
 		Checklist:    map[string]state.Tick{"dashboards": {Done: true, Evidence: "https://example.com/d", At: at(3)}},
 		Waivers:      []state.Waiver{{Pitfall: "friday", Reason: "hotfix for an outage"}},
 		Outbox: []state.Message{{
@@ -527,7 +527,7 @@ func FullRecord(id string) *state.Record {
 			Samples: 400, Reason: "error rate 8% > 1%", Stage: "canary", Step: "25%", At: at(30),
 		},
 		RollbackStart: at(31),
-		RollbackSteps: []state.Entry{{At: at(32), Phase: "rollback", Kind: "rollback", Outcome: state.OutcomeDone, Name: "0%", Stage: "canary", Exposure: 1e21, Detail: "weight 0"}},
+		RollbackSteps: []state.Entry{{At: at(32), Phase: "rollback", Kind: "rollback", Outcome: state.OutcomeDone, Name: "0%", Stage: "canary", Exposure: 1e21, Detail: "weight 0", Values: map[string]float64{"latency_p95": 0.2125}}},
 		Outcome:       state.RolledBack,
 		Delivered:     3,
 		Error:         "deploy: rolled back",

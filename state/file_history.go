@@ -20,7 +20,7 @@ import (
 
 // historyLine is one line of the history file: an Entry under short keys
 // (t at, p phase, k kind, o outcome, n name, s stage, x exposure, d
-// detail, r rollback), so that a step's history costs well under 200 bytes
+// detail, v values, r rollback), so that a step's history costs well under 200 bytes
 // on disk. Lines with Entry's own keys are read too.
 type historyLine struct {
 	Entry
@@ -28,21 +28,22 @@ type historyLine struct {
 }
 
 type shortLine struct {
-	At       time.Time `json:"t"`
-	Phase    Phase     `json:"p"`
-	Kind     EntryKind `json:"k"`
-	Outcome  Outcome   `json:"o,omitempty"`
-	Name     string    `json:"n,omitempty"`
-	Stage    string    `json:"s,omitempty"`
-	Exposure float64   `json:"x"`
-	Detail   string    `json:"d,omitempty"`
-	Rollback bool      `json:"r,omitempty"`
+	At       time.Time          `json:"t"`
+	Phase    Phase              `json:"p"`
+	Kind     EntryKind          `json:"k"`
+	Outcome  Outcome            `json:"o,omitempty"`
+	Name     string             `json:"n,omitempty"`
+	Stage    string             `json:"s,omitempty"`
+	Exposure float64            `json:"x"`
+	Detail   string             `json:"d,omitempty"`
+	Values   map[string]float64 `json:"v,omitempty"`
+	Rollback bool               `json:"r,omitempty"`
 }
 
 // MarshalJSON writes the line under its short keys.
 func (l historyLine) MarshalJSON() ([]byte, error) {
 	e := l.Entry
-	return json.Marshal(shortLine{e.At, e.Phase, e.Kind, e.Outcome, e.Name, e.Stage, e.Exposure, e.Detail, l.Rollback})
+	return json.Marshal(shortLine{e.At, e.Phase, e.Kind, e.Outcome, e.Name, e.Stage, e.Exposure, e.Detail, e.Values, l.Rollback})
 }
 
 // UnmarshalJSON reads a line under its short keys, or Entry's own.
@@ -62,7 +63,7 @@ func (l *historyLine) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &sl); err != nil {
 		return err
 	}
-	*l = historyLine{Entry{At: sl.At, Phase: sl.Phase, Kind: sl.Kind, Outcome: sl.Outcome, Name: sl.Name, Stage: sl.Stage, Exposure: sl.Exposure, Detail: sl.Detail}, sl.Rollback}
+	*l = historyLine{Entry{At: sl.At, Phase: sl.Phase, Kind: sl.Kind, Outcome: sl.Outcome, Name: sl.Name, Stage: sl.Stage, Exposure: sl.Exposure, Detail: sl.Detail, Values: sl.Values}, sl.Rollback}
 	return nil
 }
 

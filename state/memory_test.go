@@ -42,7 +42,7 @@ func TestMemorySharesHistoryWithoutRaces(t *testing.T) {
 				for _, e := range got.Timeline[:n] {
 					_ = e.Detail // read every shared entry
 				}
-				if got.Timeline[n] != mine {
+				if got.Timeline[n].Detail != mine.Detail {
 					t.Errorf("reader %d appended %q and reads %q", g, mine.Detail, got.Timeline[n].Detail)
 					return
 				}

@@ -159,6 +159,10 @@ type Entry struct {
 	Stage    string  `json:"stage,omitempty"`
 	Exposure float64 `json:"exposure"`
 	Detail   string  `json:"detail,omitempty"`
+	// Values are the metrics measured, by name, on an observation or a
+	// verdict: what the report's charts plot. Entries are never changed
+	// once appended, so the map is shared and never written.
+	Values map[string]float64 `json:"values,omitempty"`
 }
 
 // Tick is the state of one checklist item.
