@@ -50,15 +50,18 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 		obs monitor.Observation
 		err error
 	}
-	results := make([]res, len(r.cfg.monitors))
 	observers := lp.observers()
-	one := func(i int) {
-		o, err := observers[i].observe(octx, t, r.cfg.timeouts.Observe)
-		results[i] = res{o, err}
-	}
+	var single [1]res // one monitor: no slice, no goroutine of the runner's
+	results := single[:]
 	if len(r.cfg.monitors) == 1 {
-		one(0)
+		o, err := observers[0].observe(octx, t, r.cfg.timeouts.Observe)
+		results[0] = res{o, err}
 	} else {
+		results = make([]res, len(r.cfg.monitors))
+		one := func(i int) {
+			o, err := observers[i].observe(octx, t, r.cfg.timeouts.Observe)
+			results[i] = res{o, err}
+		}
 		var wg sync.WaitGroup
 		for i := range r.cfg.monitors {
 			wg.Go(func() { one(i) })

@@ -19,10 +19,11 @@ type observer struct {
 	req   chan observeReq
 	done  chan callResult[monitor.Observation]
 	timer *time.Timer
+	cctx  *callCtx // the monitor's context, re-armed for each call
 }
 
 type observeReq struct {
-	ctx context.Context
+	ctx *callCtx
 	t   monitor.Target
 }
 
@@ -58,8 +59,15 @@ func (o *observer) safeObserve(q observeReq) (res callResult[monitor.Observation
 // timeout): what it measured at that moment, a breach say, is on the
 // record before the cancellation is.
 func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.Duration) (monitor.Observation, error) {
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if o.cctx == nil || o.cctx.Context != ctx || o.cctx.Err() != nil {
+		// A context of its own for this parent, re-armed for each call.
+		if o.cctx != nil {
+			o.cctx.release()
+		}
+		o.cctx = newCallCtx(ctx)
+	}
+	cctx := o.cctx
+	cctx.arm(time.Now().Add(timeout))
 	if o.timer == nil {
 		o.timer = time.NewTimer(timeout)
 	} else {
@@ -69,12 +77,12 @@ func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.D
 	select {
 	case res := <-o.done:
 		o.timer.Stop()
-		if res.err != nil && ctx.Err() == nil && cctx.Err() != nil {
-			return res.v, &TimeoutError{Call: o.call, Timeout: timeout}
-		}
 		return res.v, userError(res.err)
 	case <-o.timer.C:
-		// Give the stuck goroutine up: it exits once its call returns.
+		// Give the stuck goroutine up: it exits once its call returns, and
+		// its context ends now.
+		cctx.end(context.DeadlineExceeded)
+		o.cctx = nil
 		close(o.req)
 		o.start()
 		return monitor.Observation{}, &TimeoutError{Call: o.call, Timeout: timeout}
@@ -86,5 +94,8 @@ func (o *observer) stop() {
 	close(o.req)
 	if o.timer != nil {
 		o.timer.Stop()
+	}
+	if o.cctx != nil {
+		o.cctx.release()
 	}
 }
