@@ -64,6 +64,10 @@ type Deployment struct {
 	Stage Stage
 	// Step is the index of the step being applied within the stage's plan.
 	Step int
+	// Phase is where the release is: PhasePreflight for gates,
+	// PhaseDeploy for steps and their approvals, PhaseRollback for the
+	// rollback.
+	Phase Phase
 	// Exposure is the share of users on the new version now, in [0, 1].
 	Exposure float64
 	// Baseline is the preflight observation of every monitor.

@@ -119,7 +119,7 @@ func triggerErr(k state.TriggerKind) error {
 }
 
 func (r *Runner) deployment(rec *state.Record) *Deployment {
-	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created, Token: rec.Token, Memo: rec.Memo}
+	d := &Deployment{ID: rec.ID, Release: rec.Release, Step: rec.Step, Exposure: rec.Exposure, Started: rec.Created, Token: rec.Token, Memo: rec.Memo, Phase: rec.Phase}
 	stages := r.stages(rec.Release)
 	if rec.Stage >= 0 && rec.Stage < len(stages) {
 		d.Stage = stages[rec.Stage]

@@ -377,7 +377,9 @@ func (f For) matches(d *deploy.Deployment) (bool, int) {
 		f.Version != "" && f.Version != d.Release.Version,
 		f.Environment != "" && f.Environment != d.Release.Environment,
 		f.Stage != "" && f.Stage != d.Stage.Name,
-		f.Step > 0 && f.Step != d.Step+1:
+		f.Step > 0 && (f.Step != d.Step+1 || d.Phase != deploy.PhaseDeploy):
+		// A step-bound decision is for that step's approval, never for a
+		// preflight gate (whose Deployment is at step 0 too).
 		return false, 0
 	}
 	rank := 0

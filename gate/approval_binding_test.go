@@ -86,6 +86,10 @@ func TestManualApprovalOfOneStep(t *testing.T) {
 	m.Approve(gate.For{ID: dep.ID, Stage: "production", Step: 2}, "alice")
 	step := *dep
 	step.Step = 1 // the second step
+	if _, ok := deploy.IsRetry(a.Check(t.Context(), &step)); !ok {
+		t.Error("a step's approval passed a preflight gate at that step's index")
+	}
+	step.Phase = deploy.PhaseDeploy
 	if err := a.Check(t.Context(), &step); err != nil {
 		t.Errorf("the approved step: %v", err)
 	}
