@@ -72,16 +72,23 @@ func (f *File) readHead(id string) (*stored, error) {
 		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, r.ID)
 	}
 	s := &stored{rec: r, pending: h.Pending}
-	if h.History == nil {
+	return s, s.setMark(p, h.History, len(r.Timeline), len(r.RollbackSteps))
+}
+
+// setMark sets s's history mark from the head at p: mark, or for a head
+// of the earlier format (no mark) the timeline and rollback entries it
+// holds itself; a head with both, or a negative mark, is corrupt.
+func (s *stored) setMark(p string, mark *historyMark, timeline, rollback int) error {
+	if mark == nil {
 		s.legacy = true
-		s.mark = historyMark{Timeline: len(r.Timeline), Rollback: len(r.RollbackSteps)}
-	} else {
-		s.mark = *h.History
-		if len(r.Timeline) > 0 || len(r.RollbackSteps) > 0 || s.mark.Size < 0 || s.mark.Timeline < 0 || s.mark.Rollback < 0 {
-			return nil, fmt.Errorf("%w: %s: history both inside the head and apart, or a negative mark %+v", ErrCorrupt, p, s.mark)
-		}
+		s.mark = historyMark{Timeline: timeline, Rollback: rollback}
+		return nil
 	}
-	return s, nil
+	s.mark = *mark
+	if timeline > 0 || rollback > 0 || s.mark.Size < 0 || s.mark.Timeline < 0 || s.mark.Rollback < 0 {
+		return fmt.Errorf("%w: %s: history both inside the head and apart, or a negative mark %+v", ErrCorrupt, p, s.mark)
+	}
+	return nil
 }
 
 // headMeta is the part of a head that Update checks: decoding only it
@@ -134,16 +141,7 @@ func (f *File) readMeta(id string) (*stored, error) {
 			s.pendingTimeline++
 		}
 	}
-	if h.History == nil {
-		s.legacy = true
-		s.mark = historyMark{Timeline: len(h.Timeline), Rollback: len(h.RollbackSteps)}
-	} else {
-		s.mark = *h.History
-		if len(h.Timeline) > 0 || len(h.RollbackSteps) > 0 || s.mark.Size < 0 || s.mark.Timeline < 0 || s.mark.Rollback < 0 {
-			return nil, fmt.Errorf("%w: %s: history both inside the head and apart, or a negative mark %+v", ErrCorrupt, p, s.mark)
-		}
-	}
-	return s, nil
+	return s, s.setMark(p, h.History, len(h.Timeline), len(h.RollbackSteps))
 }
 
 // writeHead replaces the head of r atomically, with mark and the entries
