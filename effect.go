@@ -72,9 +72,6 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	if kind == effectApply && rec.RollbackRequest != nil {
 		return errRollbackRequested
 	}
-	if err := checkEffect(rec, kind); err != nil {
-		return err
-	}
 	// The token also travels in the context, for effects that get no
 	// Deployment (rollback steps): FencingToken reads it.
 	ectx := state.WithToken(ctx, rec.Token)

@@ -220,10 +220,7 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 		if mustStop(err) && rec != nil {
 			// What this loop did since its last save is not on the record
 			// (it lost the release, or the store failed): report what is.
-			if stored, lerr := r.cfg.store.Load(context.WithoutCancel(run), id); lerr == nil {
-				rec = stored
-				err = takenOver(err, stored)
-			}
+			rec, err = r.afterStop(run, id, rec, err)
 			lp.fail(err)
 			return r.report(rec), err
 		}
@@ -328,6 +325,17 @@ func inFlight(rec *state.Record) bool {
 		return rec.RollbackStart.IsZero()
 	}
 	return false
+}
+
+// afterStop returns, for a loop that had to stop because a save failed,
+// the record as stored (what this loop did since its last save is not on
+// it) and err with what became of the release if a person took it over.
+func (r *Runner) afterStop(ctx context.Context, id string, rec *state.Record, err error) (*state.Record, error) {
+	stored, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id)
+	if lerr != nil {
+		return rec, err
+	}
+	return stored, takenOver(err, stored)
 }
 
 // takenOver adds to err, the ErrLocked of a runner that lost its release,

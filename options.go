@@ -386,14 +386,6 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	if c.rollbackSettle == 0 {
 		c.rollbackSettle = c.interval // the default: one observation interval
 	}
-	for name, d := range map[string]time.Duration{
-		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
-		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,
-	} {
-		if d <= 0 {
-			return nil, fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, name, d)
-		}
-	}
 	if err := checkConfig(&c); err != nil {
 		return nil, err
 	}

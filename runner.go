@@ -222,9 +222,7 @@ func (r *Runner) Reconcile(ctx context.Context, id string) (next time.Time, rep 
 	}
 	if mustStop(err) {
 		// Not on the record: report what is, deliver nothing.
-		if stored, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), id); lerr == nil {
-			rec = stored
-		}
+		rec, err = r.afterStop(ctx, id, rec, err)
 		return time.Time{}, r.report(rec), err
 	}
 	r.countFinished(context.WithoutCancel(ctx), lp, rec)

@@ -72,15 +72,23 @@ func checkConfig(c *config) error {
 			return fmt.Errorf("%w: WithRollbackSteps step %d (%q) has a nil Run", ErrInvalid, i, s.Name)
 		}
 	}
-	for name, d := range map[string]time.Duration{
-		"WithInterval": c.interval, "WithGateDeadline": c.gateDeadline, "WithRollbackTimeout": c.rollbackTimeout,
-		"WithBaselineWindow": c.baselineWindow, "WithNotifyTimeout": c.notifyTimeout, "WithLeaseGrace": c.leaseGrace,
-		"WithRollbackSettle": c.rollbackSettle, "WithRollbackPolicy ProgressDeadline": c.policy.ProgressDeadline,
-		"WithTimeouts Plan": c.timeouts.Plan, "WithTimeouts Check": c.timeouts.Check,
-		"WithTimeouts Observe": c.timeouts.Observe, "WithTimeouts Notify": c.timeouts.Notify,
+	for _, d := range []struct {
+		name     string
+		d        time.Duration
+		positive bool // else 0 is allowed (a default was chosen)
+	}{
+		{"WithInterval", c.interval, true}, {"WithGateDeadline", c.gateDeadline, true},
+		{"WithRollbackTimeout", c.rollbackTimeout, true}, {"WithBaselineWindow", c.baselineWindow, true},
+		{"WithNotifyTimeout", c.notifyTimeout, true}, {"WithLeaseGrace", c.leaseGrace, true},
+		{"WithRollbackSettle", c.rollbackSettle, false}, {"WithRollbackPolicy ProgressDeadline", c.policy.ProgressDeadline, false},
+		{"WithTimeouts Plan", c.timeouts.Plan, false}, {"WithTimeouts Check", c.timeouts.Check, false},
+		{"WithTimeouts Observe", c.timeouts.Observe, false}, {"WithTimeouts Notify", c.timeouts.Notify, false},
 	} {
-		if d > maxDuration {
-			return fmt.Errorf("%w: %s duration %v is longer than %v", ErrInvalid, name, d, maxDuration)
+		switch {
+		case d.positive && d.d <= 0:
+			return fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, d.name, d.d)
+		case d.d > maxDuration:
+			return fmt.Errorf("%w: %s duration %v is longer than %v", ErrInvalid, d.name, d.d, maxDuration)
 		}
 	}
 	for i, w := range c.schedule.Windows {
