@@ -110,7 +110,7 @@ func markOf(rec *state.Record) mark {
 	return mark{valid: true, phase: rec.Phase, status: rec.Status, stage: rec.Stage, step: rec.Step,
 		triggered: rec.Trigger != nil, timeline: len(rec.Timeline), rollback: len(rec.RollbackSteps),
 		messages: rec.Delivered + len(rec.Outbox) + len(rec.Undelivered), token: rec.Token,
-		delivered: rec.Delivered, windows: len(rec.Windows), checklist: len(rec.Checklist), counters: rec.Counters,
+		delivered: rec.Delivered, windows: len(rec.Windows), checklist: len(rec.Checklist), counters: quietCounters(rec.Counters),
 		applied: rec.Applied, applying: rec.Applying, request: rec.RollbackRequest != nil,
 		exposure: rec.Exposure, outcome: rec.Outcome, lease: rec.LeaseUntil}
 }

@@ -180,7 +180,11 @@ const (
 
 // Observation is what one or more sources measured at one time.
 type Observation struct {
-	At      time.Time         `json:"at"`
+	At time.Time `json:"at"`
+	// Since is the start of the window the metrics cover (Target.Since),
+	// set by the runner before it judges; zero when unknown. Sequential
+	// tests use it to tell a new window's counts from the last one's.
+	Since   time.Time         `json:"since,omitzero"`
 	Metrics map[string]Metric `json:"metrics,omitempty"`
 	Checks  []Check           `json:"checks,omitempty"`
 }

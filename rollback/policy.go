@@ -113,6 +113,11 @@ type Counters struct {
 	// ConsecutiveErrors counts measuring errors since the last observation
 	// that was measured.
 	ConsecutiveErrors int `json:"consecutiveErrors"`
+	// Judge holds the state of the policy's stateful triggers
+	// ([StatefulTrigger], such as [Sequential]): a JSON object by trigger
+	// name, "" when there is none. It is a string so that Counters stay
+	// comparable; Judge replaces it, never changes it in place.
+	Judge string `json:"judge,omitempty"`
 }
 
 // Defaults of the limits, as in Argo Rollouts.
@@ -265,6 +270,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	}
 	results := make([]Result, 0, len(p.Triggers))
 	var failed, inconclusive, critical *Result
+	var states triggerStates
 	min := p.minSamples()
 	for i, t := range p.Triggers {
 		if i > 0 {
@@ -274,7 +280,10 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		results = results[:i+1]
 		r := &results[i]
 		b, own := evaluate(t, r, buf, &obs, &baseline)
-		if !own {
+		if st, ok := t.(StatefulTrigger); ok && !own {
+			*r = judgeStateful(c, &states, st, obs, baseline)
+			b = append(buf, r.Reason...)
+		} else if !own {
 			*r = t.Evaluate(obs, baseline)
 			b = append(buf, r.Reason...)
 			if r.Trigger == "" {
@@ -296,6 +305,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		}
 		spans = append(spans, span{reason: [2]int32{int32(start), int32(len(buf))}, own: own})
 	}
+	states.save(c)
 	reasons := len(buf)
 	for i, t := range p.Triggers {
 		if !spans[i].own {

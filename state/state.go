@@ -321,6 +321,9 @@ type Counters struct {
 	Failures          int `json:"failures"`
 	Inconclusive      int `json:"inconclusive"`
 	ConsecutiveErrors int `json:"consecutiveErrors"`
+	// Judge is the state of the policy's stateful triggers (the sequential
+	// test's evidence), JSON, opaque to the store.
+	Judge string `json:"judge,omitempty"`
 }
 
 // Clone returns a deep copy of r, so that a store never shares memory with
