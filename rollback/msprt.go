@@ -41,7 +41,7 @@ import (
 // normalMSPRT), which the tests check.
 
 // msprtGrid is the number of points of the mixing grid.
-const msprtGrid = 48
+const msprtGrid = 96
 
 // msprtSpan is how far the grid reaches, in units of τ.
 const msprtSpan = 5.0
