@@ -113,9 +113,9 @@ func WithNotifiers(n ...Notifier) Option {
 }
 
 // WithRollbackPolicy sets the triggers and limits that judge observations.
-// The default policy rolls back on a critical check failing, on an error rate
-// up by more than 50 % (above a 1 % floor) and on p95 latency up by more than
-// 200 ms.
+// The default policy, DefaultPolicy, rolls back on a critical check
+// failing, on a significant rise of the error rate (a sequential test) and
+// on p95 latency up by more than 200 ms.
 func WithRollbackPolicy(p rollback.Policy) Option {
 	return func(c *config) { c.policy = p }
 }
@@ -124,14 +124,23 @@ func WithRollbackPolicy(p rollback.Policy) Option {
 // and a good start for your own:
 //
 //   - CriticalChecks: a failed critical check rolls back at once;
-//   - RelativeIncrease of the error rate: more than +50 % over the control or
-//     baseline, above a 1 % floor, significant at 95 % confidence;
-//   - LatencyIncrease of the p95: more than +200 ms;
+//   - Sequential on the error rate: a rise over the control (or, without
+//     one, the baseline) significant by a sequential test at 5 % whose
+//     p-value stays valid however often it looks, powered for +50 %,
+//     tolerating none, with no floor; its evidence accumulates over the
+//     steps and the watch (see rollback.Sequential);
+//   - LatencyIncrease of the p95: more than +200 ms, judged once it rests
+//     on at least DefaultLatencySamples requests;
 //   - limits: FailureLimit 0 (the first failed observation rolls back),
 //     InconclusiveLimit 3 (three observations with no data or too few
 //     samples pause the step; the fourth rolls back), ConsecutiveErrorLimit 0 (the 4th
 //     metric-source error in a row rolls back), ProgressDeadline 0 (10
 //     minutes for a step to make progress), MinSamples 0 (1).
+//
+// Simulated over 2,000 releases per case (see BENCHMARKS.md), it rolls back
+// about 1 % of healthy releases at 200 and at 5 requests per second over
+// the whole ramp and 24 h watch, and catches +50 % on a 0.3 % error rate
+// before full exposure in most releases at 200 requests per second.
 //
 // A rollback.Policy built from scratch has InconclusiveLimit 0: the first
 // observation without data rolls back, which a small canary's first minute
@@ -140,12 +149,17 @@ func DefaultPolicy() rollback.Policy {
 	return rollback.Policy{
 		Triggers: []rollback.Trigger{
 			rollback.CriticalChecks{},
-			rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.01, Confidence: 0.95},
-			rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond},
+			rollback.Sequential{Metric: monitor.ErrorRate, Catch: 0.5},
+			rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond, MinSamples: DefaultLatencySamples},
 		},
 		InconclusiveLimit: 3,
 	}
 }
+
+// DefaultLatencySamples is the fewest requests DefaultPolicy's p95 latency
+// must rest on to be judged: with fewer, the sample's p95 is one of its
+// few largest values and says little about the 95th percentile.
+const DefaultLatencySamples = 200
 
 // WithStages runs the strategy's plan once per stage, in order, such as
 // staging before production. The default is one stage named after the
