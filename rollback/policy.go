@@ -114,8 +114,8 @@ type Counters struct {
 	// that was measured.
 	ConsecutiveErrors int `json:"consecutiveErrors"`
 	// Judge holds the state of the policy's stateful triggers
-	// ([StatefulTrigger], such as [Sequential]): a JSON object by trigger
-	// name, "" when there is none. It is a string so that Counters stay
+	// ([StatefulTrigger], such as [Sequential]): a JSON object of their
+	// states in base64 by trigger name, "" when there is none. It is a string so that Counters stay
 	// comparable; Judge replaces it, never changes it in place.
 	Judge string `json:"judge,omitempty"`
 }

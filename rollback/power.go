@@ -22,7 +22,11 @@ func SampleSize(base, rise, alpha, power, ratio float64) float64 {
 	if !(rise > 0) || !(p0 > 0) || !(p1 < 1) || !(alpha > 0 && alpha < 1) || !(power > 0 && power < 1) || !(ratio > 0) {
 		return math.Inf(1)
 	}
-	za, zb := normQuantile(1-alpha), normQuantile(power)
+	return sampleSize(p0, p1, normQuantile(1-alpha), normQuantile(power), ratio)
+}
+
+// sampleSize is SampleSize from rates and quantiles.
+func sampleSize(p0, p1, za, zb, ratio float64) float64 {
 	q0, q1 := 1-p0, 1-p1
 	inv := 1 / ratio // 0 for +Inf
 	s := za*math.Sqrt(p0*q0*(1+inv)) + zb*math.Sqrt(p1*q1+p0*q0*inv)
@@ -39,13 +43,18 @@ func Detectable(n, base, alpha, power, ratio float64) float64 {
 	}
 	hi := 1/base - 1 // the rise to a rate of 1
 	hi *= 1 - 1e-9
-	if SampleSize(base, hi, alpha, power, ratio) > n {
+	if !(alpha > 0 && alpha < 1) || !(power > 0 && power < 1) || !(ratio > 0) {
+		return math.Inf(1)
+	}
+	za, zb := normQuantile(1-alpha), normQuantile(power)
+	size := func(rise float64) float64 { return sampleSize(base, base*(1+rise), za, zb, ratio) }
+	if size(hi) > n {
 		return math.Inf(1)
 	}
 	lo := 0.0
 	for range 200 {
 		mid := (lo + hi) / 2
-		if SampleSize(base, mid, alpha, power, ratio) > n {
+		if size(mid) > n {
 			lo = mid
 		} else {
 			hi = mid

@@ -1,7 +1,7 @@
 package rollback
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -131,32 +131,83 @@ func (t Sequential) Validate() error {
 // of a release, such as [Sequential]'s accumulated evidence. [Policy.Judge]
 // gives it the state it returned last time for this release (nil at
 // first) and keeps the new one in [Counters].Judge, which the runner saves
-// with the release's record and restores on Resume. The state must be
-// JSON. Evaluate is the same judgement from no state.
+// with the release's record and restores on Resume. The state is opaque
+// bytes; EvaluateState must not keep or change the slice it is given, and
+// must cope with a state it cannot read (start afresh and say so).
+// Evaluate is the same judgement from no state.
 type StatefulTrigger interface {
 	Trigger
-	EvaluateState(state json.RawMessage, obs, baseline monitor.Observation) (Result, json.RawMessage)
+	EvaluateState(state []byte, obs, baseline monitor.Observation) (Result, []byte)
 }
 
 // seqState is Sequential's state: the evidence so far and the counts of
 // the current window already added to it.
 type seqState struct {
 	// Since is the start of the current window (Observation.Since).
-	Since time.Time `json:"since,omitzero"`
+	Since time.Time
 	// N1, X1 are the canary's requests and errors of the current window
 	// already counted; N0, X0 the control's, valid when Ctl is set.
-	N1  float64 `json:"n1"`
-	X1  float64 `json:"x1"`
-	N0  float64 `json:"n0,omitempty"`
-	X0  float64 `json:"x0,omitempty"`
-	Ctl bool    `json:"ctl,omitempty"`
+	N1, X1, N0, X0 float64
+	Ctl            bool
 	// Requests and Errors are the canary's, judged in all windows.
-	Requests float64 `json:"requests"`
-	Errors   float64 `json:"errors"`
+	Requests, Errors float64
 	// P is the always-valid p-value: the running minimum of 1/Λ.
-	P float64 `json:"p"`
+	P float64
+	// Bound is the baseline's upper confidence bound, for the baseline of
+	// BN requests and BX errors.
+	Bound  float64
+	BN, BX int
 	// LL is log LR at each point of the grid.
-	LL []float64 `json:"ll"`
+	LL []float64
+}
+
+// seqVersion leads the encoded state.
+const seqVersion = 1
+
+// seqFields is the number of float64 fields before LL in the encoding.
+const seqFields = 14
+
+// encode writes st as little-endian float64s: the version, the fields,
+// then LL. Exact, and a few hundred nanoseconds.
+func (st *seqState) encode() []byte {
+	var since float64
+	hasSince := 0.0
+	if !st.Since.IsZero() {
+		since, hasSince = float64(st.Since.UnixNano()), 1
+	}
+	ctl := 0.0
+	if st.Ctl {
+		ctl = 1
+	}
+	head := [seqFields]float64{seqVersion, hasSince, since, st.N1, st.X1, st.N0, st.X0, ctl, st.Requests, st.Errors, st.P, st.Bound, float64(st.BN), float64(st.BX)}
+	b := make([]byte, 8*(seqFields+len(st.LL)))
+	for i, v := range head {
+		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
+	}
+	for i, v := range st.LL {
+		binary.LittleEndian.PutUint64(b[8*(seqFields+i):], math.Float64bits(v))
+	}
+	return b
+}
+
+// decode reads what encode wrote; false when b is not such a state.
+func (st *seqState) decode(b []byte) bool {
+	if len(b) != 8*(seqFields+msprtGrid) {
+		return false
+	}
+	f := func(i int) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])) }
+	if f(0) != seqVersion {
+		return false
+	}
+	*st = seqState{N1: f(3), X1: f(4), N0: f(5), X0: f(6), Ctl: f(7) == 1, Requests: f(8), Errors: f(9), P: f(10), Bound: f(11), BN: int(f(12)), BX: int(f(13))}
+	if f(1) == 1 {
+		st.Since = time.Unix(0, int64(f(2))).UTC()
+	}
+	st.LL = make([]float64, msprtGrid)
+	for i := range st.LL {
+		st.LL[i] = f(seqFields + i)
+	}
+	return true
 }
 
 // Evaluate judges one observation as the first of a release.
@@ -168,18 +219,12 @@ func (t Sequential) Evaluate(obs, baseline monitor.Observation) Result {
 // EvaluateState judges obs given the state of the previous observations
 // and returns the new state. A state it cannot read starts afresh (the
 // reason says so).
-func (t Sequential) EvaluateState(state json.RawMessage, obs, baseline monitor.Observation) (Result, json.RawMessage) {
+func (t Sequential) EvaluateState(state []byte, obs, baseline monitor.Observation) (Result, []byte) {
 	var st seqState
 	fresh := len(state) == 0
-	lost := false
-	if !fresh {
-		if err := json.Unmarshal(state, &st); err != nil || len(st.LL) != msprtGrid {
-			st, lost = seqState{}, true
-		}
-	}
-	if st.LL == nil {
-		st.LL = make([]float64, msprtGrid)
-		st.P = 1
+	lost := !fresh && !st.decode(state)
+	if fresh || lost {
+		st = seqState{LL: make([]float64, msprtGrid), P: 1}
 	}
 	r, changed := t.judge(&st, obs, baseline)
 	if lost {
@@ -189,8 +234,7 @@ func (t Sequential) EvaluateState(state json.RawMessage, obs, baseline monitor.O
 	if !changed && !fresh && !lost {
 		return r, state
 	}
-	b, _ := json.Marshal(&st)
-	return r, b
+	return r, st.encode()
 }
 
 // judge updates st with obs and returns the result; changed reports
@@ -254,7 +298,11 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 		bm := baseline.Metric(name)
 		bound = ref
 		if bm.Counted && bm.Samples > 0 {
-			bound = upperBound(int(math.Round(bm.Value*float64(bm.Samples))), bm.Samples, t.alpha()/5)
+			bx := int(math.Round(bm.Value * float64(bm.Samples)))
+			if st.Bound == 0 || st.BN != bm.Samples || st.BX != bx {
+				st.Bound, st.BN, st.BX = upperBound(bx, bm.Samples, t.alpha()/5), bm.Samples, bx
+			}
+			bound = st.Bound
 		}
 		mix.addBaseline(st.LL, d1x, d1n, min(bound*c, 1))
 		st.Ctl = false

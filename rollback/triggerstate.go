@@ -11,8 +11,8 @@ import (
 // end. The states are read lazily, once per Judge.
 type triggerStates struct {
 	read    bool
-	old     map[string]json.RawMessage
-	new     map[string]json.RawMessage
+	old     map[string][]byte
+	new     map[string][]byte
 	changed bool
 }
 
@@ -30,7 +30,7 @@ func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseli
 	prev := s.old[name]
 	r, next := t.EvaluateState(prev, obs, baseline)
 	if s.new == nil {
-		s.new = make(map[string]json.RawMessage, 1)
+		s.new = make(map[string][]byte, 1)
 	}
 	s.new[name] = next
 	if string(next) != string(prev) {
@@ -54,7 +54,7 @@ func (s *triggerStates) save(c *Counters) {
 	}
 	b, err := json.Marshal(s.new)
 	if err != nil {
-		return // json.RawMessage values were produced by json.Marshal
+		return // map[string][]byte always marshals
 	}
 	c.Judge = string(b)
 }
