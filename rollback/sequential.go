@@ -297,7 +297,10 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 	} else {
 		bm := baseline.Metric(name)
 		bound = ref
-		if bm.Counted && bm.Samples > 0 {
+		// The baseline comes from the same source as the metric: when the
+		// metric is counted, so is its baseline (a record keeps a
+		// baseline's value and samples, not the flag).
+		if bm.Samples > 0 {
 			bx := int(math.Round(bm.Value * float64(bm.Samples)))
 			if st.Bound == 0 || st.BN != bm.Samples || st.BX != bx {
 				st.Bound, st.BN, st.BX = upperBound(bx, bm.Samples, t.alpha()/5), bm.Samples, bx
