@@ -149,6 +149,9 @@ type seqState struct {
 	// already counted; N0, X0 the control's, valid when Ctl is set.
 	N1, X1, N0, X0 float64
 	Ctl            bool
+	// PerLook is set once the source's counts are seen to be per look
+	// rather than cumulative.
+	PerLook bool
 	// Requests and Errors are the canary's, judged in all windows.
 	Requests, Errors float64
 	// P is the always-valid p-value: the running minimum of 1/Λ.
@@ -165,7 +168,7 @@ type seqState struct {
 const seqVersion = 1
 
 // seqFields is the number of float64 fields before LL in the encoding.
-const seqFields = 14
+const seqFields = 15
 
 // encode writes st as little-endian float64s: the version, the fields,
 // then LL. Exact, and a few hundred nanoseconds.
@@ -179,7 +182,11 @@ func (st *seqState) encode() []byte {
 	if st.Ctl {
 		ctl = 1
 	}
-	head := [seqFields]float64{seqVersion, hasSince, since, st.N1, st.X1, st.N0, st.X0, ctl, st.Requests, st.Errors, st.P, st.Bound, float64(st.BN), float64(st.BX)}
+	perLook := 0.0
+	if st.PerLook {
+		perLook = 1
+	}
+	head := [seqFields]float64{seqVersion, hasSince, since, st.N1, st.X1, st.N0, st.X0, ctl, st.Requests, st.Errors, st.P, st.Bound, float64(st.BN), float64(st.BX), perLook}
 	b := make([]byte, 8*(seqFields+len(st.LL)))
 	for i, v := range head {
 		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
@@ -199,7 +206,7 @@ func (st *seqState) decode(b []byte) bool {
 	if f(0) != seqVersion {
 		return false
 	}
-	*st = seqState{N1: f(3), X1: f(4), N0: f(5), X0: f(6), Ctl: f(7) == 1, Requests: f(8), Errors: f(9), P: f(10), Bound: f(11), BN: int(f(12)), BX: int(f(13))}
+	*st = seqState{N1: f(3), X1: f(4), N0: f(5), X0: f(6), Ctl: f(7) == 1, Requests: f(8), Errors: f(9), P: f(10), Bound: f(11), BN: int(f(12)), BX: int(f(13)), PerLook: f(14) == 1}
 	if f(1) == 1 {
 		st.Since = time.Unix(0, int64(f(2))).UTC()
 	}
@@ -278,9 +285,16 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 		return withReason(&r, appendSamples(b, m)), false
 	}
 
-	// The window: counts are cumulative since Observation.Since.
+	// The window: counts are cumulative since Observation.Since, and
+	// each look adds what the last did not count. A source whose counts
+	// are per look instead (the requests fell by a tenth within a window,
+	// or the errors changed while the requests did not) is seen as such
+	// from then on: each of its looks is new data.
 	n1, x1 := float64(m.Samples), m.Value*float64(m.Samples)
-	if !obs.Since.Equal(st.Since) || (obs.Since.IsZero() && n1 < st.N1) {
+	if !st.PerLook && obs.Since.Equal(st.Since) && (n1 < 0.9*st.N1 || n1 == st.N1 && x1 != st.X1) {
+		st.PerLook = true
+	}
+	if st.PerLook || !obs.Since.Equal(st.Since) || (obs.Since.IsZero() && n1 < st.N1) {
 		st.Since, st.N1, st.X1, st.N0, st.X0, st.Ctl = obs.Since, 0, 0, 0, 0, true
 	}
 	d1n, d1x := max(n1-st.N1, 0), max(x1-st.X1, 0)
