@@ -2,6 +2,7 @@ package rollback
 
 import (
 	"math"
+	"sync"
 )
 
 // The mixture sequential probability ratio test (mSPRT) of Johari, Koomen,
@@ -49,7 +50,21 @@ const msprtSpan = 5.0
 // mixture is the fixed grid of rises and their prior weights for one τ.
 type mixture struct {
 	logR [msprtGrid]float64
+	r    [msprtGrid]float64 // exp(logR)
 	logW [msprtGrid]float64
+}
+
+// mixtures caches the grids by τ: a policy has one or two.
+var mixtures sync.Map // float64 -> *mixture
+
+// mixtureFor returns the grid for tau, computed once.
+func mixtureFor(tau float64) *mixture {
+	if m, ok := mixtures.Load(tau); ok {
+		return m.(*mixture)
+	}
+	m := newMixture(tau)
+	v, _ := mixtures.LoadOrStore(tau, &m)
+	return v.(*mixture)
 }
 
 // newMixture returns the grid for the half-normal prior of scale tau on
@@ -62,6 +77,7 @@ func newMixture(tau float64) mixture {
 	for k := range msprtGrid {
 		u := (float64(k) + 0.5) * h
 		m.logR[k] = u
+		m.r[k] = math.Exp(u)
 		m.logW[k] = -0.5 * (u / tau) * (u / tau)
 		sum += math.Exp(m.logW[k])
 	}
@@ -87,12 +103,13 @@ func (m *mixture) addControl(ll []float64, a1, m1, a0, m0, c float64) {
 	if m1 <= 0 || m0 <= 0 || a1+a0 <= 0 {
 		return
 	}
+	// log π(r) - log π(1) = u - log(xr+m0) + log(x+m0), and
+	// log(1-π(r)) - log(1-π(1)) = log(x+m0) - log(xr+m0): one log a point.
 	x := c * m1
-	l0p, l0q := math.Log(x/(x+m0)), math.Log(m0/(x+m0)) // log π(1), log(1-π(1))
+	l0 := math.Log(x + m0)
 	for k, u := range m.logR {
-		xr := x * math.Exp(u)
-		lp, lq := math.Log(xr/(xr+m0)), math.Log(m0/(xr+m0))
-		ll[k] += a1*(lp-l0p) + a0*(lq-l0q)
+		d := l0 - math.Log(x*m.r[k]+m0)
+		ll[k] += a1*(u+d) + a0*d
 	}
 }
 
@@ -107,7 +124,7 @@ func (m *mixture) addBaseline(ll []float64, a1, m1, p float64) {
 	ok := m1 - a1
 	lq0 := math.Log1p(-p)
 	for k, u := range m.logR {
-		rp := p * math.Exp(u)
+		rp := p * m.r[k]
 		if rp >= 1 {
 			if ok > 0 {
 				ll[k] = math.Inf(-1)

@@ -59,7 +59,7 @@ func Detectable(n, base, alpha, power, ratio float64) float64 {
 		} else {
 			hi = mid
 		}
-		if hi-lo < 1e-9*hi {
+		if hi-lo < 1e-7*hi {
 			break
 		}
 	}

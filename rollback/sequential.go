@@ -299,7 +299,7 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 	}
 	d1n, d1x := max(n1-st.N1, 0), max(x1-st.X1, 0)
 	st.N1, st.X1 = max(st.N1, n1), max(st.X1, x1)
-	mix := newMixture(tauFor(t.catch(), t.Tolerate))
+	mix := mixtureFor(tauFor(t.catch(), t.Tolerate))
 	var bound float64 // the baseline's upper bound, when it is the reference
 	if label == "control" {
 		n0, x0 := float64(m.ControlSamples), m.Control*float64(m.ControlSamples)
@@ -339,7 +339,7 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 		b = append(b, ": at or below the "...)
 		b = appendValue(b, t.Floor, percent)
 		b = append(b, " floor, though significantly over +"...)
-	case m.Value > ref*c && t.tooFew(st, &mix, m, label, bound*c):
+	case m.Value > ref*c && t.tooFew(st, mix, m, label, bound*c):
 		r.Outcome = Inconclusive
 		b = append(b, ": above +"...)
 		b = appendPct(b, t.Tolerate)

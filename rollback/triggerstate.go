@@ -1,7 +1,10 @@
 package rollback
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"slices"
+	"strings"
 
 	"github.com/deploykit/deploy/monitor"
 )
@@ -23,7 +26,7 @@ func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseli
 		if c.Judge != "" {
 			// A state that cannot be read starts afresh: the trigger's
 			// reason says so when its own part is unreadable.
-			_ = json.Unmarshal([]byte(c.Judge), &s.old)
+			s.old = parseStates(c.Judge)
 		}
 	}
 	name := t.Name()
@@ -52,9 +55,82 @@ func (s *triggerStates) save(c *Counters) {
 		c.Judge = ""
 		return
 	}
-	b, err := json.Marshal(s.new)
-	if err != nil {
-		return // map[string][]byte always marshals
+	c.Judge = formatStates(s.new)
+}
+
+// formatStates writes the states as a JSON object of base64 strings by
+// name, in the order of the names, as encoding/json would.
+func formatStates(m map[string][]byte) string {
+	names := make([]string, 0, len(m))
+	n := 2
+	for k, v := range m {
+		names = append(names, k)
+		n += len(k) + 8 + base64.StdEncoding.EncodedLen(len(v))
 	}
-	c.Judge = string(b)
+	slices.Sort(names)
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		q, _ := json.Marshal(k) // a string always marshals
+		b = append(b, q...)
+		b = append(b, ':', '"')
+		b = base64.StdEncoding.AppendEncode(b, m[k])
+		b = append(b, '"')
+	}
+	return string(append(b, '}'))
+}
+
+// parseStates reads what formatStates wrote without running the JSON
+// scanner over the base64, and anything else through encoding/json; nil
+// when s is not such an object.
+func parseStates(s string) map[string][]byte {
+	m := map[string][]byte{}
+	i := 0
+	fail := func() map[string][]byte {
+		var v map[string][]byte
+		if json.Unmarshal([]byte(s), &v) != nil {
+			return nil
+		}
+		return v
+	}
+	if len(s) < 2 || s[0] != '{' {
+		return fail()
+	}
+	i = 1
+	for i < len(s) && s[i] != '}' {
+		if s[i] == ',' {
+			i++
+		}
+		// The name: a JSON string without escapes.
+		if i >= len(s) || s[i] != '"' {
+			return fail()
+		}
+		j := strings.IndexByte(s[i+1:], '"')
+		if j < 0 || strings.IndexByte(s[i+1:i+1+j], '\\') >= 0 {
+			return fail()
+		}
+		name := s[i+1 : i+1+j]
+		i += j + 2
+		if !strings.HasPrefix(s[i:], `:"`) {
+			return fail()
+		}
+		i += 2
+		j = strings.IndexByte(s[i:], '"')
+		if j < 0 {
+			return fail()
+		}
+		v, err := base64.StdEncoding.AppendDecode(nil, []byte(s[i:i+j]))
+		if err != nil {
+			return fail()
+		}
+		m[name] = v
+		i += j + 1
+	}
+	if i != len(s)-1 {
+		return fail()
+	}
+	return m
 }
