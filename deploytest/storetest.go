@@ -506,7 +506,7 @@ func FullRecord(id string) *state.Record {
 		},
 		Baseline:     map[string]state.Measurement{"error_rate": {Value: 0.001, Samples: 1000}, "latency_p95": {Value: 0.2125, Samples: 1000}},
 		Last:         map[string]state.Measurement{"error_rate": {Value: 1e-7, Samples: 12}},
-		Counters:     state.Counters{Failures: 1, Inconclusive: 2, ConsecutiveErrors: 3},
+		Counters:     state.Counters{Failures: 1, Inconclusive: 2, ConsecutiveErrors: 3, Judge: `{"sequential:error_rate":"AAAA"}`},
 		MonitorState: map[string][]byte{"2:monitor.LogScan": []byte(`["<ts> ERROR payment declined for order <n>"]`)},
 		Observed:     17,
 		Windows:      []state.Window{{Name: "bake", Interval: 30 * time.Second, Start: at(11), End: at(21), Observations: 20}},
