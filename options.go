@@ -50,6 +50,7 @@ type config struct {
 	rollbackSteps   []rollback.PlanStep
 	storeDir        string
 	timeouts        Timeouts
+	traffic         *rollback.Traffic // WithTraffic, for the power check
 }
 
 // Timeouts bound the calls the runner makes into code it does not control.

@@ -31,6 +31,11 @@ type PlanDoc struct {
 	Waivers   map[Pitfall]string
 	// Problems are the pitfalls and errors Run would refuse the release for.
 	Problems []string
+	// Power is the power check of the policy's sequential triggers at the
+	// traffic declared with WithTraffic, per stage: what each step can
+	// detect. Empty without declared traffic (preflight then checks with
+	// the traffic its baseline measures).
+	Power []rollback.Power
 }
 
 // PlanStage is one stage of a PlanDoc.
@@ -85,6 +90,10 @@ func (r *Runner) Plan(ctx context.Context, rel Release) (*PlanDoc, error) {
 	for _, err := range errs {
 		doc.Problems = append(doc.Problems, err.Error())
 	}
+	if r.cfg.traffic != nil {
+		doc.Power = r.powerOf(*r.cfg.traffic, plans)
+		doc.Problems = append(doc.Problems, r.powerProblems(doc.Power)...)
+	}
 	return doc, nil
 }
 
@@ -121,6 +130,7 @@ func (p *PlanDoc) Markdown() string {
 	for _, w := range p.Schedule.Windows {
 		fmt.Fprintf(&b, "- %s: every %v for %v\n", capitalize(w.Name), w.Interval, w.Duration)
 	}
+	powerMarkdown(&b, p.Power)
 	b.WriteString("\n")
 	b.WriteString(p.Procedure.Markdown())
 	if len(p.Problems) > 0 {

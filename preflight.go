@@ -108,6 +108,9 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			r.emit(rec, Event{Kind: EventPhase, Message: msg})
 			r.cfg.logger.Warn("deploy: "+msg, "release", rec.ID)
 		}
+		if r.checkPower(rec, lp, now, obs) {
+			return now, nil // blocked: the policy asks for power
+		}
 	}
 	r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("preflight passed (%s)", plural(len(rec.Gates), "gate"))})
 	rec.Phase = PhaseDeploy

@@ -31,6 +31,9 @@ func isNil(x any) bool {
 // checkConfig refuses what the options cannot mean: typed nils, durations
 // that overflow, a policy that judges nothing or ignores critical checks.
 func checkConfig(c *config) error {
+	if err := validTraffic(c.traffic); err != nil {
+		return err
+	}
 	nilIn := func(option string, i int, x any) error {
 		if isNil(x) {
 			return fmt.Errorf("%w: %s argument %d is a nil %T", ErrInvalid, option, i, x)

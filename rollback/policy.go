@@ -156,6 +156,11 @@ type Policy struct {
 	// Triggers may ask for more of their own (MannWhitney.MinSamples). 0
 	// means 1.
 	MinSamples int
+	// RequirePower refuses a release whose plan cannot catch the rise of a
+	// Sequential trigger before full exposure at the expected traffic (see
+	// [Policy.Power]): Plan lists it as a problem, and preflight blocks
+	// the release. Without it, the power check only warns.
+	RequirePower bool
 }
 
 // Validate reports a negative limit, a nil trigger or a trigger whose own
