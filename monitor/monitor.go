@@ -125,6 +125,13 @@ type Metric struct {
 	// They are not persisted.
 	Raw        []float64 `json:"-"`
 	ControlRaw []float64 `json:"-"`
+	// Traces are the trace IDs of failing or slow requests of the new
+	// version in the window (from exemplars), most recent first, for a
+	// verdict to cite; TracesNote says why there are none when the source
+	// was asked for them and could not give them (a server that stores no
+	// exemplars, say). Neither is persisted.
+	Traces     []string `json:"-"`
+	TracesNote string   `json:"-"`
 }
 
 // Value returns a metric with a single value backed by n samples and no control.

@@ -62,6 +62,10 @@ type Result struct {
 	Critical bool `json:"critical,omitempty"`
 	// Reason is a sentence a person can act on.
 	Reason string `json:"reason"`
+	// Traces are trace IDs of failing or slow requests behind a failed
+	// result, when its metric's source gave them (from exemplars); the
+	// reason cites them too.
+	Traces []string `json:"traces,omitempty"`
 }
 
 // Trigger judges one aspect of an observation against the baseline.
@@ -349,6 +353,12 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 				inconclusive = r
 			}
 		}
+	}
+	if failed != nil {
+		cite(failed, &obs)
+	}
+	if critical != nil && critical != failed {
+		cite(critical, &obs)
 	}
 	switch {
 	case critical != nil:

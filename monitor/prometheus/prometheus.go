@@ -176,6 +176,15 @@ type Query struct {
 	MinSamples int
 	// Timeout bounds each evaluation; 0 means the Source's timeout.
 	Timeout time.Duration
+	// Exemplars, when set, is a PromQL selector template (with [Vars], as
+	// Query) of series whose exemplars are failing or slow requests of the
+	// new version — such as the 5xx buckets of a latency histogram:
+	// the metric then carries up to five of their trace IDs from the window
+	// (monitor.Metric.Traces), for a verdict to cite. See exemplars.go.
+	Exemplars string
+	// ExemplarsAbove keeps only exemplars whose value is above it (slow
+	// requests of a latency histogram, in seconds); 0 keeps all.
+	ExemplarsAbove float64
 }
 
 // String returns the metric name and the query template, as errors show them.
@@ -221,11 +230,12 @@ type Source struct {
 	timeout time.Duration
 	window  time.Duration
 	label   string
+	store   exemplarStore // whether the server stores exemplars, asked once
 }
 
 type compiled struct {
 	Query
-	query, count *template.Template
+	query, count, exemplars *template.Template
 }
 
 var _ monitor.Source = (*Source)(nil)
@@ -293,6 +303,11 @@ func compile(i int, q Query) (compiled, error) {
 	}
 	if q.Count != "" {
 		if c.count, err = parse("Count", q.Count); err != nil {
+			return c, err
+		}
+	}
+	if q.Exemplars != "" {
+		if c.exemplars, err = parse("Exemplars", q.Exemplars); err != nil {
 			return c, err
 		}
 	}
@@ -386,6 +401,9 @@ func (s *Source) measure(ctx context.Context, q compiled, vars Vars, t monitor.T
 	if n >= max(q.MinSamples, 1) {
 		m.Value, m.Samples, m.Raw = v, n, raw
 		m.Counted = q.Step == 0 && q.Count != "" // Samples counts what the value rests on
+	}
+	if q.exemplars != nil && m.HasData() {
+		m.Traces, m.TracesNote = s.traces(ctx, q, vars, now, window)
 	}
 	if !q.Control || t.PreviousVersion == "" || servesPrevious(t) {
 		return m, nil
