@@ -81,6 +81,11 @@ const (
 	Memory = "memory_bytes"
 	// RequestRate is requests per second.
 	RequestRate = "request_rate"
+	// SlowRate is the share of requests slower than a latency bound (an
+	// SLO's, or the stable version's p95), a ratio in [0, 1] counted over
+	// the requests (Rate): a latency judged as a counted rate, whose
+	// variance is known, by rollback.Sequential.
+	SlowRate = "slow_request_rate"
 )
 
 // Target says what is being observed: the release and the window being judged.

@@ -31,6 +31,13 @@ import (
 // release's [Counters] (see [StatefulTrigger]); the runner saves it with the
 // record, so a resumed release goes on with the same test.
 //
+// Latency is judged the same way as the share of requests slower than a
+// bound, monitor.SlowRate (for example the share above the stable
+// version's p95, or above an SLO's bound, from a latency histogram's
+// buckets): a p95 that rises is a slow share that rises above 5 %, and
+// the share, unlike a sample quantile, is a counted rate whose variance is
+// known.
+//
 // The metric must be a counted rate in [0, 1] (monitor.Rate, or a PromQL
 // instant query with a Count) whose counts are cumulative since the window
 // began, as the Prometheus source's window since Target.Since is. A rate
@@ -109,7 +116,9 @@ func (t Sequential) Condition() string {
 	return s
 }
 
-func (t Sequential) percent() bool { return t.Percent || t.metric() == monitor.ErrorRate }
+func (t Sequential) percent() bool {
+	return t.Percent || t.metric() == monitor.ErrorRate || t.metric() == monitor.SlowRate
+}
 
 // Validate reports a Catch not above Tolerate, a negative or NaN Tolerate
 // or Floor, or an Alpha outside [0, 1).

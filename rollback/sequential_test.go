@@ -164,3 +164,24 @@ func TestPolicyKeepsTriggerState(t *testing.T) {
 		t.Errorf("Counters.Judge = %q", c.Judge)
 	}
 }
+
+// TestSequentialJudgesLatencyAsASlowShare: a latency judged as the share
+// of requests slower than the stable version's p95 — 5 % for the stable
+// version — is a counted rate: a canary whose p95 moved up so that 8 % of
+// its requests are slower fails, and one at 5 % passes.
+func TestSequentialJudgesLatencyAsASlowShare(t *testing.T) {
+	tr := Sequential{Metric: monitor.SlowRate, Catch: 0.5}
+	at := func(share float64) monitor.Observation {
+		m := monitor.Rate(share, 6000)
+		m.Control, m.ControlSamples = 0.05, 114000
+		o := monitor.Observation{Since: seqT0}
+		o.Set(monitor.SlowRate, m)
+		return o
+	}
+	if r := tr.Evaluate(at(0.08), monitor.Observation{}); r.Outcome != Fail || !strings.HasPrefix(r.Reason, "slow-request rate 8.0 % vs control 5.0 % (+60 %): a significant rise") {
+		t.Errorf("8 %% slow: %s: %q", r.Outcome, r.Reason)
+	}
+	if r := tr.Evaluate(at(0.05), monitor.Observation{}); r.Outcome != Pass {
+		t.Errorf("5 %% slow: %s: %q", r.Outcome, r.Reason)
+	}
+}

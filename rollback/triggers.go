@@ -703,6 +703,8 @@ func human(metric string) string {
 		return "error rate"
 	case monitor.LatencyP95:
 		return "p95 latency"
+	case monitor.SlowRate:
+		return "slow-request rate"
 	case monitor.CPU:
 		return "CPU"
 	case monitor.Memory:

@@ -67,6 +67,18 @@
 // requests in the window, say), so that an error rate over three requests is
 // no data rather than a verdict.
 //
+// # Failing traces
+//
+// With Query.Exemplars, a PromQL selector of the series whose exemplars are
+// failing or slow requests (the 5xx buckets of a latency histogram, say,
+// recorded with ObserveWithExemplar and exposed in OpenMetrics), the
+// metric carries up to [MaxTraces] trace IDs of the window, most recent
+// first (monitor.Metric.Traces), and a failed verdict on it cites them. A
+// server that stores no exemplars (Prometheus without
+// --enable-feature=exemplar-storage answers every exemplar query with
+// nothing) is said so in monitor.Metric.TracesNote, which the verdict
+// quotes, never taken for "no failing requests".
+//
 // # Errors
 //
 // An error from Observe means the source could not measure: Prometheus is
