@@ -209,6 +209,7 @@ func triggerFrom(dec rollback.Decision, kind state.TriggerKind) *state.Trigger {
 		t.Samples = c.Samples
 		t.Reference = c.Reference
 		t.Observed, t.Baseline, t.Threshold = num(c.Observed), num(c.Baseline), num(c.Threshold)
+		t.Traces = c.Traces
 	}
 	return t
 }

@@ -84,7 +84,8 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 // rollbackSteps runs what is left of the rollback's actions.
 func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
 	rctx, span := lp.tracer().Start(context.WithoutCancel(lp.phaseCtx), "deploy.rollback", trace.WithAttributes(
-		attribute.String("deploy.trigger", string(rec.Trigger.Kind)), attribute.String("deploy.rollback.reason", rec.RollbackReason)))
+		attribute.String("deploy.trigger", string(rec.Trigger.Kind)), attribute.String("deploy.rollback.reason", rec.RollbackReason),
+		attribute.StringSlice("deploy.rollback.traces", rec.Trigger.Traces)))
 	defer span.End()
 	failed := func(msg string, err error) (time.Time, error) {
 		recordError(span, err)

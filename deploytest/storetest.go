@@ -524,7 +524,7 @@ func FullRecord(id string) *state.Record {
 		RollbackReason: "error rate above baseline",
 		Trigger: &state.Trigger{
 			Kind: "breach", Metric: "error_rate", Observed: f(0.08), Baseline: f(0.001), Reference: "control", Threshold: f(0.01),
-			Samples: 400, Reason: "error rate 8% > 1%", Stage: "canary", Step: "25%", At: at(30),
+			Samples: 400, Reason: "error rate 8% > 1%", Traces: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}, Stage: "canary", Step: "25%", At: at(30),
 		},
 		RollbackStart: at(31),
 		RollbackSteps: []state.Entry{{At: at(32), Phase: "rollback", Kind: "rollback", Outcome: state.OutcomeDone, Name: "0%", Stage: "canary", Exposure: 1e21, Detail: "weight 0", Values: map[string]float64{"latency_p95": 0.2125}}},

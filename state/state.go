@@ -190,13 +190,16 @@ type Trigger struct {
 	Observed *float64    `json:"observed,omitempty"`
 	Baseline *float64    `json:"baseline,omitempty"`
 	// Reference says what Baseline is: "control" or "baseline".
-	Reference string    `json:"reference,omitempty"`
-	Threshold *float64  `json:"threshold,omitempty"`
-	Samples   int       `json:"samples,omitempty"`
-	Reason    string    `json:"reason"`
-	Stage     string    `json:"stage,omitempty"`
-	Step      string    `json:"step,omitempty"`
-	At        time.Time `json:"at"`
+	Reference string   `json:"reference,omitempty"`
+	Threshold *float64 `json:"threshold,omitempty"`
+	Samples   int      `json:"samples,omitempty"`
+	Reason    string   `json:"reason"`
+	// Traces are trace IDs of failing or slow requests behind the breach
+	// (from exemplars), when the metric's source gave them.
+	Traces []string  `json:"traces,omitempty"`
+	Stage  string    `json:"stage,omitempty"`
+	Step   string    `json:"step,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // Window records how one watch window ran.
@@ -343,6 +346,7 @@ func (t *Trigger) clone() *Trigger {
 	c.Observed = clonePtr(c.Observed)
 	c.Baseline = clonePtr(c.Baseline)
 	c.Threshold = clonePtr(c.Threshold)
+	c.Traces = slices.Clone(c.Traces)
 	return &c
 }
 
