@@ -86,6 +86,7 @@ func (s *Source) traces(ctx context.Context, q compiled, vars Vars, now time.Tim
 		at model.Time
 	}
 	var all []ex
+	odd := 0 // trace labels that are no trace ID: not quoted into verdicts
 	for _, r := range res {
 		for _, e := range r.Exemplars {
 			if q.ExemplarsAbove > 0 && float64(e.Value) <= q.ExemplarsAbove {
@@ -93,13 +94,20 @@ func (s *Source) traces(ctx context.Context, q compiled, vars Vars, now time.Tim
 			}
 			for _, l := range traceLabels {
 				if id := string(e.Labels[l]); id != "" {
-					all = append(all, ex{id, e.Timestamp})
+					if traceID(id) {
+						all = append(all, ex{id, e.Timestamp})
+					} else {
+						odd++
+					}
 					break
 				}
 			}
 		}
 	}
 	if len(all) == 0 {
+		if odd > 0 {
+			return nil, fmt.Sprintf("no failing traces: %d exemplar(s) in the window have a trace label that is not a trace ID (letters, digits, - and _, at most 64)", odd)
+		}
 		return nil, "no failing traces: no exemplar with a trace ID in the window"
 	}
 	slices.SortStableFunc(all, func(a, b ex) int { return int(b.at - a.at) })
@@ -113,4 +121,19 @@ func (s *Source) traces(ctx context.Context, q compiled, vars Vars, now time.Tim
 		}
 	}
 	return ids, ""
+}
+
+// traceID reports whether id looks like a trace ID — letters, digits, '-'
+// and '_', at most 64 — so that a label value never carries markup or
+// text into a verdict, a report or a span.
+func traceID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
