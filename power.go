@@ -73,9 +73,18 @@ func (r *Runner) checkPower(rec *state.Record, lp *loop, now time.Time, obs moni
 	} else {
 		tr, ok = r.measuredTraffic(obs)
 	}
-	plans, err := lp.plans(r.deployment(rec))
-	if err != nil || rec.Stage < 0 || rec.Stage >= len(plans) {
-		return false // the deploy phase reports a bad plan
+	// The plans Run made; a resumed release plans again only when the
+	// policy asks for power, so that the check adds no call into the
+	// strategy otherwise.
+	plans := lp.plan
+	if plans == nil && r.cfg.policy.RequirePower {
+		var err error
+		if plans, err = lp.plans(r.deployment(rec)); err != nil {
+			return false // the deploy phase reports a bad plan
+		}
+	}
+	if plans == nil || rec.Stage < 0 || rec.Stage >= len(plans) {
+		return false
 	}
 	if !ok {
 		if len(r.cfg.policy.Power(rollback.Traffic{}, nil)) > 0 {
