@@ -65,7 +65,11 @@
 // the points of a range query; for an instant query it is 1, or the value of
 // Query.Count, a second query that counts what the value rests on (the
 // requests in the window, say), so that an error rate over three requests is
-// no data rather than a verdict.
+// no data rather than a verdict. Such a metric is counted
+// (monitor.Metric.Counted), which rollback.Sequential, the default policy's
+// error-rate test, needs: write the Query and the Count over {{.Window}},
+// so that the counts are cumulative since the step began, and each look of
+// the sequential test adds what the last one did not count.
 //
 // # Failing traces
 //
