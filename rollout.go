@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/deploykit/deploy/rollback"
 	"github.com/deploykit/deploy/state"
 )
