@@ -328,13 +328,17 @@ func assessMetric(mr *state.MetricRun, m AnalysisMetric) {
 		return
 	}
 	over := func(n, limit int) bool { return limit != Unlimited && n > limit }
+	last := ""
+	if n := len(mr.Measurements); n > 0 {
+		last = ": last " + mr.Measurements[n-1].Reason
+	}
 	switch {
 	case over(mr.Failed, m.FailureLimit):
-		mr.Phase, mr.Reason = state.AnalysisFailed, fmt.Sprintf("%s failed %s, more than the %s tolerated", mr.Name, plural(mr.Failed, "time"), limitWord(m.FailureLimit))
+		mr.Phase, mr.Reason = state.AnalysisFailed, fmt.Sprintf("%s failed %s (%s tolerated)%s", mr.Name, plural(mr.Failed, "time"), limitWord(m.FailureLimit), last)
 	case over(mr.Inconclusive, m.InconclusiveLimit):
-		mr.Phase, mr.Reason = state.AnalysisInconclusive, fmt.Sprintf("%s was inconclusive %s, more than the %s tolerated", mr.Name, plural(mr.Inconclusive, "time"), limitWord(m.InconclusiveLimit))
+		mr.Phase, mr.Reason = state.AnalysisInconclusive, fmt.Sprintf("%s was inconclusive %s (%s tolerated)%s", mr.Name, plural(mr.Inconclusive, "time"), limitWord(m.InconclusiveLimit), last)
 	case m.errorLimit() != Unlimited && mr.ConsecutiveErrors > m.errorLimit():
-		mr.Phase, mr.Reason = state.AnalysisError, fmt.Sprintf("%s could not be measured %s in a row, more than the %s tolerated", mr.Name, plural(mr.ConsecutiveErrors, "time"), limitWord(m.errorLimit()))
+		mr.Phase, mr.Reason = state.AnalysisError, fmt.Sprintf("%s could not be measured %s in a row (%s tolerated)%s", mr.Name, plural(mr.ConsecutiveErrors, "time"), limitWord(m.errorLimit()), last)
 	case m.ConsecutiveSuccessLimit > 0 && mr.ConsecutiveSuccesses >= m.ConsecutiveSuccessLimit:
 		mr.Phase, mr.Reason = state.AnalysisSuccessful, fmt.Sprintf("%s succeeded %s in a row", mr.Name, plural(mr.ConsecutiveSuccesses, "time"))
 	case m.count() > 0 && mr.Count >= m.count():
