@@ -1,0 +1,110 @@
+package decide
+
+import (
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// DecisionRequest is the body of POST /api/releases/{id}/{action}.
+type DecisionRequest struct {
+	// Step is the step the decision is for, 1 for the first of the stage:
+	// required for approve and skip; for the others, 0 means the step the
+	// release is at, and another value must be that step.
+	Step int `json:"step"`
+	// Reason says why, for the timeline and the report.
+	Reason string `json:"reason"`
+}
+
+func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
+	q, err := queryOf(r)
+	if err != nil {
+		h.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	page, err := h.listPage(r.Context(), q)
+	if err != nil {
+		h.refuse(w, r, codeOf(err), "cannot list releases: "+err.Error())
+		return
+	}
+	if page.Releases == nil {
+		page.Releases = []Summary{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Releases []Summary `json:"releases"`
+		Next     string    `json:"next"`
+	}{page.Releases, page.Next})
+}
+
+func (h *Handler) apiRelease(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rec, err := h.load(r.Context(), id)
+	if err != nil {
+		h.refuse(w, r, codeOf(err), "cannot show release "+id+": "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(rec))
+}
+
+// apiDecide takes a decision sent by a script: a JSON body (the content
+// type a cross-site form cannot send), authorized like every request, and
+// once per Idempotency-Key header when one is given.
+func (h *Handler) apiDecide(w http.ResponseWriter, r *http.Request) {
+	id, a := r.PathValue("id"), Action(r.PathValue("action"))
+	if !a.Valid() {
+		h.refuse(w, r, http.StatusNotFound, "no action "+strconv.Quote(string(a)))
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		h.refuse(w, r, http.StatusUnsupportedMediaType, "send the decision as application/json")
+		return
+	}
+	var body DecisionRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		h.refuse(w, r, http.StatusBadRequest, "cannot read the decision: "+err.Error())
+		return
+	}
+	body.Reason = strings.TrimSpace(body.Reason)
+	if len(body.Reason) > 1024 {
+		h.refuse(w, r, http.StatusBadRequest, "reason is longer than 1024 bytes")
+		return
+	}
+	if body.Step < 0 || (body.Step == 0 && (a == Approve || a == Skip)) {
+		h.refuse(w, r, http.StatusBadRequest, "step "+strconv.Itoa(body.Step)+": "+string(a)+" needs the step it is for (1 for the first)")
+		return
+	}
+	who := identity(r)
+	if body.Step == 0 {
+		rec, err := h.load(r.Context(), id)
+		if err != nil {
+			h.refuse(w, r, codeOf(err), "cannot load release "+id+": "+err.Error())
+			return
+		}
+		body.Step = stepOf(rec)
+	}
+	q := request{who: who, id: id, step: body.Step, action: a, reason: body.Reason}
+	if k := r.Header.Get("Idempotency-Key"); k != "" {
+		if len(k) > 256 {
+			h.refuse(w, r, http.StatusBadRequest, "Idempotency-Key is longer than 256 bytes")
+			return
+		}
+		// The key counts for this person, release, action and step only.
+		q.key = "api\x00" + who + "\x00" + id + "\x00" + string(a) + "\x00" + strconv.Itoa(body.Step) + "\x00" + k
+		q.until = h.now().Add(h.forms.ttl)
+	}
+	res := h.decide(r.Context(), q)
+	writeJSON(w, res.Code, res)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
