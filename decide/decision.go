@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/deploykit/deploy"
@@ -106,19 +105,17 @@ func (h *Handler) take(ctx context.Context, q request) Outcome {
 			defer cancel()
 			done <- bounded(rctx, func(ctx context.Context) error { _, err := d.Rollback(ctx, q.id, reason); return err })
 		}()
-		call = func(ctx context.Context) error {
-			select {
-			case err := <-done:
-				return err
-			case <-ctx.Done():
-				pending = true
-				return nil
-			}
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			pending = true
 		}
 	default:
 		return h.outcome(q, http.StatusNotFound, fmt.Sprintf("no action %q", q.action))
 	}
-	err = bounded(ctx, call)
+	if call != nil {
+		err = bounded(ctx, call)
+	}
 	if err != nil {
 		h.log.Warn("decide: decision failed", "id", q.id, "action", q.action, "by", q.who, "err", err)
 		return h.outcome(q, codeOf(err), err.Error())
@@ -160,8 +157,6 @@ func codeOf(err error) int {
 	case errors.Is(err, deploy.ErrInvalid), errors.Is(err, deploy.ErrLocked),
 		errors.Is(err, state.ErrQuarantined), errors.Is(err, state.ErrConflict):
 		return http.StatusConflict
-	case strings.HasPrefix(err.Error(), "panic: "):
-		return http.StatusInternalServerError
 	}
 	return http.StatusInternalServerError
 }
