@@ -230,16 +230,48 @@ func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 		if err := validateSteps(st.Name, steps); err != nil {
 			return nil, err
 		}
-		if r.cfg.approval == nil {
-			for j, s := range steps {
-				if s.Approval {
-					return nil, fmt.Errorf("%w: stage %q step %d (%q) needs Approval but no WithApproval gate is set", ErrInvalid, st.Name, j, s.Name)
-				}
-			}
+		steps, err = r.applyRules(st.Name, steps)
+		if err != nil {
+			return nil, err
 		}
 		out[i] = steps
 	}
 	return out, nil
+}
+
+// applyRules adds the WithStepRules of stage to its steps (a copy), and
+// refuses a rule that names no step of any stage's plan.
+func (r *Runner) applyRules(stage string, steps []Step) ([]Step, error) {
+	if len(r.cfg.stepRules) == 0 {
+		return steps, nil
+	}
+	steps = slices.Clone(steps)
+	for i, sr := range r.cfg.stepRules {
+		if sr.Stage != "" && sr.Stage != stage {
+			continue
+		}
+		j := slices.IndexFunc(steps, func(s Step) bool { return s.Name == sr.Step })
+		if j < 0 {
+			if sr.Stage == "" && len(r.cfg.stages) > 1 {
+				continue // another stage's step, perhaps
+			}
+			return nil, fmt.Errorf("%w: WithStepRules[%d]: stage %q has no step %q", ErrInvalid, i, stage, sr.Step)
+		}
+		s := &steps[j]
+		if s.Analysis == nil {
+			s.Analysis = sr.Analysis
+		}
+		if s.Pause == nil {
+			s.Pause = sr.Pause
+		}
+		if sr.Approval {
+			s.Approval = true
+			if len(s.Approvers) == 0 {
+				s.Approvers = sr.Approvers
+			}
+		}
+	}
+	return steps, nil
 }
 
 func validateSteps(stage string, steps []Step) error {
@@ -262,6 +294,15 @@ func validateSteps(stage string, steps []Step) error {
 			return fmt.Errorf("%w: %s: Bake %v is longer than %v", ErrInvalid, where(), s.Bake, maxDuration)
 		case s.Apply == nil:
 			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where())
+		case s.Pause != nil && (s.Pause.Duration < 0 || s.Pause.Duration > maxDuration):
+			return fmt.Errorf("%w: %s: Pause.Duration %v is outside [0, %v]", ErrInvalid, where(), s.Pause.Duration, maxDuration)
+		case len(s.Approvers) > 0 && !s.Approval:
+			return fmt.Errorf("%w: %s: Approvers are named but Approval is not set", ErrInvalid, where())
+		}
+		if s.Analysis != nil {
+			if err := checkAnalysis(where(), s.Analysis); err != nil {
+				return err
+			}
 		}
 		names[s.Name] = true
 	}

@@ -286,6 +286,24 @@ type Record struct {
 	// the action that would follow.
 	RollbackRequest *Trigger `json:"rollbackRequest,omitempty"`
 
+	// Waiting says what the release waits for — an approval, a pause, a
+	// person's decision on an inconclusive analysis, a Retry after an
+	// abort — or is nil while it waits for nothing but time.
+	Waiting *Wait `json:"waiting,omitempty"`
+	// Decisions are the decisions people took about the release, in the
+	// order they were written, pending until the holder carries them out.
+	Decisions []Decision `json:"decisions,omitempty"`
+	// Analyses are the release's analysis runs, in the order they started.
+	Analyses []AnalysisRun `json:"analyses,omitempty"`
+	// Attempt counts the Retries after an abort: 0 for the first attempt.
+	Attempt int `json:"attempt,omitempty"`
+	// Full is set once a full promotion was decided in this attempt: the
+	// remaining steps' pauses and analyses are skipped.
+	Full bool `json:"full,omitempty"`
+	// RollbackFrom is how many RollbackSteps earlier attempts left: the
+	// current attempt's rollback starts after them.
+	RollbackFrom int `json:"rollbackFrom,omitempty"`
+
 	// Rollback state.
 	RollbackReason string   `json:"rollbackReason,omitempty"`
 	Trigger        *Trigger `json:"trigger,omitempty"`
