@@ -2,7 +2,7 @@ package decide
 
 import (
 	"fmt"
-	"time"
+	"strconv"
 
 	"github.com/deploykit/deploy/state"
 )
@@ -47,34 +47,19 @@ var actions = map[Action]struct {
 // Valid reports whether a is one of the actions.
 func (a Action) Valid() bool { _, ok := actions[a]; return ok }
 
-// WaitKind says what a release waits for.
-type WaitKind string
-
-// What a release can wait for.
-const (
-	WaitApproval     WaitKind = "approval"
-	WaitPause        WaitKind = "pause"
-	WaitInconclusive WaitKind = "inconclusive"
-	WaitAborted      WaitKind = "aborted"
-)
-
-// Waiting says what a release waits for, at which step (1 for the first of
-// its stage) and since when.
-type Waiting struct {
-	Kind  WaitKind  `json:"kind"`
-	Step  int       `json:"step"`
-	Since time.Time `json:"since,omitzero"`
-	Until time.Time `json:"until,omitzero"`
-}
-
-// waitingFor says what rec waits for, if anything.
-func waitingFor(rec *state.Record) (Waiting, bool) {
-	if rec.Status.Final() || rec.Phase != state.PhaseDeploy || rec.Applied || rec.Applying {
-		return Waiting{}, false
+// waitingFor says what rec waits for, if anything: Record.Waiting, or,
+// for an approval gate (WithApproval) that asked the runner to wait, the
+// approval of the current step as the timeline shows it.
+func waitingFor(rec *state.Record) (state.Wait, bool) {
+	if rec.Waiting != nil {
+		return *rec.Waiting, true
 	}
-	// The runner notes an approval wait once, as the last gate entry of
-	// the step (a gate entry "approval", outcome waiting), and an approved
-	// one as outcome approved.
+	if rec.Status.Final() || rec.Phase != state.PhaseDeploy || rec.Applied || rec.Applying {
+		return state.Wait{}, false
+	}
+	// The runner notes an approval gate's wait once, as the last gate
+	// entry of the step ("approval", outcome waiting), and its approval as
+	// outcome approved.
 	for i := len(rec.Timeline) - 1; i >= 0; i-- {
 		e := rec.Timeline[i]
 		if e.Kind == state.EntryStep || e.Kind == state.EntryStage {
@@ -82,38 +67,73 @@ func waitingFor(rec *state.Record) (Waiting, bool) {
 		}
 		if e.Kind == state.EntryGate && e.Name == "approval" {
 			if e.Outcome == state.OutcomeWaiting {
-				return Waiting{Kind: WaitApproval, Step: rec.Step + 1, Since: e.At}, true
+				w := state.Wait{Kind: state.WaitApproval, Step: rec.Step, Since: e.At, Reason: e.Detail}
+				if rec.Step < len(rec.Steps) {
+					w.StepName = rec.Steps[rec.Step]
+				}
+				return w, true
 			}
 			break
 		}
 	}
-	return Waiting{}, false
+	return state.Wait{}, false
 }
 
-// offers returns the actions that apply to rec now.
+// offers returns the actions that apply to rec now, as the runner's
+// decisions define them.
 func offers(rec *state.Record) []Action {
 	if rec.Status.Final() || rec.Phase == state.PhaseRollback || rec.Phase == state.PhaseCommunicate || rec.RollbackRequest != nil {
 		return nil
 	}
-	w, waiting := waitingFor(rec)
-	switch {
-	case waiting && w.Kind == WaitApproval:
-		return []Action{Approve, Rollback}
-	case waiting && (w.Kind == WaitPause || w.Kind == WaitInconclusive):
-		return []Action{Promote, PromoteFull, Abort, Rollback}
-	case waiting && w.Kind == WaitAborted:
-		return []Action{Retry}
+	if w, ok := waitingFor(rec); ok {
+		switch w.Kind {
+		case state.WaitApproval:
+			return []Action{Approve, Abort, Rollback}
+		case state.WaitPause, state.WaitInconclusive:
+			return []Action{Promote, PromoteFull, Abort, Rollback}
+		case state.WaitAborted:
+			return []Action{Retry, Rollback}
+		}
+	}
+	switch rec.Phase {
+	case state.PhaseDeploy:
+		a := []Action{PromoteFull}
+		if analysing(rec) {
+			a = append(a, Skip)
+		}
+		return append(a, Abort, Rollback)
+	case state.PhasePreflight, state.PhaseVerify:
+		return []Action{Abort, Rollback}
 	}
 	return []Action{Rollback}
 }
 
-// stepOf is the step a decision on rec is for: 1 for the first step of its
-// stage.
+// analysing reports whether an inline analysis of rec's current step runs.
+func analysing(rec *state.Record) bool {
+	for _, a := range rec.Analyses {
+		if a.Kind == state.AnalysisInline && a.Step == rec.Step && a.Attempt == rec.Attempt && a.Phase == state.AnalysisRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// stepOf is the step a decision on rec is for: its index in the current
+// stage's plan, from 0, as the runner counts it.
 func stepOf(rec *state.Record) int {
 	if w, ok := waitingFor(rec); ok {
 		return w.Step
 	}
-	return rec.Step + 1
+	return rec.Step
+}
+
+// stepName names step of rec for people: "2 (50%)".
+func stepName(rec *state.Record, step int) string {
+	s := strconv.Itoa(step + 1)
+	if step >= 0 && step < len(rec.Steps) {
+		s += " (" + rec.Steps[step] + ")"
+	}
+	return s
 }
 
 // applies says why action a, taken at step, does not apply to rec, or nil.
@@ -122,16 +142,16 @@ func applies(rec *state.Record, a Action, step int) error {
 		return fmt.Errorf("release %s is already %s", rec.ID, rec.Status)
 	}
 	if step != stepOf(rec) {
-		return fmt.Errorf("the decision is for step %d, and release %s is at step %d now: reload the page", step, rec.ID, stepOf(rec))
+		return fmt.Errorf("the decision is for step %s, and release %s is at step %s now: reload the page", stepName(rec, step), rec.ID, stepName(rec, stepOf(rec)))
 	}
 	for _, o := range offers(rec) {
 		if o == a {
 			return nil
 		}
 	}
-	what := "running"
+	what := "waiting for nothing a person decides"
 	if w, ok := waitingFor(rec); ok {
 		what = "waiting for " + string(w.Kind)
 	}
-	return fmt.Errorf("%s does not apply to release %s now: it is %s (%s)", a, rec.ID, what, rec.Phase)
+	return fmt.Errorf("%s does not apply to release %s now: it is %s (phase %s)", a, rec.ID, what, rec.Phase)
 }

@@ -7,14 +7,17 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/deploykit/deploy/state"
 )
 
 // DecisionRequest is the body of POST /api/releases/{id}/{action}.
 type DecisionRequest struct {
-	// Step is the step the decision is for, 1 for the first of the stage:
-	// required for approve and skip; for the others, 0 means the step the
-	// release is at, and another value must be that step.
-	Step int `json:"step"`
+	// Step is the step the decision is for, by its index in the current
+	// stage's plan from 0 (View.Step): required for approve and skip; for
+	// the others, absent means the step the release is at now, and a value
+	// must be that step.
+	Step *int `json:"step"`
 	// Reason says why, for the timeline and the report.
 	Reason string `json:"reason"`
 }
@@ -31,10 +34,10 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if page.Releases == nil {
-		page.Releases = []Summary{}
+		page.Releases = []state.Summary{}
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Releases []Summary `json:"releases"`
+		Releases []state.Summary `json:"releases"`
 		Next     string    `json:"next"`
 	}{page.Releases, page.Next})
 }
@@ -74,27 +77,33 @@ func (h *Handler) apiDecide(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusBadRequest, "reason is longer than 1024 bytes")
 		return
 	}
-	if body.Step < 0 || (body.Step == 0 && (a == Approve || a == Skip)) {
-		h.refuse(w, r, http.StatusBadRequest, "step "+strconv.Itoa(body.Step)+": "+string(a)+" needs the step it is for (1 for the first)")
+	var step int
+	switch {
+	case body.Step == nil && (a == Approve || a == Skip):
+		h.refuse(w, r, http.StatusBadRequest, string(a)+" needs the step it is for: {\"step\": its index, from 0}")
 		return
-	}
-	who := identity(r)
-	if body.Step == 0 {
+	case body.Step != nil && *body.Step < 0:
+		h.refuse(w, r, http.StatusBadRequest, "step "+strconv.Itoa(*body.Step)+" is negative")
+		return
+	case body.Step != nil:
+		step = *body.Step
+	default:
 		rec, err := h.load(r.Context(), id)
 		if err != nil {
 			h.refuse(w, r, codeOf(err), "cannot load release "+id+": "+err.Error())
 			return
 		}
-		body.Step = stepOf(rec)
+		step = stepOf(rec)
 	}
-	q := request{who: who, id: id, step: body.Step, action: a, reason: body.Reason}
+	who := identity(r)
+	q := request{who: who, id: id, step: step, action: a, reason: body.Reason}
 	if k := r.Header.Get("Idempotency-Key"); k != "" {
 		if len(k) > 256 {
 			h.refuse(w, r, http.StatusBadRequest, "Idempotency-Key is longer than 256 bytes")
 			return
 		}
 		// The key counts for this person, release, action and step only.
-		q.key = "api\x00" + who + "\x00" + id + "\x00" + string(a) + "\x00" + strconv.Itoa(body.Step) + "\x00" + k
+		q.key = "api\x00" + who + "\x00" + id + "\x00" + string(a) + "\x00" + strconv.Itoa(step) + "\x00" + k
 		q.until = h.now().Add(h.forms.ttl)
 	}
 	res := h.decide(r.Context(), q)

@@ -16,7 +16,8 @@ import (
 type Outcome struct {
 	ID     string `json:"id"`
 	Action Action `json:"action"`
-	// Step is the step the decision was for, 1 for the first of the stage.
+	// Step is the step the decision was for: its index in the current
+	// stage's plan, from 0.
 	Step int       `json:"step"`
 	By   string    `json:"by"`
 	At   time.Time `json:"at"`
@@ -73,7 +74,7 @@ func (h *Handler) take(ctx context.Context, q request) Outcome {
 	if err := applies(rec, q.action, q.step); err != nil {
 		return h.outcome(q, http.StatusConflict, err.Error())
 	}
-	dec := Decision{By: q.who, Reason: q.reason}
+	dec := deploy.Decision{By: q.who, Reason: q.reason}
 	if dec.Reason == "" {
 		dec.Reason = "from the decision page"
 	}
@@ -120,7 +121,7 @@ func (h *Handler) take(ctx context.Context, q request) Outcome {
 		h.log.Warn("decide: decision failed", "id", q.id, "action", q.action, "by", q.who, "err", err)
 		return h.outcome(q, codeOf(err), err.Error())
 	}
-	res := h.outcome(q, http.StatusOK, fmt.Sprintf("%s %s step %d of release %s", q.who, actions[q.action].done, q.step, q.id))
+	res := h.outcome(q, http.StatusOK, fmt.Sprintf("%s %s step %s of release %s", q.who, actions[q.action].done, stepName(rec, q.step), q.id))
 	if q.action != Approve && q.action != Skip {
 		res.Message = fmt.Sprintf("%s %s release %s", q.who, actions[q.action].done, q.id)
 	}
@@ -154,7 +155,9 @@ func codeOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, deploy.ErrInvalid), errors.Is(err, deploy.ErrLocked),
+	case errors.Is(err, deploy.ErrNotApprover):
+		return http.StatusForbidden
+	case errors.Is(err, deploy.ErrNotWaiting), errors.Is(err, deploy.ErrInvalid), errors.Is(err, deploy.ErrLocked),
 		errors.Is(err, state.ErrQuarantined), errors.Is(err, state.ErrConflict):
 		return http.StatusConflict
 	}

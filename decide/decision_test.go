@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -43,10 +44,10 @@ func TestAnApprovalFromThePageRecordsWhoDecided(t *testing.T) {
 	f := newFixture(t)
 	fm := f.forms(t, "r1", bobToken)["approve"]
 	w := f.post(fm, bobToken)
-	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "bob approved step 2 of release r1") {
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "bob approved step 2 (50%) of release r1") {
 		t.Fatalf("approve: %d %s", w.Code, w.Body)
 	}
-	want := []call{{Action: Approve, ID: "r1", Step: 2, D: Decision{By: "bob", Reason: "from the decision page"}}}
+	want := []call{{Action: Approve, ID: "r1", Step: 1, D: deploy.Decision{By: "bob", Reason: "from the decision page"}}}
 	if diff := cmp.Diff(want, f.dec.got()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
@@ -92,19 +93,19 @@ func TestADoubleClickDecidesOnce(t *testing.T) {
 
 func TestAJSONDecisionWithTheSameIdempotencyKeyDecidesOnce(t *testing.T) {
 	f := newFixture(t)
-	first := outcomeOf(t, f.apiPost("r1", "approve", `{"step":2,"reason":"load test green"}`, aliceToken, "Idempotency-Key", "k1"))
-	again := f.apiPost("r1", "approve", `{"step":2,"reason":"load test green"}`, aliceToken, "Idempotency-Key", "k1")
+	first := outcomeOf(t, f.apiPost("r1", "approve", `{"step":1,"reason":"load test green"}`, aliceToken, "Idempotency-Key", "k1"))
+	again := f.apiPost("r1", "approve", `{"step":1,"reason":"load test green"}`, aliceToken, "Idempotency-Key", "k1")
 	second := outcomeOf(t, again)
 	if !first.OK || first.Repeated || !second.OK || !second.Repeated || again.Code != http.StatusOK {
 		t.Errorf("first %+v, second %d %+v: want both OK, the second Repeated", first, again.Code, second)
 	}
-	want := []call{{Action: Approve, ID: "r1", Step: 2, D: Decision{By: "alice", Reason: "load test green"}}}
+	want := []call{{Action: Approve, ID: "r1", Step: 1, D: deploy.Decision{By: "alice", Reason: "load test green"}}}
 	if diff := cmp.Diff(want, f.dec.got()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	// Without the key, the decision is checked against the release, which
 	// has moved on: a clear refusal, not a second effect.
-	if w := f.apiPost("r1", "approve", `{"step":2}`, aliceToken); w.Code != http.StatusConflict {
+	if w := f.apiPost("r1", "approve", `{"step":1}`, aliceToken); w.Code != http.StatusConflict {
 		t.Errorf("approve step 2 again without a key: %d, want 409: %s", w.Code, w.Body)
 	}
 }
@@ -130,7 +131,7 @@ func TestADecisionIsBoundedInTime(t *testing.T) {
 		f := newFixture(t, WithTimeout(5*time.Second))
 		f.dec.block = make(chan struct{}) // never closed: the decider hangs
 		start := time.Now()
-		w := f.apiPost("r1", "approve", `{"step":2}`, aliceToken)
+		w := f.apiPost("r1", "approve", `{"step":1}`, aliceToken)
 		if w.Code != http.StatusGatewayTimeout || time.Since(start) != 5*time.Second {
 			t.Errorf("a hanging decider: %d after %v, want 504 after 5s: %s", w.Code, time.Since(start), w.Body)
 		}
@@ -140,7 +141,7 @@ func TestADecisionIsBoundedInTime(t *testing.T) {
 func TestAPanickingDeciderIsAnswered(t *testing.T) {
 	f := newFixture(t)
 	f.dec.panic = true
-	w := f.apiPost("r1", "approve", `{"step":2}`, aliceToken)
+	w := f.apiPost("r1", "approve", `{"step":1}`, aliceToken)
 	if o := outcomeOf(t, w); w.Code != http.StatusInternalServerError || o.OK || !strings.Contains(o.Message, "panic") {
 		t.Errorf("a panicking decider: %d %+v", w.Code, o)
 	}
@@ -168,7 +169,7 @@ func TestThePageShowsWhatTheReleaseWaitsFor(t *testing.T) {
 	f := newFixture(t)
 	w := f.do("GET", "/releases/r1", aliceToken, nil)
 	body := w.Body.String()
-	for _, want := range []string{`id="waiting">approval of step 2`, `<tr class="waiting"><td>2</td><td>50%</td>`, `id="exposure">10 %`, "error_rate", `id="approve"`, `id="rollback"`} {
+	for _, want := range []string{`id="waiting">approval at step 2 (50%)`, `<tr class="waiting"><td>2</td><td>50%</td>`, `id="exposure">10 %`, "error_rate", `id="approve"`, `id="rollback"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)
 		}
@@ -200,7 +201,7 @@ func TestTheJSONEndpointsListAndShow(t *testing.T) {
 	f := newFixture(t)
 	w := f.do("GET", "/api/releases", aliceToken, nil)
 	var list struct {
-		Releases []Summary
+		Releases []state.Summary
 		Next     string
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || len(list.Releases) != 2 {
@@ -211,7 +212,7 @@ func TestTheJSONEndpointsListAndShow(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.Waiting == nil || v.Waiting.Kind != WaitApproval || v.Waiting.Step != 2 || !cmp.Equal(v.Offers, []Action{Approve, Rollback}) {
+	if v.Waiting == nil || v.Waiting.Kind != state.WaitApproval || v.Waiting.Step != 1 || v.Step != 1 || !cmp.Equal(v.Offers, []Action{Approve, Abort, Rollback}) {
 		t.Errorf("view: waiting %+v, offers %v", v.Waiting, v.Offers)
 	}
 	if w := f.do("GET", "/api/releases?limit=0", aliceToken, nil); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "limit") {

@@ -33,10 +33,10 @@ func (s *fakeStore) Load(ctx context.Context, id string) (*state.Record, error) 
 	return r.Clone(), nil
 }
 
-func (s *fakeStore) List(ctx context.Context, q Query) (Page, error) {
+func (s *fakeStore) List(ctx context.Context, q state.Query) (state.Page, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var p Page
+	var p state.Page
 	for _, id := range slices.Sorted(func(y func(string) bool) {
 		for id := range s.recs {
 			if !y(id) {
@@ -48,7 +48,7 @@ func (s *fakeStore) List(ctx context.Context, q Query) (Page, error) {
 		if q.ActiveOnly && r.Status.Final() {
 			continue
 		}
-		p.Releases = append(p.Releases, Summary{ID: r.ID, Service: r.Release.Service, Environment: r.Release.Environment, Version: r.Release.Version, Status: r.Status, Phase: r.Phase, Updated: r.Updated})
+		p.Releases = append(p.Releases, state.SummaryOf(r))
 	}
 	return p, nil
 }
@@ -65,7 +65,7 @@ type call struct {
 	ID     string
 	Step   int
 	Full   bool
-	D      Decision
+	D      deploy.Decision
 }
 
 // fakeDecider records its calls; each may be made to block, fail or
@@ -102,33 +102,34 @@ func (f *fakeDecider) do(ctx context.Context, c call) error {
 		if rec != nil {
 			rec.Timeline = append(rec.Timeline, state.Entry{At: time.Now(), Phase: rec.Phase, Kind: state.EntryGate, Outcome: state.OutcomeApproved, Name: "approval", Detail: string(c.Action) + " by " + c.D.By})
 			rec.Step++
+			rec.Waiting = nil
 			f.store.set(rec)
 		}
 	}
 	return nil
 }
 
-func (f *fakeDecider) Approve(ctx context.Context, id string, step int, d Decision) error {
+func (f *fakeDecider) Approve(ctx context.Context, id string, step int, d deploy.Decision) error {
 	return f.do(ctx, call{Action: Approve, ID: id, Step: step, D: d})
 }
-func (f *fakeDecider) Promote(ctx context.Context, id string, full bool, d Decision) error {
+func (f *fakeDecider) Promote(ctx context.Context, id string, full bool, d deploy.Decision) error {
 	a := Promote
 	if full {
 		a = PromoteFull
 	}
 	return f.do(ctx, call{Action: a, ID: id, Full: full, D: d})
 }
-func (f *fakeDecider) Abort(ctx context.Context, id string, d Decision) error {
+func (f *fakeDecider) Abort(ctx context.Context, id string, d deploy.Decision) error {
 	return f.do(ctx, call{Action: Abort, ID: id, D: d})
 }
-func (f *fakeDecider) Retry(ctx context.Context, id string, d Decision) error {
+func (f *fakeDecider) Retry(ctx context.Context, id string, d deploy.Decision) error {
 	return f.do(ctx, call{Action: Retry, ID: id, D: d})
 }
-func (f *fakeDecider) Skip(ctx context.Context, id string, step int, d Decision) error {
+func (f *fakeDecider) Skip(ctx context.Context, id string, step int, d deploy.Decision) error {
 	return f.do(ctx, call{Action: Skip, ID: id, Step: step, D: d})
 }
 func (f *fakeDecider) Rollback(ctx context.Context, id, reason string) (*deploy.Report, error) {
-	return nil, f.do(ctx, call{Action: Rollback, ID: id, D: Decision{Reason: reason}})
+	return nil, f.do(ctx, call{Action: Rollback, ID: id, D: deploy.Decision{Reason: reason}})
 }
 func (f *fakeDecider) Report(ctx context.Context, id string) (*deploy.Report, error) {
 	rec, err := f.store.Load(ctx, id)
@@ -163,6 +164,7 @@ func waitingRecord(id string) *state.Record {
 			{At: t0, Phase: state.PhaseDeploy, Kind: state.EntryStep, Outcome: state.OutcomeApplied, Name: "10%", Exposure: 0.1},
 			{At: t0.Add(10 * time.Minute), Phase: state.PhaseDeploy, Kind: state.EntryGate, Outcome: state.OutcomeWaiting, Name: "approval", Exposure: 0.1, Detail: "approval pending"},
 		},
+		Waiting: &state.Wait{Kind: state.WaitApproval, Step: 1, StepName: "50%", Since: t0.Add(10 * time.Minute)},
 		Created: t0, Updated: t0.Add(10 * time.Minute),
 	}
 }

@@ -20,11 +20,11 @@ import (
 // page's time limit (WithTimeout); a call that panics or outlives it is
 // answered as failed, and the page waits no longer.
 type Decider interface {
-	Approve(ctx context.Context, id string, step int, d Decision) error
-	Promote(ctx context.Context, id string, full bool, d Decision) error
-	Abort(ctx context.Context, id string, d Decision) error
-	Retry(ctx context.Context, id string, d Decision) error
-	Skip(ctx context.Context, id string, step int, d Decision) error
+	Approve(ctx context.Context, id string, step int, d deploy.Decision) error
+	Promote(ctx context.Context, id string, full bool, d deploy.Decision) error
+	Abort(ctx context.Context, id string, d deploy.Decision) error
+	Retry(ctx context.Context, id string, d deploy.Decision) error
+	Skip(ctx context.Context, id string, step int, d deploy.Decision) error
 	Rollback(ctx context.Context, id, reason string) (*deploy.Report, error)
 	Report(ctx context.Context, id string) (*deploy.Report, error)
 }
@@ -33,7 +33,7 @@ type Decider interface {
 // state/postgres's store implement it.
 type Store interface {
 	Load(ctx context.Context, id string) (*state.Record, error)
-	Lister
+	state.Lister
 }
 
 // Defaults of the options.

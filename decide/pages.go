@@ -17,9 +17,9 @@ type pageData struct {
 	LoggedIn bool
 	Message  string
 	// List page.
-	Releases []Summary
+	Releases []state.Summary
 	Next     string
-	Query    Query
+	Query    state.Query
 	// Release page.
 	View    *View
 	Forms   []formData
@@ -53,8 +53,8 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (h *Handler) listPage(ctx context.Context, q Query) (Page, error) {
-	var page Page
+func (h *Handler) listPage(ctx context.Context, q state.Query) (state.Page, error) {
+	var page state.Page
 	err := bounded(ctx, func(ctx context.Context) error {
 		var err error
 		page, err = h.store.List(ctx, q)
@@ -65,9 +65,9 @@ func (h *Handler) listPage(ctx context.Context, q Query) (Page, error) {
 
 // queryOf reads the list's filters from the URL: service, environment,
 // after, limit; it lists active releases only.
-func queryOf(r *http.Request) (Query, error) {
+func queryOf(r *http.Request) (state.Query, error) {
 	v := r.URL.Query()
-	q := Query{Service: v.Get("service"), Environment: v.Get("environment"), After: v.Get("after"), ActiveOnly: true, Limit: PageSize}
+	q := state.Query{Service: v.Get("service"), Environment: v.Get("environment"), After: v.Get("after"), ActiveOnly: true, Limit: PageSize}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {

@@ -66,7 +66,7 @@ func TestAFormIsBoundToItsReleaseStepActionAndPerson(t *testing.T) {
 		token string
 	}{
 		"another release":        {form{"r2", "approve", fm.step, fm.token}, aliceToken},
-		"another step":           {form{"r1", "approve", "3", fm.token}, aliceToken},
+		"another step":           {form{"r1", "approve", "2", fm.token}, aliceToken},
 		"another action":         {form{"r1", "rollback", fm.step, fm.token}, aliceToken},
 		"another person":         {fm, bobToken},
 		"another release's form": {form{"r1", "approve", other.step, other.token}, aliceToken},
@@ -103,9 +103,10 @@ func TestAFormForAStepTheReleaseHasLeftIsRefused(t *testing.T) {
 	fm := f.forms(t, "r1", aliceToken)["approve"]
 	rec := waitingRecord("r1")
 	rec.Step = 2 // the release moved on to the third step meanwhile
+	rec.Waiting.Step, rec.Waiting.StepName = 2, "100%"
 	f.store.set(rec)
 	w := f.post(fm, aliceToken)
-	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "at step 3 now") {
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "at step 3 (100%) now") {
 		t.Errorf("a form for step 2 of a release at step 3: %d, want 409: %s", w.Code, w.Body)
 	}
 	if got := f.dec.got(); len(got) != 0 {
@@ -120,16 +121,14 @@ func TestADecisionThatDoesNotApplyIsRefused(t *testing.T) {
 		t.Errorf("a finished release offers %v", forms)
 	}
 	for _, a := range []string{"approve", "promote", "rollback", "retry"} {
-		w := f.do("POST", "/api/releases/r3/"+a, aliceToken, nil, "Content-Type", "application/json")
-		_ = w
-		w = f.apiPost("r3", a, `{"step":2}`, aliceToken)
+		w := f.apiPost("r3", a, `{"step":1}`, aliceToken)
 		if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "already succeeded") {
 			t.Errorf("%s on a finished release: %d, want 409: %s", a, w.Code, w.Body)
 		}
 	}
 	// r1 waits for an approval: promoting or retrying it does not apply.
-	for _, a := range []string{"promote", "retry", "abort"} {
-		if w := f.apiPost("r1", a, `{}`, aliceToken); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "waiting for approval") {
+	for _, a := range []string{"promote", "retry", "skip"} {
+		if w := f.apiPost("r1", a, `{"step":1}`, aliceToken); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "waiting for approval") {
 			t.Errorf("%s on a release waiting for approval: %d, want 409: %s", a, w.Code, w.Body)
 		}
 	}
@@ -150,7 +149,7 @@ func TestAJSONDecisionNeedsAJSONBody(t *testing.T) {
 	if w.Code != http.StatusUnsupportedMediaType {
 		t.Errorf("a form-encoded JSON decision: %d, want 415", w.Code)
 	}
-	for _, body := range []string{`{"step":0}`, `{"step":-1}`, `{"step":2,"extra":1}`, `nope`} {
+	for _, body := range []string{`{}`, `{"step":-1}`, `{"step":1,"extra":1}`, `nope`} {
 		if w := f.apiPost("r1", "approve", body, aliceToken); w.Code != http.StatusBadRequest {
 			t.Errorf("approve with %s: %d, want 400: %s", body, w.Code, w.Body)
 		}

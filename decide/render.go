@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"num":     func(x float64) string { return strconv.FormatFloat(x, 'g', 4, 64) },
 	"when":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"inc":     func(n int) int { return n + 1 },
+	"join":    strings.Join,
 }).ParseFS(templateFS, "templates/*.html"))
 
 // render writes page name with data and status code; a template error is

@@ -10,27 +10,34 @@ import (
 )
 
 // View is what the page shows of one release, and what
-// GET /api/releases/{id} returns.
+// GET /api/releases/{id} returns. Steps are counted as the runner counts
+// them: by their index in the current stage's plan, from 0.
 type View struct {
-	ID       string         `json:"id"`
-	Release  state.Release  `json:"release"`
-	Strategy string         `json:"strategy,omitempty"`
-	Status   state.Status   `json:"status"`
-	Phase    state.Phase    `json:"phase"`
-	Stage    int            `json:"stage"`
-	Step     int            `json:"step"` // 1 for the first of the stage
-	Steps    []StepView     `json:"steps,omitempty"`
-	Exposure float64        `json:"exposure"`
-	Waiting  *Waiting       `json:"waiting,omitempty"`
-	Offers   []Action       `json:"offers"`
-	Gates    []state.Gate   `json:"gates,omitempty"`
-	Metrics  []MetricView   `json:"metrics,omitempty"`
-	Counters state.Counters `json:"counters"`
-	Trigger  *state.Trigger `json:"trigger,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Created  time.Time      `json:"created"`
-	Updated  time.Time      `json:"updated"`
-	Holder   string         `json:"holder,omitempty"`
+	ID       string        `json:"id"`
+	Release  state.Release `json:"release"`
+	Strategy string        `json:"strategy,omitempty"`
+	Status   state.Status  `json:"status"`
+	Phase    state.Phase   `json:"phase"`
+	Stage    int           `json:"stage"`
+	// Step is the step a decision is for now: the one waited at, else the
+	// one being deployed.
+	Step     int         `json:"step"`
+	Steps    []StepView  `json:"steps,omitempty"`
+	Exposure float64     `json:"exposure"`
+	Waiting  *state.Wait `json:"waiting,omitempty"`
+	// Offers are the decisions that apply now.
+	Offers    []Action            `json:"offers"`
+	Decisions []state.Decision    `json:"decisions,omitempty"`
+	Analyses  []state.AnalysisRun `json:"analyses,omitempty"`
+	Gates     []state.Gate        `json:"gates,omitempty"`
+	Metrics   []MetricView        `json:"metrics,omitempty"`
+	Counters  state.Counters      `json:"counters"`
+	Trigger   *state.Trigger      `json:"trigger,omitempty"`
+	Error     string              `json:"error,omitempty"`
+	Attempt   int                 `json:"attempt,omitempty"`
+	Created   time.Time           `json:"created"`
+	Updated   time.Time           `json:"updated"`
+	Holder    string              `json:"holder,omitempty"`
 	// Timeline holds the newest MaxTimeline entries, oldest first;
 	// Omitted counts those left out.
 	Timeline []state.Entry `json:"timeline"`
@@ -39,8 +46,8 @@ type View struct {
 
 // StepView is one step of the current stage.
 type StepView struct {
-	N    int    `json:"n"`
-	Name string `json:"name"`
+	Index int    `json:"index"`
+	Name  string `json:"name"`
 	// State is done, current, waiting or next.
 	State string `json:"state"`
 }
@@ -56,7 +63,8 @@ func viewOf(rec *state.Record) View {
 	v := View{
 		ID: rec.ID, Release: rec.Release, Strategy: rec.Strategy, Status: rec.Status, Phase: rec.Phase,
 		Stage: rec.Stage, Step: stepOf(rec), Exposure: rec.Exposure, Offers: offers(rec),
-		Gates: rec.Gates, Counters: rec.Counters, Trigger: rec.Trigger, Error: rec.Error,
+		Decisions: rec.Decisions, Analyses: rec.Analyses,
+		Gates: rec.Gates, Counters: rec.Counters, Trigger: rec.Trigger, Error: rec.Error, Attempt: rec.Attempt,
 		Created: rec.Created, Updated: rec.Updated, Holder: rec.Holder,
 	}
 	if v.Offers == nil {
@@ -66,13 +74,14 @@ func viewOf(rec *state.Record) View {
 	if waiting {
 		v.Waiting = &w
 	}
+	deploying := rec.Phase == state.PhaseDeploy || rec.Phase == state.PhasePreflight
 	for i, name := range rec.Steps {
-		s := StepView{N: i + 1, Name: name, State: "next"}
+		s := StepView{Index: i, Name: name, State: "next"}
 		switch {
-		case i < rec.Step || rec.Phase != state.PhaseDeploy && rec.Phase != state.PhasePreflight:
-			s.State = "done"
-		case i == rec.Step && waiting:
+		case waiting && i == w.Step && deploying:
 			s.State = "waiting"
+		case i < rec.Step || !deploying:
+			s.State = "done"
 		case i == rec.Step:
 			s.State = "current"
 		}
