@@ -38,7 +38,7 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Releases []state.Summary `json:"releases"`
-		Next     string    `json:"next"`
+		Next     string          `json:"next"`
 	}{page.Releases, page.Next})
 }
 
