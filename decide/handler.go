@@ -36,6 +36,12 @@ type Store interface {
 	state.Lister
 }
 
+var (
+	_ Decider = (*deploy.Runner)(nil)
+	_ Store   = (*state.Memory)(nil)
+	_ Store   = (*state.File)(nil)
+)
+
 // Defaults of the options.
 const (
 	DefaultTimeout         = 10 * time.Second
