@@ -155,6 +155,8 @@ func codeOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, state.ErrQuery):
+		return http.StatusBadRequest
 	case errors.Is(err, deploy.ErrNotApprover):
 		return http.StatusForbidden
 	case errors.Is(err, deploy.ErrNotWaiting), errors.Is(err, deploy.ErrInvalid), errors.Is(err, deploy.ErrLocked),

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,11 +147,13 @@ func TestAPersonApprovesAWaitingReleaseInTheBrowser(t *testing.T) {
 		chromedp.WaitVisible(css(`#approve`)),
 	))
 	waiting := text(t, ctx, `#waiting`)
+	screenshot(t, ctx, "waiting.png")
 	must(t, chromedp.Do(ctx,
 		chromedp.Click(css(`#approve`)),
 		chromedp.WaitVisible(css(`#outcome`)),
 	))
 	outcome := text(t, ctx, `#outcome`)
+	screenshot(t, ctx, "approved.png")
 	if who != "alice" || !strings.Contains(waiting, "approval at step 2 (50%)") {
 		t.Errorf("before the click: logged in as %q, waiting %q", who, waiting)
 	}
@@ -201,4 +204,20 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 		t.Fatalf("in the browser, reading %s: %v", sel, err)
 	}
 	return s
+}
+
+// screenshot saves the page as name in $DECIDE_SCREENSHOTS, when set, for
+// a person to look at.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("DECIDE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name), png, 0o644)
+	}
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+	}
 }
