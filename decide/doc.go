@@ -22,8 +22,14 @@
 //	POST /api/releases/{id}/{action}     a decision as JSON (DecisionRequest), answered with an Outcome
 //
 // The actions are approve, promote, promote-full, skip, abort, retry and
-// rollback (Action). A release offers only those that apply to it now (a
-// release waiting for the approval of step 2 offers approve and rollback).
+// rollback (Action). A release offers only those that apply to it now, from
+// what it waits for (state.Record.Waiting): approve, abort and rollback to a
+// release waiting for a step's approval; promote, promote-full, abort and
+// rollback to a pause or an inconclusive analysis; retry and rollback to an
+// aborted release. An approval gate (deploy.WithApproval) that asked the
+// runner to wait shows as a wait for the approval of its step too. Steps are
+// named as the runner counts them, by their index in the current stage's plan
+// from 0, in forms and JSON; the page shows them from 1, with their names.
 //
 // # Who may decide
 //
@@ -61,5 +67,7 @@
 // Every request runs under WithTimeout (10 s by default): the store's reads,
 // the Authorizer and each decision call, which is abandoned, answered 504,
 // when it outlives it. A rollback goes on after the answer, under
-// WithRollbackTimeout, and the page answers 202 that it is under way.
+// WithRollbackTimeout, and the page answers 202 that it is under way. Serve
+// the page from an http.Server with ReadHeaderTimeout and WriteTimeout set,
+// so that a slow client cannot hold a connection either.
 package decide
