@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,33 +18,6 @@ import (
 	"github.com/deploykit/deploy/state"
 )
 
-const chromium = "/usr/bin/chromium"
-
-// browser starts a headless chromium for the test and returns its context.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("this test drives Debian's chromium, and %s is missing: apt-get install -y chromium (.ci/run installs it)", chromium)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	// Start the browser under a context without a time limit (a limit
-	// would stop the browser), then bound what the test does.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromium, err)
-	}
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // gateDecider is a *deploy.Runner whose approvals go to the approval gate
 // the release waits on (Step.Approval with WithApproval and a gate.Manual),
 // named for that release and step.
@@ -59,28 +30,11 @@ func (g gateDecider) Approve(ctx context.Context, id string, step int, d deploy.
 	return g.manual.Approve(gate.For{ID: id, Step: step + 1}, d.By)
 }
 
-// waitFor waits, in real time, until cond holds of release id's record.
-func waitFor(t *testing.T, ctx context.Context, store state.Store, id string, what string, cond func(*state.Record) bool) *state.Record {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		rec, err := store.Load(ctx, id)
-		if err == nil && cond(rec) {
-			return rec
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("release %s never %s: %v (last error %v)", id, what, ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
-}
-
-// A person logs in, finds the release waiting for the approval of its
-// second step in the list, opens it, clicks Approve, and the release moves
-// on: the store says who approved, and the page shows the new step.
-func TestAPersonApprovesAWaitingReleaseInTheBrowser(t *testing.T) {
+// A person logs in, finds the release waiting at an approval gate
+// (Step.Approval with WithApproval and a gate.Manual) for its second step in
+// the list, opens it, clicks Approve, and the release moves on: the runner
+// applies the step, and the page shows it.
+func TestAPersonApprovesAtAnApprovalGateInTheBrowser(t *testing.T) {
 	ctx := browser(t)
 
 	store, err := state.NewFile(t.TempDir())
@@ -131,16 +85,7 @@ func TestAPersonApprovesAWaitingReleaseInTheBrowser(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	// Not logged in, the list answers with a link to the login form.
-	must(t, chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/deploys/"),
-		chromedp.WaitVisible(css(`a[href="/deploys/login"]`)),
-		chromedp.Click(css(`a[href="/deploys/login"]`)),
-		chromedp.WaitVisible(css(`#token`)),
-		chromedp.SendKeys(css(`#token`), "alice-token-0123456789"),
-		chromedp.Click(css(`#login`)),
-		chromedp.WaitVisible(css(`#releases`)),
-	))
+	login(t, ctx, srv.URL+"/deploys", "alice-token-0123456789")
 	who := text(t, ctx, `#who`)
 	must(t, chromedp.Do(ctx,
 		chromedp.Click(css(`a.release`)),
@@ -184,40 +129,5 @@ func TestAPersonApprovesAWaitingReleaseInTheBrowser(t *testing.T) {
 	rec = waitFor(t, ctx, store, id, "ended", func(r *state.Record) bool { return r.Status.Final() })
 	if err := <-ran; err != nil || rec.Status != state.Succeeded {
 		t.Errorf("the release ended %s: %v", rec.Status, err)
-	}
-}
-
-func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("in the browser: %v", err)
-	}
-}
-
-// text returns the visible text of the element sel selects.
-func text(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-	if err != nil {
-		t.Fatalf("in the browser, reading %s: %v", sel, err)
-	}
-	return s
-}
-
-// screenshot saves the page as name in $DECIDE_SCREENSHOTS, when set, for
-// a person to look at.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	dir := os.Getenv("DECIDE_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, name), png, 0o644)
-	}
-	if err != nil {
-		t.Errorf("screenshot %s: %v", name, err)
 	}
 }
