@@ -12,7 +12,7 @@ import (
 
 // benchFixture has a release with a long history and 50 releases to list.
 func benchFixture(b *testing.B) *fixture {
-	f := newFixture(&testing.T{})
+	f := newFixture(b)
 	rec := waitingRecord("r1")
 	for i := range 1000 {
 		rec.Timeline = append(rec.Timeline, state.Entry{At: rec.Created.Add(time.Duration(i) * time.Minute), Phase: state.PhaseDeploy, Kind: state.EntryObservation, Outcome: state.OutcomeHealthy, Name: "bake", Stage: "production", Exposure: 0.1, Detail: "error_rate=0.002, latency_p95_seconds=0.12"})

@@ -175,7 +175,7 @@ type fixture struct {
 	dec   *fakeDecider
 }
 
-func newFixture(t *testing.T, opts ...Option) *fixture {
+func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
 	store := &fakeStore{recs: map[string]*state.Record{}}
 	store.set(waitingRecord("r1"))
