@@ -164,7 +164,7 @@ func (r *Runner) procedure(rec *state.Record) rollback.Plan {
 			}
 		}
 	}
-	for _, e := range rec.RollbackSteps {
+	for _, e := range rec.RollbackSteps[min(rec.RollbackFrom, len(rec.RollbackSteps)):] {
 		switch e.Kind {
 		case state.EntryRollback:
 			mark(0, e)

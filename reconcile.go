@@ -14,6 +14,12 @@ import (
 func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time, *state.Record, error) {
 	rec := lp.rec
 	lp.rec = nil // kept again only once saved
+	if rec != nil && !lp.dirty && (rec.Waiting != nil || lp.woken) {
+		// Waiting for a person, or told a decision came: read the record
+		// again, for decisions another process wrote.
+		rec = nil
+	}
+	lp.woken = false
 	if rec == nil {
 		loaded, err := r.cfg.store.Load(ctx, id)
 		if err != nil {
@@ -54,6 +60,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over (token %d, ours %d)", ErrLocked, id, rec.Token, lp.token)
 	}
 	r.takeRequest(rec, now)
+	r.takeDecisions(rec, lp, now)
 	lp.start(rec)
 	var next time.Time
 	var err error

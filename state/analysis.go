@@ -66,8 +66,10 @@ type AnalysisRun struct {
 	Start   time.Time     `json:"start"`
 	End     time.Time     `json:"end,omitzero"`
 	// Reason says why it ended so, naming the metric.
-	Reason  string      `json:"reason,omitempty"`
-	Metrics []MetricRun `json:"metrics"`
+	Reason string `json:"reason,omitempty"`
+	// Accepted is set on an inconclusive run a person promoted past.
+	Accepted bool        `json:"accepted,omitempty"`
+	Metrics  []MetricRun `json:"metrics"`
 }
 
 // MetricRun is one metric of an analysis run.

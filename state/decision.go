@@ -55,7 +55,8 @@ type Wait struct {
 	Analysis string `json:"analysis,omitempty"`
 }
 
-func (w *Wait) clone() *Wait {
+// Clone returns a deep copy of w (nil for nil).
+func (w *Wait) Clone() *Wait {
 	if w == nil {
 		return nil
 	}

@@ -38,7 +38,7 @@ func (r *Record) shareHistory() *Record {
 	c.RollbackSteps = clip(r.RollbackSteps)
 	c.Trigger = r.Trigger.clone()
 	c.RollbackRequest = r.RollbackRequest.clone()
-	c.Waiting = r.Waiting.clone()
+	c.Waiting = r.Waiting.Clone()
 	c.Decisions = slices.Clone(r.Decisions)
 	c.Analyses = cloneRuns(r.Analyses)
 	return &c
@@ -96,7 +96,7 @@ func (r *Record) copyHeadInto(dst *Record) {
 	dst.RollbackSteps = clip(r.RollbackSteps)
 	dst.Trigger = r.Trigger.clone()
 	dst.RollbackRequest = r.RollbackRequest.clone()
-	dst.Waiting = r.Waiting.clone()
+	dst.Waiting = r.Waiting.Clone()
 	dst.Decisions = refillSlice(old.Decisions, r.Decisions)
 	dst.Analyses = cloneRuns(r.Analyses)
 }
