@@ -82,7 +82,14 @@ func waitingFor(rec *state.Record) (state.Wait, bool) {
 // offers returns the actions that apply to rec now, as the runner's
 // decisions define them.
 func offers(rec *state.Record) []Action {
-	if rec.Status.Final() || rec.Phase == state.PhaseRollback || rec.Phase == state.PhaseCommunicate || rec.RollbackRequest != nil {
+	if rec.Status.Final() || rec.RollbackRequest != nil {
+		return nil
+	}
+	if w, ok := waitingFor(rec); ok && w.Kind == state.WaitAborted {
+		// Rolled back and kept open: the phase is rollback.
+		return []Action{Retry, Rollback}
+	}
+	if rec.Phase == state.PhaseRollback || rec.Phase == state.PhaseCommunicate {
 		return nil
 	}
 	if w, ok := waitingFor(rec); ok {
@@ -91,8 +98,6 @@ func offers(rec *state.Record) []Action {
 			return []Action{Approve, Abort, Rollback}
 		case state.WaitPause, state.WaitInconclusive:
 			return []Action{Promote, PromoteFull, Abort, Rollback}
-		case state.WaitAborted:
-			return []Action{Retry, Rollback}
 		}
 	}
 	switch rec.Phase {

@@ -29,6 +29,8 @@ func TestOffersFollowWhatTheReleaseWaitsFor(t *testing.T) {
 	verifying.Phase = state.PhaseVerify
 	rolling := deploying.Clone()
 	rolling.Phase = state.PhaseRollback
+	abortedWait := at(state.WaitAborted)
+	abortedWait.Phase = state.PhaseRollback // rolled back, kept open
 	over := deploying.Clone()
 	over.Status = state.RolledBack
 	for name, c := range map[string]struct {
@@ -38,7 +40,7 @@ func TestOffersFollowWhatTheReleaseWaitsFor(t *testing.T) {
 		"approval":      {at(state.WaitApproval), []Action{Approve, Abort, Rollback}},
 		"pause":         {at(state.WaitPause), []Action{Promote, PromoteFull, Abort, Rollback}},
 		"inconclusive":  {at(state.WaitInconclusive), []Action{Promote, PromoteFull, Abort, Rollback}},
-		"aborted":       {at(state.WaitAborted), []Action{Retry, Rollback}},
+		"aborted":       {abortedWait, []Action{Retry, Rollback}},
 		"deploying":     {deploying, []Action{PromoteFull, Abort, Rollback}},
 		"analysing":     {analysing, []Action{PromoteFull, Skip, Abort, Rollback}},
 		"approval gate": {gate, []Action{Approve, Abort, Rollback}},
