@@ -193,6 +193,14 @@ func TestTheRunnerCarriesOutThePagesDecisionsOnce(t *testing.T) {
 		if rec.Status != state.Succeeded || decisions(rec) != "approve by alice, promote by bob" {
 			t.Errorf("at the end: %s, decisions %s", rec.Status, decisions(rec))
 		}
+		// The report the page links to says who decided.
+		r := httptest.NewRequest("GET", "/releases/"+e.id+"/report.md", nil)
+		r.Header.Set("Authorization", "Bearer "+alice)
+		w := httptest.NewRecorder()
+		e.page.ServeHTTP(w, r)
+		if md := w.Body.String(); w.Code != http.StatusOK || !strings.Contains(md, "bob") || !strings.Contains(md, "metrics fine") {
+			t.Errorf("report.md: %d\n%s", w.Code, md)
+		}
 	})
 }
 
