@@ -263,7 +263,7 @@ func (m mark) check(rec *state.Record) error {
 		bad("the analysis runs' counters went down from %d to %d measurements", m.measured, n)
 	}
 
-	if m.triggered && rec.Applying {
+	if m.triggered && rec.Applying && !retried {
 		bad("a step is applied after a rollback was recorded")
 	}
 	if rec.Phase == m.phase && rec.Phase == PhaseDeploy && (rec.Stage < m.stage || rec.Stage == m.stage && rec.Step < m.step) && rec.Attempt == m.attempt {
