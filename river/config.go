@@ -120,7 +120,9 @@ type settings struct {
 func (c Config) check() (settings, error) {
 	s := settings{Config: c}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)) }
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
 	if c.Runner == nil {
 		bad("Config.Runner is nil")
 	}
