@@ -104,7 +104,13 @@ func (h *Handler) take(ctx context.Context, q request) Outcome {
 		go func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.rbwait)
 			defer cancel()
-			done <- bounded(rctx, func(ctx context.Context) error { _, err := d.Rollback(ctx, q.id, reason); return err })
+			err := bounded(rctx, func(ctx context.Context) error { _, err := d.Rollback(ctx, q.id, reason); return err })
+			if err != nil {
+				// Also when the page answered before it ended: the
+				// release's page shows how it ended, the log why.
+				h.log.Warn("decide: rollback", "id", q.id, "by", q.who, "err", err)
+			}
+			done <- err
 		}()
 		select {
 		case err = <-done:
