@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/deploykit/deploy/state"
 )
@@ -33,13 +34,37 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, codeOf(err), "cannot list releases: "+err.Error())
 		return
 	}
-	if page.Releases == nil {
-		page.Releases = []state.Summary{}
+	list := List{Releases: make([]Summary, 0, len(page.Releases)), Next: page.Next}
+	for _, s := range page.Releases {
+		list.Releases = append(list.Releases, Summary{
+			ID: s.ID, Service: s.Service, Environment: s.Environment, Version: s.Version, Status: s.Status, Phase: s.Phase,
+			Next: s.Next, Holder: s.Holder, LeaseUntil: s.LeaseUntil, Created: s.Created, Updated: s.Updated, Problem: s.Problem,
+		})
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Releases []state.Summary `json:"releases"`
-		Next     string          `json:"next"`
-	}{page.Releases, page.Next})
+	writeJSON(w, http.StatusOK, list)
+}
+
+// List is the answer to GET /api/releases: Next is the cursor for the next
+// page (?after=), "" at the end.
+type List struct {
+	Releases []Summary `json:"releases"`
+	Next     string    `json:"next"`
+}
+
+// Summary is one release of a List: state.Summary with JSON names.
+type Summary struct {
+	ID          string       `json:"id"`
+	Service     string       `json:"service"`
+	Environment string       `json:"environment"`
+	Version     string       `json:"version"`
+	Status      state.Status `json:"status"`
+	Phase       state.Phase  `json:"phase"`
+	Next        time.Time    `json:"next,omitzero"`
+	Holder      string       `json:"holder,omitempty"`
+	LeaseUntil  time.Time    `json:"leaseUntil,omitzero"`
+	Created     time.Time    `json:"created"`
+	Updated     time.Time    `json:"updated"`
+	Problem     string       `json:"problem,omitempty"`
 }
 
 func (h *Handler) apiRelease(w http.ResponseWriter, r *http.Request) {

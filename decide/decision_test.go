@@ -200,10 +200,7 @@ func TestThePageEscapesWhatReleasesSay(t *testing.T) {
 func TestTheJSONEndpointsListAndShow(t *testing.T) {
 	f := newFixture(t)
 	w := f.do("GET", "/api/releases", aliceToken, nil)
-	var list struct {
-		Releases []state.Summary
-		Next     string
-	}
+	var list List
 	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || len(list.Releases) != 2 {
 		t.Fatalf("GET /api/releases: %v %s", err, w.Body)
 	}

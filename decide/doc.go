@@ -17,7 +17,7 @@
 //	GET  /releases/{id}/report.md        its Markdown report (Runner.Report)
 //	POST /releases/{id}/{action}         a decision from the release's page (a form)
 //	GET  /login, POST /login, /logout    a form that keeps a token in a cookie, for Tokens
-//	GET  /api/releases                   the list as JSON ({"releases": [...], "next": cursor})
+//	GET  /api/releases                   the list as JSON (List: {"releases": [...], "next": cursor})
 //	GET  /api/releases/{id}              a release as JSON (View)
 //	POST /api/releases/{id}/{action}     a decision as JSON (DecisionRequest), answered with an Outcome
 //

@@ -52,7 +52,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer res.Body.Close()
-	var list struct{ Releases []state.Summary }
+	var list decide.List
 	json.NewDecoder(res.Body).Decode(&list)
 	for _, r := range list.Releases {
 		fmt.Println(r.Service, r.Version, r.Environment, r.Status)
