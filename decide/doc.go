@@ -26,7 +26,8 @@
 // what it waits for (state.Record.Waiting): approve, abort and rollback to a
 // release waiting for a step's approval; promote, promote-full, abort and
 // rollback to a pause or an inconclusive analysis; retry and rollback to an
-// aborted release. An approval gate (deploy.WithApproval) that asked the
+// aborted release; promote-full, abort and rollback (and skip while the
+// step's inline analysis runs) to a release being deployed. An approval gate (deploy.WithApproval) that asked the
 // runner to wait shows as a wait for the approval of its step too. Steps are
 // named as the runner counts them, by their index in the current stage's plan
 // from 0, in forms and JSON; the page shows them from 1, with their names.
@@ -39,6 +40,14 @@
 // "Authorization: Bearer" by scripts or kept by the login form in an
 // HttpOnly, SameSite=Strict cookie; an AuthorizerFunc can trust the
 // headers of an authenticating proxy or the deploy tool's own sessions.
+// The Decider has the last word: a step that names its approvers
+// (deploy.Step.Approvers) refuses anyone else's approval, answered 403.
+//
+// A decision the page takes is written into the release's record by the
+// Runner (durable, fenced, usable from any process sharing the store) and
+// carried out by the runner that holds the release: at once in the same
+// process, within an observation interval from another. The release's page
+// shows it among the decisions, pending until it is carried out.
 //
 // # What the page refuses
 //
