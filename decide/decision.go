@@ -112,8 +112,14 @@ func (h *Handler) take(ctx context.Context, q request) Outcome {
 			}
 			done <- err
 		}()
+		// Wait half the page's time at most, leaving the rest to show the
+		// release as it is.
+		wait := time.NewTimer(h.timeout / 2)
+		defer wait.Stop()
 		select {
 		case err = <-done:
+		case <-wait.C:
+			pending = true
 		case <-ctx.Done():
 			pending = true
 		}

@@ -151,10 +151,11 @@ func TestARollbackLongerThanThePageWaitsIsUnderWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, WithTimeout(5*time.Second))
 		f.dec.block = make(chan struct{})
+		start := time.Now()
 		w := f.apiPost("r1", "rollback", `{"reason":"p99 up"}`, aliceToken)
 		o := outcomeOf(t, w)
-		if w.Code != http.StatusAccepted || !o.OK || !o.Pending {
-			t.Errorf("a long rollback: %d %+v, want 202 pending", w.Code, o)
+		if w.Code != http.StatusAccepted || !o.OK || !o.Pending || time.Since(start) != 2500*time.Millisecond {
+			t.Errorf("a long rollback: %d %+v after %v, want 202 pending after half the page's 5s", w.Code, o, time.Since(start))
 		}
 		// It goes on after the answer, with who asked in its reason.
 		if got := f.dec.got(); len(got) != 1 || got[0].D.Reason != "by alice: p99 up" {

@@ -75,8 +75,9 @@
 //
 // Every request runs under WithTimeout (10 s by default): the store's reads,
 // the Authorizer and each decision call, which is abandoned, answered 504,
-// when it outlives it. A rollback goes on after the answer, under
-// WithRollbackTimeout, and the page answers 202 that it is under way. Serve
+// when it outlives it. A rollback the page has waited half that time for
+// goes on after the answer, under WithRollbackTimeout, and the page answers
+// 202 that it is under way. Serve
 // the page from an http.Server with ReadHeaderTimeout and WriteTimeout set,
 // so that a slow client cannot hold a connection either.
 package decide
