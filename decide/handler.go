@@ -64,7 +64,7 @@ type Handler struct {
 	forms   forms
 	replays replays
 	cop     *http.CrossOriginProtection
-	mux     *http.ServeMux
+	mux     http.Handler // the routes behind the cross-origin protection
 	timeout time.Duration
 	rbwait  time.Duration
 	log     *slog.Logger
@@ -193,7 +193,7 @@ func New(d Decider, store Store, auth Authorizer, opts ...Option) (*Handler, err
 	m.HandleFunc("GET /api/releases", h.authed(h.apiList))
 	m.HandleFunc("GET /api/releases/{id}", h.authed(h.apiRelease))
 	m.HandleFunc("POST /api/releases/{id}/{action}", h.authed(h.apiDecide))
-	h.mux = m
+	h.mux = h.cop.Handler(m)
 	return h, nil
 }
 
@@ -215,7 +215,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Cache-Control", "no-store")
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	h.cop.Handler(h.mux).ServeHTTP(w, r.WithContext(ctx))
+	h.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
 type whoKey struct{}
