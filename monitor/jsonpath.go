@@ -192,4 +192,3 @@ func kindOf(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
-
