@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
 	"github.com/deploykit/deploy/hook"
 	"github.com/deploykit/deploy/monitor"
 )
@@ -136,6 +137,24 @@ func TestInvalidWebhookIsAnError(t *testing.T) {
 	for _, w := range []hook.Webhook{{}, {URL: "flagger-loadtester.test/"}, {URL: "http://x/", Timeout: -time.Second}} {
 		if _, err := (&hook.Rollout{Webhook: w}).Observe(t.Context(), target); !errors.Is(err, deploy.ErrInvalid) {
 			t.Errorf("%+v: err = %v, want ErrInvalid", w, err)
+		}
+	}
+}
+
+// TestNewRunnerRefusesABadHook: the runner validates every hook before any
+// release starts, naming the field and its value.
+func TestNewRunnerRefusesABadHook(t *testing.T) {
+	bad := hook.Webhook{Name: "load-test", URL: "flagger-loadtester.test/"}
+	for _, opt := range []deploy.Option{
+		deploy.WithMonitors(&hook.Rollout{Webhook: bad}),
+		deploy.WithMonitors(&hook.PreRollout{Webhook: bad}),
+		deploy.WithNotifiers(&hook.PostRollout{Webhook: bad}),
+		deploy.WithNotifiers(&hook.Event{Webhook: bad}),
+		deploy.WithApproval(&hook.Confirm{Type: hook.TypeConfirmPromotion, Webhook: bad}),
+	} {
+		_, err := deploy.NewRunner(canary(), opt, deploy.WithMonitors(deploytest.Healthy()))
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `URL "flagger-loadtester.test/" is not an http or https URL`) {
+			t.Errorf("err = %v", err)
 		}
 	}
 }
