@@ -10,7 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/gate"
 	"github.com/deploykit/deploy/hook"
+	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -178,5 +180,74 @@ func TestConfirmValidate(t *testing.T) {
 	}
 	if err := (&hook.Confirmations{}).Validate(); !errors.Is(err, deploy.ErrInvalid) {
 		t.Errorf("no strategy: err = %v", err)
+	}
+}
+
+// TestConfirmationsKeepTheStrategysOwnApprovals: a step the wrapped
+// strategy marks Approval asks Confirmations.Approval (a person) first, then
+// the confirmations that come before it.
+func TestConfirmationsKeepTheStrategysOwnApprovals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lt := &loadtester{}
+		s := canary()
+		s.Steps[2].Approval = true // a person approves 60 %
+		manual := &gate.Manual{}
+		c := &hook.Confirmations{Strategy: s, Approval: &gate.Approval{Approver: manual, Poll: time.Minute},
+			Hooks: []*hook.Confirm{confirm(hook.TypeConfirmTrafficIncrease, lt, "/gate/approve")}}
+		r := runner(t, c, 1, deploy.WithApproval(c))
+		start := time.Now()
+		go func() {
+			time.Sleep(20*time.Minute - 30*time.Second)
+			manual.Approve(gate.For{Service: "podinfo", Version: "v2"}, "alice")
+		}()
+		rep, err := r.Run(t.Context(), rel)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("status %s, err %v", rep.Status, err)
+		}
+		if at := appliedAt(start, rep); at["60%"] != 20*time.Minute {
+			t.Errorf("60%% applied at %v, want at 20m, when alice approved", at["60%"])
+		}
+		// Traffic increase asked before 20 %, once; before 60 % only once the
+		// person approved; before 100 %, once.
+		if d := cmp.Diff([]time.Duration{time.Minute, 20 * time.Minute, 21 * time.Minute}, since(start, lt.Calls("/gate/approve"))); d != "" {
+			t.Errorf("confirm-traffic-increase calls (-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestConfirmationsAsAPreDeploymentGate: given to deploy.WithGates, it asks
+// the confirm-rollout hooks only, within the runner's gate deadline.
+func TestConfirmationsAsAPreDeploymentGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lt := &loadtester{}
+		c := &hook.Confirmations{Strategy: canary(), Hooks: []*hook.Confirm{
+			confirm(hook.TypeConfirmRollout, lt, "/gate/check"), confirm(hook.TypeConfirmPromotion, lt, "/gate/halt")}}
+		r := runner(t, canary(), 1, deploy.WithGates(c), deploy.WithGateDeadline(2*time.Hour))
+		rep, err := r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrBlocked) {
+			t.Fatalf("status %s, err %v; want blocked past the gate deadline", rep.Status, err)
+		}
+		if n := len(lt.Calls("/gate/check")); n < 120 || len(lt.Calls("/gate/halt")) != 0 {
+			t.Errorf("confirm-rollout asked %d times, confirm-promotion %d times", n, len(lt.Calls("/gate/halt")))
+		}
+	})
+}
+
+// TestPreRolloutStepNamesItsStep: with Step set, the hook runs during that
+// step's bake only, also in a process that did not see the earlier steps.
+func TestPreRolloutStepNamesItsStep(t *testing.T) {
+	lt := &loadtester{}
+	h := preRollout(lt)
+	h.Step = "canary"
+	tg := monitor.Target{DeploymentID: "podinfo-v2-1", Service: "podinfo", Version: "v2", Environment: "test", Stage: "test", Phase: "bake", Step: "20%"}
+	if obs, _ := h.Observe(t.Context(), tg); len(obs.Checks) != 0 {
+		t.Errorf("ran during 20%%: %+v", obs)
+	}
+	tg.Step = "canary"
+	if obs, _ := h.Observe(t.Context(), tg); len(obs.Checks) != 1 || !obs.Checks[0].OK {
+		t.Errorf("did not run during canary: %+v", obs)
+	}
+	if obs, _ := h.Observe(t.Context(), tg); len(obs.Checks) != 0 {
+		t.Errorf("ran again after it passed: %+v", obs)
 	}
 }
