@@ -14,16 +14,17 @@
 //
 // # Flagger's webhooks and what they become
 //
-//	Flagger             deploykit                                 where it runs
-//	confirm-rollout     Confirm (a deploy.Gate), via Confirmations before the first step of each stage
-//	pre-rollout         PreRollout (a deploy.Monitor)             every interval of the first step's bake, until it passes
-//	rollout (or none)   Rollout (a deploy.Monitor)                every interval of every step's bake
-//	confirm-traffic-increase  Confirm, via Confirmations          before every step that raises the exposure
-//	confirm-promotion   Confirm, via Confirmations                before the last step of each stage
-//	rollback            Rollback (a deploy.Monitor), and          every interval of a bake; every check of a
-//	                    Confirmations.Rollbacks                   waiting confirmation
-//	post-rollout        PostRollout (a deploy.Notifier)           on the event that ends the release
-//	event               Event (a deploy.Notifier)                 on every event
+//	Flagger                   deploykit                       when
+//	confirm-rollout           Confirm, through Confirmations  before the first step of each stage
+//	pre-rollout               PreRollout, a deploy.Monitor    every interval of the first step's bake,
+//	                                                          until it passes
+//	rollout (or no type)      Rollout, a deploy.Monitor       every interval of every step's bake
+//	confirm-traffic-increase  Confirm, through Confirmations  before every step that raises the exposure
+//	confirm-promotion         Confirm, through Confirmations  before the last step of each stage
+//	rollback                  Rollback, a deploy.Monitor      every interval of a bake
+//	                          Confirmations.Rollbacks         every check of a waiting confirmation
+//	post-rollout              PostRollout, a deploy.Notifier  on the event that ends the release
+//	event                     Event, a deploy.Notifier        on every event
 //
 // Flagger's analysis threshold is the rollback policy's failure limit:
 // Threshold sets it (threshold-1 failures tolerated), with a progress deadline
