@@ -38,7 +38,7 @@ type child struct {
 
 // startChild runs the test binary again as TestHelperProcess in role.
 // It is killed when the test ends if it still runs.
-func startChild(t *testing.T, role, name, dsn, dir string) *child {
+func startChild(t testing.TB, role, name, dsn, dir string) *child {
 	t.Helper()
 	c := &child{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	out, err := os.Create(c.log)
@@ -72,7 +72,7 @@ func (c *child) output() string {
 }
 
 // waitOutput waits until the child has printed s.
-func (c *child) waitOutput(t *testing.T, s string, within time.Duration) {
+func (c *child) waitOutput(t testing.TB, s string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !strings.Contains(c.output(), s) {
@@ -89,7 +89,7 @@ func (c *child) waitOutput(t *testing.T, s string, within time.Duration) {
 }
 
 // stop ends a worker with SIGTERM (a soft stop) and waits for it.
-func (c *child) stop(t *testing.T) {
+func (c *child) stop(t testing.TB) {
 	t.Helper()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -132,6 +132,12 @@ func TestHelperProcess(t *testing.T) {
 		}
 		fmt.Println("migrated")
 		os.Exit(0)
+	case "bench":
+		f, err := benchWorker(pool, store, dir, os.Getenv(envName))
+		if err != nil {
+			fail(err)
+		}
+		serve(ctx, f)
 	case "worker":
 		name := os.Getenv(envName)
 		// Every worker migrates at start-up.
@@ -143,22 +149,27 @@ func TestHelperProcess(t *testing.T) {
 		f := newFleet(t, pool, fx, name, deployriver.Config{OnRound: func(r deployriver.Round) {
 			log.add("round", r.ID, name+"/"+r.Outcome, r.Started.Sub(r.Due).Milliseconds())
 		}})
-		sig, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
-		defer stop()
-		if err := f.Start(ctx); err != nil {
-			fail(err)
-		}
-		fmt.Println("ready", os.Getpid())
-		<-sig.Done()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := f.Stop(sctx); err != nil {
-			fail(err)
-		}
-		fmt.Println("stopped")
-		os.Exit(0)
+		serve(ctx, f)
 	}
 	fail(fmt.Errorf("unknown role %q", role))
+}
+
+// serve works f's jobs until SIGTERM, then stops it softly and exits.
+func serve(ctx context.Context, f *deployriver.Fleet) {
+	sig, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
+	if err := f.Start(ctx); err != nil {
+		fail(err)
+	}
+	fmt.Println("ready", os.Getpid())
+	<-sig.Done()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := f.Stop(sctx); err != nil {
+		fail(err)
+	}
+	fmt.Println("stopped")
+	os.Exit(0)
 }
 
 func fail(err error) {
