@@ -15,9 +15,9 @@ import (
 // DecisionRequest is the body of POST /api/releases/{id}/{action}.
 type DecisionRequest struct {
 	// Step is the step the decision is for, by its index in the current
-	// stage's plan from 0 (View.Step): required for approve and skip; for
-	// the others, absent means the step the release is at now, and a value
-	// must be that step.
+	// stage's plan from 0 (View.Step, -1 once every step is done): required
+	// for approve and skip; for the others, absent means the step the
+	// release is at now, and a value must be that step.
 	Step *int `json:"step"`
 	// Reason says why, for the timeline and the report.
 	Reason string `json:"reason"`
@@ -106,9 +106,6 @@ func (h *Handler) apiDecide(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case body.Step == nil && (a == Approve || a == Skip):
 		h.refuse(w, r, http.StatusBadRequest, string(a)+" needs the step it is for: {\"step\": its index, from 0}")
-		return
-	case body.Step != nil && *body.Step < 0:
-		h.refuse(w, r, http.StatusBadRequest, "step "+strconv.Itoa(*body.Step)+" is negative")
 		return
 	case body.Step != nil:
 		step = *body.Step

@@ -20,7 +20,7 @@ type View struct {
 	Phase    state.Phase   `json:"phase"`
 	Stage    int           `json:"stage"`
 	// Step is the step a decision is for now: the one waited at, else the
-	// one being deployed.
+	// one being deployed (-1 once every step of the stage is done).
 	Step     int         `json:"step"`
 	Steps    []StepView  `json:"steps,omitempty"`
 	Exposure float64     `json:"exposure"`
