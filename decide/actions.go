@@ -134,6 +134,9 @@ func stepOf(rec *state.Record) int {
 
 // stepName names step of rec for people: "2 (50%)".
 func stepName(rec *state.Record, step int) string {
+	if step < 0 {
+		return "none (every step done)"
+	}
 	s := strconv.Itoa(step + 1)
 	if step >= 0 && step < len(rec.Steps) {
 		s += " (" + rec.Steps[step] + ")"
