@@ -6,7 +6,7 @@
 // A [Runner] composes four small interfaces:
 //
 //   - [Strategy]: how the release reaches users — a plan of [Step]s and a
-//     way back (strategy.Direct, strategy.BlueGreen, strategy.Progressive, or
+//     way back (strategy.Direct, strategy.BlueGreen, progressive.Strategy, or
 //     your own).
 //   - [Gate]: what must be true first (CI green, approval, deploy window,
 //     flag off…); see package gate.

@@ -82,6 +82,10 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	if next.IsZero() {
 		next = now
 	}
+	rec.Next = next // what a scheduler lists (state.Lister)
+	if rec.Status.Final() {
+		rec.Next = time.Time{}
+	}
 	rec.LeaseUntil = next.Add(r.cfg.leaseGrace)
 	if lp.oneShot {
 		// Reconcile: the caller comes back at next, perhaps as another

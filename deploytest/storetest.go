@@ -40,7 +40,12 @@ const storeRacers = 16
 // history (ErrHistory for an Update that shortens it, entries appended over
 // many Updates, appends by holders of one record that do not reach each
 // other), a round trip of every Record field, and errors, not panics, for
-// nil records. A store that implements [state.Quarantiner] is checked to set
+// nil records. A store that implements [state.Lister] is checked to list
+// by service, environment, status and ActiveOnly, with each release's Next,
+// in pages of a stable cursor while records are created and finished
+// between pages, without records set aside, and to refuse a bad Query with
+// [state.ErrQuery]; for one that does not, those checks pass. A store that
+// implements [state.Quarantiner] is checked to set
 // records aside as that interface says; for one that does not, that check
 // passes. Times are compared with time.Time.Equal and outbox events as JSON
 // values, so a store may normalise both.
@@ -72,6 +77,9 @@ func TestStore(newStore func() (state.Store, error)) error {
 		{"History/Appends", checkHistoryAppends},
 		{"History/Shared", checkHistoryShared},
 		{"Quarantine", checkQuarantine},
+		{"List", checkList},
+		{"List/Paging", checkListPaging},
+		{"List/Query", checkListQuery},
 		{"RoundTrip", checkRoundTrip},
 		{"NilRecord", checkNilRecord},
 	}
@@ -534,6 +542,7 @@ func FullRecord(id string) *state.Record {
 		Holder:        "runner-a@host",
 		Token:         5,
 		LeaseUntil:    at(40),
+		Next:          at(39),
 		Created:       at(0),
 		Updated:       at(33),
 		Deadline:      at(24 * 60),

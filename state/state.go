@@ -49,6 +49,14 @@
 // holder's work even if it reloads. [WithToken] and [TokenFrom] carry the
 // token to the effects a runner makes, for targets that keep it.
 //
+// # Listing
+//
+// A store that implements [Lister] ([Memory], [File], state/postgres) lists
+// its releases by service, environment, status or ActiveOnly, in pages of
+// a stable cursor, each with the time its next action is due
+// ([Record.Next], what Runner.Reconcile returned): a scheduler that drives
+// many releases finds them there after a crash.
+//
 // # Records set aside
 //
 // A record that cannot be read, or whose holder is gone for good, would keep
@@ -327,6 +335,10 @@ type Record struct {
 	Holder     string    `json:"holder,omitempty"`
 	Token      int64     `json:"token"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// Next is when the runner that saved the record said its next action
+	// is due: what Runner.Reconcile returned. A scheduler lists it
+	// ([Lister]) to know when to drive the release again.
+	Next time.Time `json:"next,omitzero"`
 
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
