@@ -165,10 +165,12 @@ type Step struct {
 	// Bake is how long monitors watch before the next step. 0 promotes as
 	// soon as the step is applied, without observing.
 	Bake time.Duration
-	// Approval makes the runner wait for the approval gate (WithApproval)
-	// before applying the step. Like a paused Argo Rollout, the wait has no
-	// deadline; unlike one, the users already exposed by the steps before
-	// stay watched every interval, and a breach rolls back.
+	// Approval makes the runner wait, before applying the step, for a
+	// person's approval (Runner.Approve, once for this step of this
+	// release) or for the approval gate (WithApproval), whichever comes
+	// first. Like a paused Argo Rollout, the wait has no deadline; unlike
+	// one, the users already exposed by the steps before stay watched
+	// every interval, and a breach rolls back.
 	Approval bool
 	// Approvers, with Approval, say who may approve the step through
 	// Runner.Approve; anyone may when empty. Others are refused with

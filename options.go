@@ -244,7 +244,7 @@ func WithGateDeadline(d time.Duration) Option {
 }
 
 // WithApproval sets the gate consulted before a step with Approval set, such
-// as a gate.Approval. While it asks to wait (RetryAt), the runner re-checks
+// as a gate.Approval; without one, such a step waits for Runner.Approve. While it asks to wait (RetryAt), the runner re-checks
 // it at the time it gives or at the next observation interval, whichever is
 // sooner, observing the monitors meanwhile: a breach rolls back. A refusal
 // rolls back too.
