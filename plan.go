@@ -31,6 +31,9 @@ type PlanDoc struct {
 	Waivers   map[Pitfall]string
 	// Problems are the pitfalls and errors Run would refuse the release for.
 	Problems []string
+	// Analyses are the background and promotion analyses ("background
+	// success-rate from step 1 of each stage"); inline ones are in the steps.
+	Analyses []string
 }
 
 // PlanStage is one stage of a PlanDoc.
@@ -46,6 +49,12 @@ type PlanStep struct {
 	Exposure float64
 	Bake     time.Duration
 	Approval bool
+	// Approvers may approve the step (anyone when empty).
+	Approvers []string
+	// Analysis names the step's inline analysis, if any.
+	Analysis string
+	// Pause is the step's pause, if any.
+	Pause *Pause
 }
 
 // Plan returns what Run would do for rel, as data and Markdown, without
@@ -64,10 +73,23 @@ func (r *Runner) Plan(ctx context.Context, rel Release) (*PlanDoc, error) {
 	}
 	doc := &PlanDoc{Release: rel, Strategy: nameOf(r.strategy), Conditions: r.conditions,
 		Schedule: r.cfg.schedule, Interval: r.cfg.interval, Waivers: r.cfg.waivers, Procedure: r.procedure(nil)}
+	if a := r.cfg.background; a != nil {
+		doc.Analyses = append(doc.Analyses, fmt.Sprintf("background %s from step %d of each stage", a.Name, r.cfg.startingAt))
+	}
+	if a := r.cfg.prePromo; a != nil {
+		doc.Analyses = append(doc.Analyses, "pre-promotion "+a.Name)
+	}
+	if a := r.cfg.postPromo; a != nil {
+		doc.Analyses = append(doc.Analyses, "post-promotion "+a.Name)
+	}
 	for i, st := range r.stages(rel) {
 		ps := PlanStage{Name: st.Name, Environment: st.Environment}
 		for _, s := range plans[i] {
-			ps.Steps = append(ps.Steps, PlanStep{Name: s.Name, Exposure: s.Exposure, Bake: s.Bake, Approval: s.Approval})
+			p := PlanStep{Name: s.Name, Exposure: s.Exposure, Bake: s.Bake, Approval: s.Approval, Approvers: s.Approvers, Pause: s.Pause}
+			if s.Analysis != nil {
+				p.Analysis = s.Analysis.Name
+			}
+			ps.Steps = append(ps.Steps, p)
 		}
 		doc.Stages = append(doc.Stages, ps)
 	}
@@ -104,14 +126,36 @@ func (p *PlanDoc) Markdown() string {
 	for pf, reason := range p.Waivers {
 		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", pf, reason)
 	}
+	if len(p.Analyses) > 0 {
+		fmt.Fprintf(&b, "- Analyses: %s\n", strings.Join(p.Analyses, "; "))
+	}
 	for _, st := range p.Stages {
-		fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval |\n|---|---|---|---|---|\n", st.Name, st.Environment)
+		holds := slices.ContainsFunc(st.Steps, func(s PlanStep) bool { return s.Analysis != "" || s.Pause != nil })
+		if holds {
+			fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval | Analysis | Pause |\n|---|---|---|---|---|---|---|\n", st.Name, st.Environment)
+		} else {
+			fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval |\n|---|---|---|---|---|\n", st.Name, st.Environment)
+		}
 		for i, s := range st.Steps {
 			appr := ""
 			if s.Approval {
 				appr = "yes"
+				if len(s.Approvers) > 0 {
+					appr = "by " + strings.Join(s.Approvers, ", ")
+				}
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %v | %s |\n", i+1, s.Name, percent(s.Exposure), s.Bake, appr)
+			fmt.Fprintf(&b, "| %d | %s | %s | %v | %s |", i+1, s.Name, percent(s.Exposure), s.Bake, appr)
+			if holds {
+				pause := ""
+				switch {
+				case s.Pause != nil && s.Pause.Duration > 0:
+					pause = s.Pause.Duration.String()
+				case s.Pause != nil:
+					pause = "until promoted"
+				}
+				fmt.Fprintf(&b, " %s | %s |", s.Analysis, pause)
+			}
+			b.WriteString("\n")
 		}
 	}
 	b.WriteString("\n### Post-deployment watch\n")
