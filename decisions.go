@@ -144,6 +144,9 @@ func repeated(rec *state.Record, dec state.Decision) bool {
 			return true
 		}
 	}
+	if dec.Kind == state.DecisionAbort && rec.Waiting != nil && rec.Waiting.Kind == state.WaitAborted {
+		return true // aborted already: what was asked is done
+	}
 	if dec.Kind == state.DecisionApprove {
 		// Approvals are used once per step and attempt: a second
 		// approver's is not needed.

@@ -24,7 +24,8 @@ func TestIndefinitePauseWaitsDaysAndContinuesOnPromote(t *testing.T) {
 		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 1)}
 		store := state.NewMemory()
 		m := deploytest.Healthy()
-		r := openRunner(t, s, store, deploy.WithInterval(time.Minute), deploy.WithMonitors(m),
+		events := &deploytest.Recorder{}
+		r := openRunner(t, s, store, deploy.WithInterval(time.Minute), deploy.WithMonitors(m), deploy.WithNotifiers(events),
 			deploy.WithStepRules(deploy.StepRule{Step: "20%", Pause: &deploy.Pause{}}))
 		start := time.Now()
 		id, err := r.Start(t.Context(), rel)
@@ -65,6 +66,11 @@ func TestIndefinitePauseWaitsDaysAndContinuesOnPromote(t *testing.T) {
 		}
 		if applied.Sub(promoted) != 0 {
 			t.Errorf("100%% applied %v after the Promote, want at once", applied.Sub(promoted))
+		}
+		// 3 days of looks, and a handful of events: a pause is not
+		// announced every minute.
+		if n := len(events.Events()); n > 30 {
+			t.Errorf("%d events during the release, want a handful", n)
 		}
 		if len(res.rep.Decisions) != 1 || res.rep.Decisions[0].By != "alice" || res.rep.Decisions[0].Pending() {
 			t.Errorf("decisions = %+v", res.rep.Decisions)

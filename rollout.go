@@ -153,7 +153,10 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	// Baking: observe and judge.
 	dec, obs := r.judge(sctx, rec, lp, "bake", step.Name, rec.BakeStart)
 	bakeDone := !now.Before(rec.BakeStart.Add(step.Bake))
-	if dec.Verdict != rollback.Continue || bakeDone {
+	// A step held after its bake (a pause, an analysis still running) is
+	// watched every interval; only its first healthy look is announced.
+	held := bakeDone && r.holding(rec, step)
+	if dec.Verdict != rollback.Continue || bakeDone && !held {
 		r.announce(rec, lp, dec, step.Name)
 	}
 	r.tick(rec, now, ItemMonitorDeploy, fmt.Sprintf("%d monitor(s) observed every %v while each step baked", len(r.cfg.monitors), r.cfg.interval))
@@ -174,7 +177,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	switch dec.Verdict {
 	case rollback.Continue:
 		if bakeDone {
-			if !r.holding(rec, step) {
+			if !held {
 				r.noteObs(rec, now, state.EntryVerdict, state.OutcomeHealthy, step.Name, obs)
 			}
 			return r.hold(sctx, rec, lp, now, step, steps, len(plans), earliest(anext, now.Add(r.cfg.interval)))
