@@ -27,10 +27,14 @@ func TestDamagedWaitsDecisionsAndRunsAreRefused(t *testing.T) {
 		{"Waiting.Kind", func(r *state.Record) {
 			r.Phase, r.Trigger, r.Waiting = deploy.PhaseRollback, &state.Trigger{Kind: state.TriggerBreach}, &state.Wait{Kind: state.WaitAborted}
 		}},
-		{"Applying", func(r *state.Record) { r.Phase, r.Applying, r.Waiting = deploy.PhaseDeploy, true, &state.Wait{Kind: state.WaitApproval} }},
+		{"Applying", func(r *state.Record) {
+			r.Phase, r.Applying, r.Waiting = deploy.PhaseDeploy, true, &state.Wait{Kind: state.WaitApproval}
+		}},
 		{"Decisions[0].By", func(r *state.Record) { r.Decisions = []state.Decision{{Kind: state.DecisionPromote}} }},
 		{"Decisions[0].Kind", func(r *state.Record) { r.Decisions = []state.Decision{{Kind: "veto", By: "x"}} }},
-		{"Analyses[0].Metrics[0].Count", func(r *state.Record) { r.Analyses = run(state.MetricRun{Phase: state.AnalysisRunning, Count: 3, Successful: 1}) }},
+		{"Analyses[0].Metrics[0].Count", func(r *state.Record) {
+			r.Analyses = run(state.MetricRun{Phase: state.AnalysisRunning, Count: 3, Successful: 1})
+		}},
 		{"Analyses[0].Metrics[0].ConsecutiveErrors", func(r *state.Record) {
 			r.Analyses = run(state.MetricRun{Phase: state.AnalysisRunning, Errors: 1, ConsecutiveErrors: 2})
 		}},
