@@ -72,6 +72,14 @@ func TestIndefinitePauseWaitsDaysAndContinuesOnPromote(t *testing.T) {
 		if n := len(events.Events()); n > 30 {
 			t.Errorf("%d events during the release, want a handful", n)
 		}
+		var waited, decided bool
+		for _, e := range events.Events() {
+			waited = waited || e.Kind == deploy.EventWaiting && e.Wait != nil && e.Wait.Kind == state.WaitPause
+			decided = decided || e.Kind == deploy.EventDecision && e.Decision != nil && e.Decision.By == "alice"
+		}
+		if !waited || !decided {
+			t.Errorf("events: waiting %v, decision %v; want both announced", waited, decided)
+		}
 		if len(res.rep.Decisions) != 1 || res.rep.Decisions[0].By != "alice" || res.rep.Decisions[0].Pending() {
 			t.Errorf("decisions = %+v", res.rep.Decisions)
 		}
