@@ -561,7 +561,7 @@ func FullRecord(id string) *state.Record {
 		Metrics: []state.MetricRun{{Name: "success-rate", Unit: "ratio", DryRun: true, Phase: state.AnalysisInconclusive, Count: 3,
 			Successful: 1, Failed: 1, Inconclusive: 1, Errors: 2, ConsecutiveErrors: 1, ConsecutiveSuccesses: 1, Next: at(14),
 			Measurements: []state.AnalysisMeasurement{{At: at(11), Phase: state.AnalysisSuccessful, Value: f(0.99), Reason: "ok"}, {At: at(12), Phase: state.AnalysisError, Reason: "no data"}},
-			Reason: "inconclusive 1 time"}}}}
+			Reason:       "inconclusive 1 time"}}}}
 	r.Attempt = 1
 	r.Full = true
 	r.RollbackFrom = 1
