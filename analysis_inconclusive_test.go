@@ -87,6 +87,16 @@ func TestInconclusiveAnalysisPausesThenAbortRollsBack(t *testing.T) {
 		if rec.Trigger == nil || rec.Trigger.Kind != state.TriggerAbort || !strings.Contains(rec.Trigger.Reason, "aborted by carol: not sure") {
 			t.Errorf("trigger = %+v", rec.Trigger)
 		}
+		open, err := r.Report(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := open.Headline(); !strings.Contains(h, "running, waiting for aborted at step 20%") {
+			t.Errorf("headline = %q", h)
+		}
+		if md := open.Markdown(); !strings.Contains(md, "- In progress: checkout v2 at 0 % exposure, waiting for aborted") || !strings.Contains(md, "### Waiting") {
+			t.Errorf("the report of the aborted release does not say it waits:\n%s", md)
+		}
 		// A Rollback ends the aborted release: rolled back, ErrAborted.
 		rep, err := r.Rollback(t.Context(), id, "giving up on v2")
 		if err != nil || rep.Status != deploy.RolledBack {

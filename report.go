@@ -222,6 +222,9 @@ func followUps(rec *state.Record) (follow, lessons []string) {
 // Headline is a one-line summary of the outcome.
 func (rep *Report) Headline() string {
 	s := fmt.Sprintf("%s %s to %s: %s", rep.Release.Service, rep.Release.Version, rep.Release.Environment, rep.Status)
+	if w := rep.Waiting; w != nil {
+		s += fmt.Sprintf(", waiting for %s at step %s", w.Kind, w.StepName)
+	}
 	if rep.Trigger != nil && rep.Status != Succeeded {
 		s += " — " + rep.Trigger.Reason
 	}
@@ -271,6 +274,12 @@ func (rep *Report) Markdown() string {
 		}
 	case Blocked:
 		fmt.Fprintf(&b, "- Nothing: %s %s was blocked before anything was deployed\n", rel.Service, rel.Version)
+	case Running:
+		fmt.Fprintf(&b, "- In progress: %s %s at %s exposure", rel.Service, rel.Version, percent(rep.Exposure))
+		if w := rep.Waiting; w != nil {
+			fmt.Fprintf(&b, ", waiting for %s at step %s", w.Kind, mdText(w.StepName))
+		}
+		b.WriteString("\n")
 	default: // rolled back, aborted
 		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rel.Service, rel.Version, rep.Status)
 		done := rep.completedStages()
