@@ -216,3 +216,45 @@ func TestGateDeadlineNoDeadline(t *testing.T) {
 		t.Errorf("WithGateDeadline(NoDeadline): %v", err)
 	}
 }
+
+// A release driven by Reconcile from a cron job holds no lease between
+// rounds: a decision written meanwhile is carried out by the next round.
+func TestDecisionBetweenReconcileRounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 1)}
+		store := state.NewMemory()
+		rule := deploy.WithStepRules(deploy.StepRule{Step: "20%", Pause: &deploy.Pause{}})
+		id, err := decisionRunner(t, s, store, rule).Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		round := func() (time.Time, *deploy.Report) {
+			next, rep, err := decisionRunner(t, s, store, rule, deploy.WithHolder("cron")).Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return next, rep
+		}
+		for {
+			next, rep := round()
+			if rep.Waiting != nil {
+				break
+			}
+			time.Sleep(time.Until(next))
+		}
+		if err := decisionRunner(t, s, store, deploy.WithHolder("page")).Promote(t.Context(), id, false, deploy.Decision{By: "ivan"}); err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			next, rep := round()
+			if rep.Status.Final() {
+				if rep.Status != deploy.Succeeded || len(s.Applied()) != 2 {
+					t.Fatalf("status %s, applied %v", rep.Status, s.Applied())
+				}
+				return
+			}
+			time.Sleep(time.Until(next))
+		}
+		t.Fatal("the release did not end")
+	})
+}
