@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -256,5 +257,45 @@ func TestDecisionBetweenReconcileRounds(t *testing.T) {
 			time.Sleep(time.Until(next))
 		}
 		t.Fatal("the release did not end")
+	})
+}
+
+// A decision written between a runner's load of the record and the save
+// that takes its lease is no takeover: the runner takes the release with
+// the decision, instead of stopping with ErrLocked.
+func TestDecisionRacingTheLeaseIsKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 1)}
+		store := state.NewMemory()
+		rule := deploy.WithStepRules(deploy.StepRule{Step: "20%", Pause: &deploy.Pause{}})
+		id, err := decisionRunner(t, s, store, rule).Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			next, rep, err := decisionRunner(t, s, store, rule, deploy.WithHolder("cron")).Reconcile(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Waiting != nil {
+				break
+			}
+			time.Sleep(time.Until(next))
+		}
+		time.Sleep(2 * time.Minute) // the cron round's lease is over
+		page := decisionRunner(t, s, store, deploy.WithHolder("page"))
+		fs := deploytest.NewFaultStore(store)
+		fs.OnWrite = func(_ *state.Record, n int) deploytest.Fault {
+			if n == 0 {
+				if err := page.Promote(context.Background(), id, false, deploy.Decision{By: "judy"}); err != nil {
+					t.Error(err)
+				}
+			}
+			return deploytest.Fault{}
+		}
+		rep, err := decisionRunner(t, s, fs, rule, deploy.WithHolder("resumer")).Resume(t.Context(), id)
+		if err != nil || rep.Status != deploy.Succeeded {
+			t.Fatalf("Resume: %v, status %s", err, rep.Status)
+		}
 	})
 }
