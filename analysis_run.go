@@ -312,13 +312,13 @@ func tally(mr *state.MetricRun, x measurement, now time.Time) {
 		v := x.value
 		ms.Value = &v
 	}
-	if len(mr.Measurements) >= state.MeasurementsKept {
-		// The oldest goes; the counters keep counting it. A new slice, so
-		// that no earlier copy of the record sees its entries move.
-		mr.Measurements = append(mr.Measurements[len(mr.Measurements)-state.MeasurementsKept+1:len(mr.Measurements):len(mr.Measurements)], ms)
-	} else {
-		mr.Measurements = append(mr.Measurements, ms)
+	if n := len(mr.Measurements); n >= state.MeasurementsKept {
+		// The oldest goes; the counters keep counting it. The runs are
+		// the holder's own (stores deep-copy them), so they shift in place.
+		copy(mr.Measurements, mr.Measurements[n-state.MeasurementsKept+1:])
+		mr.Measurements = mr.Measurements[:state.MeasurementsKept-1]
 	}
+	mr.Measurements = append(mr.Measurements, ms)
 }
 
 // assessMetric sets mr's phase from its counters and m's limits, in Argo
