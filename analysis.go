@@ -281,7 +281,6 @@ func checkAnalysis(where string, a *Analysis) error {
 		return bad("Analysis %q: OnInconclusive %d is not InconclusivePause or InconclusiveRollback", a.Name, a.OnInconclusive)
 	}
 	seen := map[string]bool{}
-	decides := false
 	for i, m := range a.Metrics {
 		at := fmt.Sprintf("Analysis %q Metrics[%d] (%q)", a.Name, i, m.Name)
 		switch {
@@ -315,8 +314,7 @@ func checkAnalysis(where string, a *Analysis) error {
 			return bad("%s: ConsecutiveSuccessLimit %d is negative", at, m.ConsecutiveSuccessLimit)
 		}
 		seen[m.Name] = true
-		decides = decides || !m.DryRun
 	}
-	_ = decides // an analysis of dry-run metrics only is allowed: it always succeeds
+	// An analysis of dry-run metrics only is allowed: it always succeeds.
 	return nil
 }
