@@ -58,7 +58,7 @@ func (r *Runner) Promote(ctx context.Context, id string, full bool, d Decision) 
 // Abort rolls release id back and keeps it open: once the rollback is
 // verified, it waits (state.WaitAborted) for Retry, which starts the stage
 // again from its first step, or for Rollback, which ends it. It applies
-// while the release deploys or verifies. See Approve for how decisions are
+// while the release deploys or verifies (before, Rollback ends it). See Approve for how decisions are
 // carried out.
 func (r *Runner) Abort(ctx context.Context, id string, d Decision) error {
 	return r.decide(ctx, id, state.Decision{Kind: state.DecisionAbort}, d)
@@ -197,7 +197,10 @@ func applies(rec *state.Record, dec state.Decision) error {
 		if w != nil && w.Kind == state.WaitAborted {
 			return no("it is aborted already")
 		}
-		if rec.Phase != PhasePreflight && rec.Phase != PhaseDeploy && rec.Phase != PhaseVerify {
+		if rec.Phase == PhasePreflight {
+			return no("nothing is deployed before the preflight passes: Rollback ends the release")
+		}
+		if rec.Phase != PhaseDeploy && rec.Phase != PhaseVerify {
 			return no("it is in phase " + string(rec.Phase))
 		}
 	case state.DecisionRetry:

@@ -299,3 +299,26 @@ func TestDecisionRacingTheLeaseIsKept(t *testing.T) {
 		}
 	})
 }
+
+// Abort before the preflight passed is refused: nothing is deployed, and a
+// Retry would skip the gates; Rollback ends such a release.
+func TestAbortInPreflightIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1)}
+		store := state.NewMemory()
+		wait := deploy.GateFunc(func(ctx context.Context, d *deploy.Deployment) error {
+			return deploy.RetryAt(time.Now().Add(30*time.Minute), "window opens soon")
+		})
+		r := decisionRunner(t, s, store, deploy.WithGates(wait))
+		id, err := r.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.Reconcile(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Abort(t.Context(), id, deploy.Decision{By: "kim"}); !errors.Is(err, deploy.ErrNotWaiting) || !strings.Contains(err.Error(), "Rollback ends the release") {
+			t.Errorf("Abort in preflight: %v, want ErrNotWaiting pointing to Rollback", err)
+		}
+	})
+}
