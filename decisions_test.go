@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -319,6 +320,36 @@ func TestAbortInPreflightIsRefused(t *testing.T) {
 		}
 		if err := r.Abort(t.Context(), id, deploy.Decision{By: "kim"}); !errors.Is(err, deploy.ErrNotWaiting) || !strings.Contains(err.Error(), "Rollback ends the release") {
 			t.Errorf("Abort in preflight: %v, want ErrNotWaiting pointing to Rollback", err)
+		}
+	})
+}
+
+// Abort applies after full exposure too, during the watch: the release
+// rolls back and waits; Retry deploys the stage again and watches anew.
+func TestAbortDuringTheWatchThenRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.5, 1)}
+		store := state.NewMemory()
+		r := decisionRunner(t, s, store, deploy.WithSchedule(monitor.Schedule{Windows: []monitor.Window{{Name: "intensive", Duration: time.Hour, Interval: time.Minute}}}))
+		id, err := r.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := runInBackground(r, t.Context(), id)
+		waitFor(t, store, id, time.Hour, func(rec *state.Record) bool { return rec.Phase == deploy.PhaseVerify && len(rec.Windows) > 0 })
+		if err := r.Abort(t.Context(), id, deploy.Decision{By: "lee", Reason: "customer report"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, store, id, time.Hour, waiting(state.WaitAborted))
+		if err := r.Retry(t.Context(), id, deploy.Decision{By: "lee"}); err != nil {
+			t.Fatal(err)
+		}
+		res := <-done
+		if res.err != nil || res.rep.Status != deploy.Succeeded || len(res.rep.Windows) != 1 || res.rep.Windows[0].Observations != 60 {
+			t.Fatalf("status %s, err %v, windows %+v", res.rep.Status, res.err, res.rep.Windows)
+		}
+		if diff := cmp.Diff([]string{"production/50%", "production/100%", "production/50%", "production/100%"}, s.Applied()); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
 		}
 	})
 }
