@@ -234,14 +234,8 @@ func TestAbortThenRetryFromThePage(t *testing.T) {
 }
 
 // A rollback asked for while the release waits for the approval of its
-// first step (nothing deployed) ends it. With the engine as merged (w9a
-// 75a08c6), Runner.Rollback leaves Record.Waiting set on a release in
-// phase communicate, and the record then fails its own invariant ("field
-// Waiting.Kind = approval: only a release being deployed waits for
-// approval"): the release stays running. Skipped until the engine clears
-// the wait; the page answers with the runner's error meanwhile.
+// first step (nothing deployed) ends it, and the release no longer waits.
 func TestARollbackWhileWaitingForAnApprovalEndsTheRelease(t *testing.T) {
-	t.Skip("engine bug: Runner.Rollback keeps Record.Waiting (see the comment)")
 	synctest.Test(t, func(t *testing.T) {
 		e := start(t)
 		e.waits(state.WaitApproval, 0)
