@@ -51,6 +51,12 @@ type config struct {
 	storeDir        string
 	timeouts        Timeouts
 	traffic         *rollback.Traffic // WithTraffic, for the power check
+
+	stepRules  []StepRule
+	background *Analysis
+	startingAt int
+	prePromo   *Analysis
+	postPromo  *Analysis
 }
 
 // Timeouts bound the calls the runner makes into code it does not control.
@@ -242,14 +248,19 @@ func WithInterval(d time.Duration) Option {
 	return func(c *config) { c.interval = d }
 }
 
+// NoDeadline, given to WithGateDeadline, lets gates that ask to be retried
+// wait for as long as they ask: "wait forever" said explicitly.
+const NoDeadline time.Duration = -1
+
 // WithGateDeadline sets how long the runner waits for gates that ask to be
-// retried (RetryAt) before it blocks the release. The default is one hour.
+// retried (RetryAt) before it blocks the release. The default is one hour;
+// NoDeadline waits as long as the gates ask (0 is refused: say NoDeadline).
 func WithGateDeadline(d time.Duration) Option {
 	return func(c *config) { c.gateDeadline = d }
 }
 
 // WithApproval sets the gate consulted before a step with Approval set, such
-// as a gate.Approval. While it asks to wait (RetryAt), the runner re-checks
+// as a gate.Approval; without one, such a step waits for Runner.Approve. While it asks to wait (RetryAt), the runner re-checks
 // it at the time it gives or at the next observation interval, whichever is
 // sooner, observing the monitors meanwhile: a breach rolls back. A refusal
 // rolls back too.
@@ -259,6 +270,39 @@ func WithApproval(g Gate) Option {
 			c.approval = g
 		}
 	}
+}
+
+// WithStepRules adds pauses, inline analyses and approvals to the steps
+// the strategy plans, by step name (see StepRule).
+func WithStepRules(rules ...StepRule) Option {
+	return func(c *config) { c.stepRules = append(c.stepRules, rules...) }
+}
+
+// WithBackgroundAnalysis runs a in the background of each stage from its
+// step startingStep (an index in the stage's plan, from 0; Argo's
+// startingStep) until the stage's last step was applied and baked: the
+// analysis measures nothing before. A Failed or Error run rolls back; an
+// Inconclusive one pauses or rolls back (Analysis.OnInconclusive), even when
+// it comes at the promotion. When the last step is reached, metrics still
+// running end as successful, as in Argo Rollouts.
+func WithBackgroundAnalysis(a Analysis, startingStep int) Option {
+	return func(c *config) { c.background, c.startingAt = &a, startingStep }
+}
+
+// WithPrePromotionAnalysis runs a before the promotion — the step that
+// takes the last stage to full exposure — is applied, as Argo Rollouts'
+// blue-green prePromotionAnalysis: the step waits for a successful run; a
+// Failed one rolls back (the new version never served everyone).
+func WithPrePromotionAnalysis(a Analysis) Option {
+	return func(c *config) { c.prePromo = &a }
+}
+
+// WithPostPromotionAnalysis runs a once the promotion step was applied, as
+// Argo Rollouts' blue-green postPromotionAnalysis: a Failed run rolls back
+// to the previous version; the release goes on to verification once it
+// succeeds.
+func WithPostPromotionAnalysis(a Analysis) Option {
+	return func(c *config) { c.postPromo = &a }
 }
 
 // WithRollbackTimeout bounds Strategy.Rollback. The default is 5 minutes.

@@ -64,7 +64,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		r.tickFrom(rec, now, g, evidence)
 	}
 	if !wait.IsZero() {
-		if wait.After(rec.Deadline) {
+		if !rec.Deadline.IsZero() && wait.After(rec.Deadline) {
 			reason := fmt.Sprintf("gate %s; it would wait past the gate deadline %s", waitReason, rec.Deadline.Format(time.RFC3339))
 			rec.Trigger = &state.Trigger{Kind: state.TriggerBlocked, Reason: reason, At: now}
 			r.note(rec, now, state.EntryGate, state.OutcomeBlocked, "", reason)

@@ -40,7 +40,12 @@ const storeRacers = 16
 // history (ErrHistory for an Update that shortens it, entries appended over
 // many Updates, appends by holders of one record that do not reach each
 // other), a round trip of every Record field, and errors, not panics, for
-// nil records. A store that implements [state.Quarantiner] is checked to set
+// nil records. A store that implements [state.Lister] is checked to list
+// by service, environment, status and ActiveOnly, with each release's Next,
+// in pages of a stable cursor while records are created and finished
+// between pages, without records set aside, and to refuse a bad Query with
+// [state.ErrQuery]; for one that does not, those checks pass. A store that
+// implements [state.Quarantiner] is checked to set
 // records aside as that interface says; for one that does not, that check
 // passes. Times are compared with time.Time.Equal and outbox events as JSON
 // values, so a store may normalise both.
@@ -72,6 +77,9 @@ func TestStore(newStore func() (state.Store, error)) error {
 		{"History/Appends", checkHistoryAppends},
 		{"History/Shared", checkHistoryShared},
 		{"Quarantine", checkQuarantine},
+		{"List", checkList},
+		{"List/Paging", checkListPaging},
+		{"List/Query", checkListQuery},
 		{"RoundTrip", checkRoundTrip},
 		{"NilRecord", checkNilRecord},
 	}
@@ -534,6 +542,7 @@ func FullRecord(id string) *state.Record {
 		Holder:        "runner-a@host",
 		Token:         5,
 		LeaseUntil:    at(40),
+		Next:          at(39),
 		Created:       at(0),
 		Updated:       at(33),
 		Deadline:      at(24 * 60),
@@ -543,6 +552,19 @@ func FullRecord(id string) *state.Record {
 	req.Observed, req.Baseline, req.Threshold = f(*req.Observed), f(*req.Baseline), f(*req.Threshold)
 	req.Kind, req.Reason = "manual", "on-call: stop it"
 	r.RollbackRequest = &req
+	r.Waiting = &state.Wait{Kind: state.WaitApproval, Stage: "canary", Step: 3, StepName: "100%", Since: at(12), Until: at(90),
+		Reason: "approval of step 100%", Approvers: []string{"sre-oncall", "alice"}, Analysis: "success-rate"}
+	r.Decisions = []state.Decision{{Kind: state.DecisionPromote, Full: true, Stage: "canary", Step: 2, Attempt: 1, By: "bob",
+		Reason: "dashboards green", At: at(13), Taken: at(14), Outcome: "promoted fully"}}
+	r.Analyses = []state.AnalysisRun{{Name: "success-rate", Kind: state.AnalysisInline, Stage: "canary", Step: 2, StepName: "25%",
+		Attempt: 1, Phase: state.AnalysisInconclusive, Start: at(11), End: at(13), Reason: "inconclusive", Accepted: true,
+		Metrics: []state.MetricRun{{Name: "success-rate", Unit: "ratio", DryRun: true, Phase: state.AnalysisInconclusive, Count: 3,
+			Successful: 1, Failed: 1, Inconclusive: 1, Errors: 2, ConsecutiveErrors: 1, ConsecutiveSuccesses: 1, Next: at(14),
+			Measurements: []state.AnalysisMeasurement{{At: at(11), Phase: state.AnalysisSuccessful, Value: f(0.99), Reason: "ok"}, {At: at(12), Phase: state.AnalysisError, Reason: "no data"}},
+			Reason:       "inconclusive 1 time"}}}}
+	r.Attempt = 1
+	r.Full = true
+	r.RollbackFrom = 1
 	return r
 }
 

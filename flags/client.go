@@ -7,7 +7,7 @@ import (
 )
 
 // Client is the read side of a feature flag: the one method of
-// *openfeature.Client that strategy.Progressive and gate.FlagOff use to
+// *openfeature.Client that progressive.Strategy and gate.FlagOff use to
 // check what users get. Any OpenFeature client works, preferably one from an
 // isolated API (isolated.NewAPI) rather than the global one; a test may pass
 // a fake.

@@ -17,10 +17,17 @@
 //     probe_latency_seconds.
 //   - [LogScan]: error-log signatures new since the baseline, reported as
 //     the check "no new errors in logs" plus log_new_signatures.
+//   - [Web]: a value from any HTTP endpoint that answers JSON, selected with
+//     a JSONPath-like path ("{$.data.ok}"), like Argo Rollouts' web provider.
+//   - [Job]: a command whose exit status passes or fails a check, with a
+//     timeout that kills its process group and its output in the detail,
+//     like Argo Rollouts' job provider.
 //   - [Func]: any function.
 //   - Package monitor/prometheus: PromQL queries (error rate, latency, any
 //     metric) with the stable version as control, and a check that the
-//     service's monitoring and alerting are active.
+//     service's monitoring and alerting are active, and ready-made queries
+//     for services instrumented with OpenTelemetry's HTTP conventions
+//     (OTelHTTP).
 //
 // # Concurrency
 //

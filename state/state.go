@@ -49,6 +49,14 @@
 // holder's work even if it reloads. [WithToken] and [TokenFrom] carry the
 // token to the effects a runner makes, for targets that keep it.
 //
+// # Listing
+//
+// A store that implements [Lister] ([Memory], [File], state/postgres) lists
+// its releases by service, environment, status or ActiveOnly, in pages of
+// a stable cursor, each with the time its next action is due
+// ([Record.Next], what Runner.Reconcile returned): a scheduler that drives
+// many releases finds them there after a crash.
+//
 // # Records set aside
 //
 // A record that cannot be read, or whose holder is gone for good, would keep
@@ -289,6 +297,24 @@ type Record struct {
 	// the action that would follow.
 	RollbackRequest *Trigger `json:"rollbackRequest,omitempty"`
 
+	// Waiting says what the release waits for — an approval, a pause, a
+	// person's decision on an inconclusive analysis, a Retry after an
+	// abort — or is nil while it waits for nothing but time.
+	Waiting *Wait `json:"waiting,omitempty"`
+	// Decisions are the decisions people took about the release, in the
+	// order they were written, pending until the holder carries them out.
+	Decisions []Decision `json:"decisions,omitempty"`
+	// Analyses are the release's analysis runs, in the order they started.
+	Analyses []AnalysisRun `json:"analyses,omitempty"`
+	// Attempt counts the Retries after an abort: 0 for the first attempt.
+	Attempt int `json:"attempt,omitempty"`
+	// Full is set once a full promotion was decided in this attempt: the
+	// remaining steps' pauses and analyses are skipped.
+	Full bool `json:"full,omitempty"`
+	// RollbackFrom is how many RollbackSteps earlier attempts left: the
+	// current attempt's rollback starts after them.
+	RollbackFrom int `json:"rollbackFrom,omitempty"`
+
 	// Rollback state.
 	RollbackReason string   `json:"rollbackReason,omitempty"`
 	Trigger        *Trigger `json:"trigger,omitempty"`
@@ -312,6 +338,10 @@ type Record struct {
 	Holder     string    `json:"holder,omitempty"`
 	Token      int64     `json:"token"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// Next is when the runner that saved the record said its next action
+	// is due: what Runner.Reconcile returned. A scheduler lists it
+	// ([Lister]) to know when to drive the release again.
+	Next time.Time `json:"next,omitzero"`
 
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`

@@ -4,11 +4,15 @@
 //   - [Direct]: one step to full exposure, then a bake — for low-risk changes.
 //   - [BlueGreen]: deploy to the idle side, test it, switch traffic, keep the
 //     old side for rollback — for critical changes.
-//   - [Progressive]: deploy dark behind an OpenFeature flag, then 1 % → 5 % →
-//     25 % → 50 % → 100 % — for higher-risk changes; with stages, each stage
-//     may ramp its own flag backend (Progressive.Stages).
+//   - progressive.Strategy, in package strategy/progressive: deploy dark
+//     behind an OpenFeature flag, then 1 % → 5 % → 25 % → 50 % → 100 % — for
+//     higher-risk changes. It lives apart so that a program using Direct,
+//     BlueGreen or Command compiles no OpenFeature SDK.
 //   - [Command]: steps and rollback as commands (kubectl, helm, ssh, any
 //     program), never through a shell; [Kubectl], [Helm] and [SSH] build one.
+//
+// This package imports nothing but package deploy and the standard library
+// (and OpenTelemetry, which deploy imports).
 //
 // Each strategy's settings are a value struct with a Validate method; the
 // runner validates the plan before anything is applied.

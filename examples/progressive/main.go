@@ -34,7 +34,7 @@ import (
 	"github.com/deploykit/deploy/notify"
 	"github.com/deploykit/deploy/rollback"
 	"github.com/deploykit/deploy/state"
-	"github.com/deploykit/deploy/strategy"
+	"github.com/deploykit/deploy/strategy/progressive"
 )
 
 const flagKey = "new-checkout"
@@ -95,7 +95,7 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	}
 	policy.MinSamples = 5
 	policy.InconclusiveLimit = 3 // 1 % of the load is a few requests a second: wait for enough
-	runner, err := deploy.NewRunner(&strategy.Progressive{
+	runner, err := deploy.NewRunner(&progressive.Strategy{
 		Flag:       flagKey,
 		Controller: provider,
 		Client:     client,

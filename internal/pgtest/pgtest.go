@@ -155,6 +155,46 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// Launch starts a throwaway server outside a test — for an example or a
+// benchmark program that needs one when none is configured — and returns
+// it ready; [Server.Close] stops it and removes its directory. It does not
+// read $DEPLOY_TEST_POSTGRES_DSN.
+func Launch() (*Server, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	s, err := start(bin)
+	if err != nil {
+		if s != nil {
+			_ = s.Close()
+		}
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	return s, nil
+}
+
+// Close stops a server started by [Launch] and removes its directory.
+func (s *Server) Close() error {
+	var errs []error
+	if s.proc != nil {
+		errs = append(errs, s.proc.Stop())
+	}
+	if s.Dir != "" {
+		errs = append(errs, os.RemoveAll(s.Dir))
+	}
+	return errors.Join(errs...)
+}
+
+// CreateDatabase creates an empty database named name and returns its
+// connection string, outside a test (see [Launch]).
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := exec1(ctx, s.DSN, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
+	}
+	return withDatabase(s.DSN, name)
+}
+
 // DSN starts a server with [Start] and returns the connection string of a
 // new, empty database on it: a shortcut for tests that need one database.
 func DSN(t testing.TB) string {

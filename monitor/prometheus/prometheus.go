@@ -103,9 +103,18 @@
 // A Source and a Monitoring are safe for concurrent use. Observe runs its
 // queries concurrently, each with its own timeout.
 //
+// # Module
+//
 // This package imports monitor and the official Prometheus client
-// (github.com/prometheus/client_golang/api), so that importing monitor or
-// deploy does not pull the client in.
+// (github.com/prometheus/client_golang/api). It is a module of its own,
+// github.com/deploykit/deploy/monitor/prometheus, so that importing monitor
+// or deploy puts neither the client nor protobuf in a program's module
+// graph (see MODULES.md):
+//
+//	go get github.com/deploykit/deploy/monitor/prometheus
+//
+// Its tests, which start a real Prometheus (internal/promtest), run from its
+// directory: cd monitor/prometheus && go test ./...
 package prometheus
 
 import (

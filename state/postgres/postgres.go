@@ -84,6 +84,15 @@
 // The package's tests run [deploytest.TestStore] against a real PostgreSQL
 // started by internal/pgtest (apt-get install -y postgresql), or against
 // the server named by $DEPLOY_TEST_POSTGRES_DSN.
+//
+// # Module
+//
+// This package is a module of its own, github.com/deploykit/deploy/state/postgres,
+// so that pgx reaches only the programs that import it (see MODULES.md):
+//
+//	go get github.com/deploykit/deploy/state/postgres
+//
+// Its tests run from its directory: cd state/postgres && go test ./...
 package postgres
 
 import (

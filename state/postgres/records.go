@@ -51,7 +51,7 @@ func (s *Store) Create(ctx context.Context, r *state.Record) error {
 		return err
 	}
 	var n int
-	err = s.pool.QueryRow(ctx, s.q.create, r.ID, r.Release.Service, r.Release.Environment, string(r.Status), r.Token, b,
+	err = s.creator(ctx).QueryRow(ctx, s.q.create, r.ID, r.Release.Service, r.Release.Environment, string(r.Status), r.Token, b,
 		len(r.Timeline), len(r.RollbackSteps), x.rollback, x.seq, x.entry).Scan(&n)
 	if err != nil {
 		return s.writeError(ctx, "creating", r, err)

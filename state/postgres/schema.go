@@ -57,7 +57,7 @@ WHERE timeline_n IS NULL`, t),
 type queries struct {
 	migrate                               []string
 	create, active, load, update, current string
-	quarantine                            string
+	quarantine, list                      string
 }
 
 func newQueries(t, h string) queries {
@@ -66,6 +66,7 @@ func newQueries(t, h string) queries {
 	const upsert = `ON CONFLICT (id, rollback, seq) DO UPDATE SET entry = EXCLUDED.entry`
 	return queries{
 		migrate: migrations(t, h),
+		list:    listQuery(t),
 		create: fmt.Sprintf(`WITH head AS (
 	INSERT INTO %[1]s (id, service, environment, status, rev, token, record, timeline_n, rollback_n, updated_at)
 	VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, now()) RETURNING id

@@ -1,4 +1,4 @@
-package strategy_test
+package progressive_test
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/flags"
-	"github.com/deploykit/deploy/strategy"
+	"github.com/deploykit/deploy/strategy/progressive"
 )
 
 // Apply the first steps of a progressive rollout by hand, as the runner does,
 // then roll back. Each step sets the flag's share and checks through the
 // OpenFeature client that users get it.
-func ExampleProgressive() {
+func ExampleStrategy() {
 	ctx := context.Background()
 	p, err := flags.NewProvider(flags.BoolFlag("new-checkout", 0))
 	if err != nil {
@@ -26,7 +26,7 @@ func ExampleProgressive() {
 	if err := api.SetProviderAndWait(ctx, p); err != nil {
 		panic(err)
 	}
-	s := &strategy.Progressive{
+	s := &progressive.Strategy{
 		Flag:       "new-checkout",
 		Controller: p,               // the write side; or flags.NewFlagdFile(path)
 		Client:     api.NewClient(), // the read side

@@ -1,4 +1,4 @@
-package strategy
+package progressive
 
 import (
 	"context"
@@ -25,11 +25,11 @@ import (
 // *openfeature.Client satisfies.
 type FlagClient = flags.Client
 
-// DefaultShares returns the shares of Progressive's steps when Steps is
+// DefaultShares returns the shares of the strategy's steps when Steps is
 // empty: 1 %, 5 %, 25 %, 50 %, then everyone.
 func DefaultShares() []float64 { return []float64{0.01, 0.05, 0.25, 0.5, 1} }
 
-// Defaults of Progressive's verification.
+// Defaults of the strategy's verification.
 const (
 	// DefaultSamples is how many synthetic targeting keys are evaluated to
 	// check a share.
@@ -42,8 +42,8 @@ const (
 	DefaultTraced = 10
 )
 
-// ProgressiveStep is one share of a progressive rollout.
-type ProgressiveStep struct {
+// Step is one share of a progressive rollout.
+type Step struct {
 	// Share is the share of targeting keys that get the flag's on variant,
 	// in (0, 1]. Shares are served in whole buckets of 0.01 % (flags.Buckets).
 	Share float64
@@ -53,7 +53,7 @@ type ProgressiveStep struct {
 	Approval bool
 }
 
-// Progressive releases a change behind a boolean feature flag: the checklist's
+// Strategy releases a change behind a boolean feature flag: the checklist's
 // "Feature Flag" rollout for higher-risk changes. It deploys the new binary
 // dark, with the flag off for everyone, then raises the flag's share step by
 // step (by default 1 %, 5 %, 25 %, 50 %, 100 %), baking at each share while
@@ -94,7 +94,7 @@ type ProgressiveStep struct {
 //	api := isolated.NewAPI() // github.com/open-feature/go-sdk/openfeature/isolated
 //	_ = api.SetProviderAndWait(ctx, p)
 //	client := api.NewClient()
-//	r, err := deploy.NewRunner(&strategy.Progressive{
+//	r, err := deploy.NewRunner(&progressive.Strategy{
 //		Flag: "new-checkout", Controller: p, Client: client,
 //		Deploy: deployBinary, Bake: 30 * time.Minute,
 //	}, deploy.WithGates(gate.FlagOff{Flag: "new-checkout", Client: client, Controller: p}), ...)
@@ -104,7 +104,7 @@ type ProgressiveStep struct {
 // each stage then ramps its own flag from 0, and a rollback turns off only
 // the flag of the stage that failed. A stage missing from Stages uses
 // Controller and Client.
-type Progressive struct {
+type Strategy struct {
 	// Flag is the key of a boolean flag whose on variant (true) takes users to
 	// the new code path. Required.
 	Flag string
@@ -115,13 +115,13 @@ type Progressive struct {
 	// share. Required with Controller; *openfeature.Client implements it.
 	Client FlagClient
 	// Stages gives stages, by deploy.Stage.Name, their own flag backend.
-	Stages map[string]FlagTarget
+	Stages map[string]Target
 	// Deploy puts the new binary in place, with the flag off. Nil when the
 	// code is already deployed. It must be idempotent.
 	Deploy func(ctx context.Context, d *deploy.Deployment) error
 	// Steps are the shares to go through, strictly increasing. Empty means
 	// DefaultShares, each baking for Bake.
-	Steps []ProgressiveStep
+	Steps []Step
 	// Bake is how long monitors watch the dark binary before the first share,
 	// and each default step before the next.
 	Bake time.Duration
@@ -144,57 +144,57 @@ type Progressive struct {
 	Traced int
 }
 
-var _ deploy.Strategy = (*Progressive)(nil)
+var _ deploy.Strategy = (*Strategy)(nil)
 
 // Name returns "progressive".
-func (s *Progressive) Name() string { return "progressive" }
+func (s *Strategy) Name() string { return "progressive" }
 
 // RollbackPath reports true: Rollback sets the share to 0.
-func (s *Progressive) RollbackPath() bool { return true }
+func (s *Strategy) RollbackPath() bool { return true }
 
 // Validate reports a missing Flag, Controller or Client (or one of a Stages
 // entry); a negative Bake, Samples or Settle; a step whose share is outside
 // (0, 1] or not above the previous step's (in whole buckets), or whose Bake
 // is negative; a Tolerance outside [0, 1); or more Traced evaluations than
 // Samples. The error names the field and its value.
-func (s *Progressive) Validate() error {
+func (s *Strategy) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(s.Stages)) {
 		switch t := s.Stages[name]; {
 		case t.Controller == nil:
-			return fmt.Errorf("strategy: Progressive.Stages[%q].Controller is nil", name)
+			return fmt.Errorf("progressive: Strategy.Stages[%q].Controller is nil", name)
 		case t.Client == nil:
-			return fmt.Errorf("strategy: Progressive.Stages[%q].Client is nil", name)
+			return fmt.Errorf("progressive: Strategy.Stages[%q].Client is nil", name)
 		}
 	}
 	switch {
 	case s.Flag == "":
-		return errors.New("strategy: Progressive.Flag is empty")
+		return errors.New("progressive: Strategy.Flag is empty")
 	case s.Controller == nil && (s.Client != nil || len(s.Stages) == 0):
-		return errors.New("strategy: Progressive.Controller is nil")
+		return errors.New("progressive: Strategy.Controller is nil")
 	case s.Client == nil && (s.Controller != nil || len(s.Stages) == 0):
-		return errors.New("strategy: Progressive.Client is nil")
+		return errors.New("progressive: Strategy.Client is nil")
 	case s.Bake < 0:
-		return fmt.Errorf("strategy: Progressive.Bake %v is negative", s.Bake)
+		return fmt.Errorf("progressive: Strategy.Bake %v is negative", s.Bake)
 	case s.Samples < 0:
-		return fmt.Errorf("strategy: Progressive.Samples %d is negative", s.Samples)
+		return fmt.Errorf("progressive: Strategy.Samples %d is negative", s.Samples)
 	case math.IsNaN(s.Tolerance) || s.Tolerance < 0 || s.Tolerance >= 1:
-		return fmt.Errorf("strategy: Progressive.Tolerance %v is outside [0, 1)", s.Tolerance)
+		return fmt.Errorf("progressive: Strategy.Tolerance %v is outside [0, 1)", s.Tolerance)
 	case s.Settle < 0:
-		return fmt.Errorf("strategy: Progressive.Settle %v is negative", s.Settle)
+		return fmt.Errorf("progressive: Strategy.Settle %v is negative", s.Settle)
 	case s.Traced > s.samples():
-		return fmt.Errorf("strategy: Progressive.Traced %d is more than the %d samples", s.Traced, s.samples())
+		return fmt.Errorf("progressive: Strategy.Traced %d is more than the %d samples", s.Traced, s.samples())
 	}
 	prev := -1
 	for i, st := range s.Steps {
 		switch {
 		case math.IsNaN(st.Share) || st.Share <= 0 || st.Share > 1:
-			return fmt.Errorf("strategy: Progressive.Steps[%d].Share %v is outside (0, 1]", i, st.Share)
+			return fmt.Errorf("progressive: Strategy.Steps[%d].Share %v is outside (0, 1]", i, st.Share)
 		case buckets(st.Share) == 0:
-			return fmt.Errorf("strategy: Progressive.Steps[%d].Share %v rounds to 0 buckets (the resolution is %v)", i, st.Share, 1.0/flags.Buckets)
+			return fmt.Errorf("progressive: Strategy.Steps[%d].Share %v rounds to 0 buckets (the resolution is %v)", i, st.Share, 1.0/flags.Buckets)
 		case buckets(st.Share) <= prev:
-			return fmt.Errorf("strategy: Progressive.Steps[%d].Share %v is not above the previous step's %v", i, st.Share, s.Steps[i-1].Share)
+			return fmt.Errorf("progressive: Strategy.Steps[%d].Share %v is not above the previous step's %v", i, st.Share, s.Steps[i-1].Share)
 		case st.Bake < 0:
-			return fmt.Errorf("strategy: Progressive.Steps[%d].Bake %v is negative", i, st.Bake)
+			return fmt.Errorf("progressive: Strategy.Steps[%d].Bake %v is negative", i, st.Bake)
 		}
 		prev = buckets(st.Share)
 	}
@@ -211,21 +211,21 @@ func shareName(share float64) string {
 	return strconv.FormatFloat(float64(buckets(share))/100, 'f', -1, 64) + "%"
 }
 
-func (s *Progressive) samples() int {
+func (s *Strategy) samples() int {
 	if s.Samples == 0 {
 		return DefaultSamples
 	}
 	return s.Samples
 }
 
-func (s *Progressive) steps() []ProgressiveStep {
+func (s *Strategy) steps() []Step {
 	if len(s.Steps) > 0 {
 		return s.Steps
 	}
 	shares := DefaultShares()
-	steps := make([]ProgressiveStep, len(shares))
+	steps := make([]Step, len(shares))
 	for i, sh := range shares {
-		steps[i] = ProgressiveStep{Share: sh, Bake: s.Bake}
+		steps[i] = Step{Share: sh, Bake: s.Bake}
 	}
 	return steps
 }
@@ -234,7 +234,7 @@ func (s *Progressive) steps() []ProgressiveStep {
 // share, named after it ("1%", "5%"…), at exposure equal to the share. It
 // returns Validate's error for bad settings. Plan calls nothing: the flag is
 // first touched when "dark" is applied.
-func (s *Progressive) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
+func (s *Strategy) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.Step, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func (s *Progressive) Plan(ctx context.Context, d *deploy.Deployment) ([]deploy.
 }
 
 // dark turns the flag off, checks that nobody gets it, then deploys.
-func (s *Progressive) dark(ctx context.Context, d *deploy.Deployment) error {
+func (s *Strategy) dark(ctx context.Context, d *deploy.Deployment) error {
 	if err := s.set(ctx, d, "dark", 0); err != nil {
 		return err
 	}
@@ -266,44 +266,44 @@ func (s *Progressive) dark(ctx context.Context, d *deploy.Deployment) error {
 // Rollback sets the flag's share to 0 and checks on the read side that
 // nobody gets the on variant any more. The binary deployed dark stays.
 // It is idempotent.
-func (s *Progressive) Rollback(ctx context.Context, d *deploy.Deployment) error {
+func (s *Strategy) Rollback(ctx context.Context, d *deploy.Deployment) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
 	return s.set(ctx, d, "rollback", 0)
 }
 
-// FlagTarget is one flag backend: where a stage's flag is set and read.
-type FlagTarget struct {
+// Target is one flag backend: where a stage's flag is set and read.
+type Target struct {
 	Controller flags.Controller
 	Client     FlagClient
 }
 
 // target returns the flag backend of d's stage.
-func (s *Progressive) target(d *deploy.Deployment) (FlagTarget, error) {
+func (s *Strategy) target(d *deploy.Deployment) (Target, error) {
 	if t, ok := s.Stages[d.Stage.Name]; ok {
 		return t, nil
 	}
 	if s.Controller == nil || s.Client == nil {
-		return FlagTarget{}, fmt.Errorf("strategy: Progressive has no flag backend for stage %q: set Controller and Client, or Stages[%q]", d.Stage.Name, d.Stage.Name)
+		return Target{}, fmt.Errorf("progressive: Strategy has no flag backend for stage %q: set Controller and Client, or Stages[%q]", d.Stage.Name, d.Stage.Name)
 	}
-	return FlagTarget{Controller: s.Controller, Client: s.Client}, nil
+	return Target{Controller: s.Controller, Client: s.Client}, nil
 }
 
 // set sets the share and checks it through the read side.
-func (s *Progressive) set(ctx context.Context, d *deploy.Deployment, step string, share float64) error {
+func (s *Strategy) set(ctx context.Context, d *deploy.Deployment, step string, share float64) error {
 	t, err := s.target(d)
 	if err != nil {
 		return err
 	}
 	if err := t.Controller.SetShare(ctx, s.Flag, share); err != nil {
-		return fmt.Errorf("strategy: set flag %q to %s: %w", s.Flag, pct(share), err)
+		return fmt.Errorf("progressive: set flag %q to %s: %w", s.Flag, pct(share), err)
 	}
 	return s.check(ctx, t.Client, d.ID, step, share)
 }
 
 // tolerance returns how far the observed share of n samples may be from share.
-func (s *Progressive) tolerance(share float64, n int) float64 {
+func (s *Strategy) tolerance(share float64, n int) float64 {
 	if s.Tolerance > 0 {
 		return s.Tolerance
 	}
@@ -312,7 +312,7 @@ func (s *Progressive) tolerance(share float64, n int) float64 {
 
 // check evaluates the flag for synthetic keys until the observed share is
 // within tolerance of share, or Settle has passed.
-func (s *Progressive) check(ctx context.Context, client FlagClient, id, step string, share float64) error {
+func (s *Strategy) check(ctx context.Context, client FlagClient, id, step string, share float64) error {
 	settle := s.Settle
 	if settle == 0 {
 		settle = DefaultSettle
@@ -353,9 +353,9 @@ func (s *Progressive) check(ctx context.Context, client FlagClient, id, step str
 		wait := flagPoll.Delay(waits)
 		if !time.Now().Add(wait).Before(deadline) {
 			if err != nil {
-				return fmt.Errorf("strategy: flag %q at %s could not be checked within %v: %w", s.Flag, pct(share), settle, err)
+				return fmt.Errorf("progressive: flag %q at %s could not be checked within %v: %w", s.Flag, pct(share), settle, err)
 			}
-			return fmt.Errorf("strategy: flag %q was set to %s but serves %s of %d sampled keys (tolerance ±%s) after %v: the provider has not picked up the change",
+			return fmt.Errorf("progressive: flag %q was set to %s but serves %s of %d sampled keys (tolerance ±%s) after %v: the provider has not picked up the change",
 				s.Flag, pct(share), pct(observed), n, pct(tol), settle)
 		}
 		t := time.NewTimer(wait)
@@ -374,7 +374,7 @@ var flagPoll = retry.Backoff{Initial: 10 * time.Millisecond, Max: time.Second}
 
 // sample evaluates the flag for n synthetic keys and counts the keys that
 // get true. The first error ends the sample.
-func (s *Progressive) sample(ctx context.Context, client FlagClient, id, step string, attempt, n int) (int, error) {
+func (s *Strategy) sample(ctx context.Context, client FlagClient, id, step string, attempt, n int) (int, error) {
 	traced := s.Traced
 	if traced == 0 {
 		traced = DefaultTraced
@@ -416,6 +416,6 @@ func pct(share float64) string {
 }
 
 // DescribeRollback says what Rollback does, for the rollback procedure.
-func (s *Progressive) DescribeRollback() string {
+func (s *Strategy) DescribeRollback() string {
 	return fmt.Sprintf("set flag %q to 0 %% and check that nobody gets it (the binary deployed dark stays)", s.Flag)
 }

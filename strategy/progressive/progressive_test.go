@@ -1,4 +1,4 @@
-package strategy_test
+package progressive_test
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 	"github.com/deploykit/deploy/flags"
 	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/state"
-	"github.com/deploykit/deploy/strategy"
+	"github.com/deploykit/deploy/strategy/progressive"
 )
 
 const flagKey = "new-checkout"
@@ -104,7 +104,7 @@ func stepNames(rep *deploy.Report, outcome state.Outcome) []string {
 
 func TestProgressivePlan(t *testing.T) {
 	p, client := newFlag(t, 0)
-	s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: client, Bake: time.Hour}
+	s := &progressive.Strategy{Flag: flagKey, Controller: p, Client: client, Bake: time.Hour}
 	steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "r1"})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestProgressivePlan(t *testing.T) {
 		t.Errorf("default plan (-want +got):\n%s", diff)
 	}
 
-	s.Steps = []strategy.ProgressiveStep{{Share: 0.0005, Bake: time.Minute}, {Share: 1.0 / 3, Bake: 2 * time.Minute, Approval: true}, {Share: 1}}
+	s.Steps = []progressive.Step{{Share: 0.0005, Bake: time.Minute}, {Share: 1.0 / 3, Bake: 2 * time.Minute, Approval: true}, {Share: 1}}
 	steps, err = s.Plan(context.Background(), &deploy.Deployment{ID: "r1"})
 	if err != nil {
 		t.Fatal(err)
@@ -149,35 +149,35 @@ func TestProgressivePlan(t *testing.T) {
 
 func TestProgressiveValidate(t *testing.T) {
 	p, client := newFlag(t, 0)
-	ok := func() strategy.Progressive {
-		return strategy.Progressive{Flag: flagKey, Controller: p, Client: client}
+	ok := func() progressive.Strategy {
+		return progressive.Strategy{Flag: flagKey, Controller: p, Client: client}
 	}
 	cases := []struct {
 		name   string
-		change func(*strategy.Progressive)
+		change func(*progressive.Strategy)
 		want   string
 	}{
-		{"no flag", func(s *strategy.Progressive) { s.Flag = "" }, "Progressive.Flag is empty"},
-		{"nil controller", func(s *strategy.Progressive) { s.Controller = nil }, "Progressive.Controller is nil"},
-		{"nil client", func(s *strategy.Progressive) { s.Client = nil }, "Progressive.Client is nil"},
-		{"negative bake", func(s *strategy.Progressive) { s.Bake = -time.Second }, "Progressive.Bake -1s is negative"},
-		{"negative samples", func(s *strategy.Progressive) { s.Samples = -5 }, "Progressive.Samples -5 is negative"},
-		{"negative tolerance", func(s *strategy.Progressive) { s.Tolerance = -0.1 }, "Progressive.Tolerance -0.1 is outside [0, 1)"},
-		{"tolerance 1", func(s *strategy.Progressive) { s.Tolerance = 1 }, "Progressive.Tolerance 1 is outside [0, 1)"},
-		{"NaN tolerance", func(s *strategy.Progressive) { s.Tolerance = math.NaN() }, "Progressive.Tolerance NaN is outside [0, 1)"},
-		{"negative settle", func(s *strategy.Progressive) { s.Settle = -time.Millisecond }, "Progressive.Settle -1ms is negative"},
-		{"traced above samples", func(s *strategy.Progressive) { s.Samples, s.Traced = 100, 101 }, "Progressive.Traced 101 is more than the 100 samples"},
-		{"share 0", func(s *strategy.Progressive) { s.Steps = []strategy.ProgressiveStep{{Share: 0}} }, "Progressive.Steps[0].Share 0 is outside (0, 1]"},
-		{"share above 1", func(s *strategy.Progressive) { s.Steps = []strategy.ProgressiveStep{{Share: 0.5}, {Share: 1.5}} }, "Progressive.Steps[1].Share 1.5 is outside (0, 1]"},
-		{"share NaN", func(s *strategy.Progressive) { s.Steps = []strategy.ProgressiveStep{{Share: math.NaN()}} }, "Progressive.Steps[0].Share NaN is outside (0, 1]"},
-		{"below a bucket", func(s *strategy.Progressive) { s.Steps = []strategy.ProgressiveStep{{Share: 0.00001}} }, "Progressive.Steps[0].Share 1e-05 rounds to 0 buckets"},
-		{"decreasing", func(s *strategy.Progressive) {
-			s.Steps = []strategy.ProgressiveStep{{Share: 0.05}, {Share: 0.25}, {Share: 0.1}}
-		}, "Progressive.Steps[2].Share 0.1 is not above the previous step's 0.25"},
-		{"repeated", func(s *strategy.Progressive) { s.Steps = []strategy.ProgressiveStep{{Share: 0.5}, {Share: 0.50001}} }, "Progressive.Steps[1].Share 0.50001 is not above the previous step's 0.5"},
-		{"negative step bake", func(s *strategy.Progressive) {
-			s.Steps = []strategy.ProgressiveStep{{Share: 0.5}, {Share: 1, Bake: -time.Minute}}
-		}, "Progressive.Steps[1].Bake -1m0s is negative"},
+		{"no flag", func(s *progressive.Strategy) { s.Flag = "" }, "Strategy.Flag is empty"},
+		{"nil controller", func(s *progressive.Strategy) { s.Controller = nil }, "Strategy.Controller is nil"},
+		{"nil client", func(s *progressive.Strategy) { s.Client = nil }, "Strategy.Client is nil"},
+		{"negative bake", func(s *progressive.Strategy) { s.Bake = -time.Second }, "Strategy.Bake -1s is negative"},
+		{"negative samples", func(s *progressive.Strategy) { s.Samples = -5 }, "Strategy.Samples -5 is negative"},
+		{"negative tolerance", func(s *progressive.Strategy) { s.Tolerance = -0.1 }, "Strategy.Tolerance -0.1 is outside [0, 1)"},
+		{"tolerance 1", func(s *progressive.Strategy) { s.Tolerance = 1 }, "Strategy.Tolerance 1 is outside [0, 1)"},
+		{"NaN tolerance", func(s *progressive.Strategy) { s.Tolerance = math.NaN() }, "Strategy.Tolerance NaN is outside [0, 1)"},
+		{"negative settle", func(s *progressive.Strategy) { s.Settle = -time.Millisecond }, "Strategy.Settle -1ms is negative"},
+		{"traced above samples", func(s *progressive.Strategy) { s.Samples, s.Traced = 100, 101 }, "Strategy.Traced 101 is more than the 100 samples"},
+		{"share 0", func(s *progressive.Strategy) { s.Steps = []progressive.Step{{Share: 0}} }, "Strategy.Steps[0].Share 0 is outside (0, 1]"},
+		{"share above 1", func(s *progressive.Strategy) { s.Steps = []progressive.Step{{Share: 0.5}, {Share: 1.5}} }, "Strategy.Steps[1].Share 1.5 is outside (0, 1]"},
+		{"share NaN", func(s *progressive.Strategy) { s.Steps = []progressive.Step{{Share: math.NaN()}} }, "Strategy.Steps[0].Share NaN is outside (0, 1]"},
+		{"below a bucket", func(s *progressive.Strategy) { s.Steps = []progressive.Step{{Share: 0.00001}} }, "Strategy.Steps[0].Share 1e-05 rounds to 0 buckets"},
+		{"decreasing", func(s *progressive.Strategy) {
+			s.Steps = []progressive.Step{{Share: 0.05}, {Share: 0.25}, {Share: 0.1}}
+		}, "Strategy.Steps[2].Share 0.1 is not above the previous step's 0.25"},
+		{"repeated", func(s *progressive.Strategy) { s.Steps = []progressive.Step{{Share: 0.5}, {Share: 0.50001}} }, "Strategy.Steps[1].Share 0.50001 is not above the previous step's 0.5"},
+		{"negative step bake", func(s *progressive.Strategy) {
+			s.Steps = []progressive.Step{{Share: 0.5}, {Share: 1, Bake: -time.Minute}}
+		}, "Strategy.Steps[1].Bake -1m0s is negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -201,13 +201,13 @@ func TestProgressiveValidate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, client := newFlag(t, 0.05)
 		rc := &recController{Controller: p, start: time.Now()}
-		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Steps: []strategy.ProgressiveStep{{Share: 0.5}, {Share: 0.25}}}
+		s := &progressive.Strategy{Flag: flagKey, Controller: rc, Client: client, Steps: []progressive.Step{{Share: 0.5}, {Share: 0.25}}}
 		r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithMonitors(deploytest.Healthy()),
 			deploy.WithNotifiers(&deploytest.Recorder{}), deploy.WithWaiver(deploy.FridayDeploy, "test clock starts on a Saturday"))
 		if err == nil {
 			_, err = r.Run(t.Context(), rel)
 		}
-		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "Progressive.Steps[1].Share 0.25 is not above the previous step's 0.5") {
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "Strategy.Steps[1].Share 0.25 is not above the previous step's 0.5") {
 			t.Errorf("NewRunner or Run = %v, want ErrInvalid naming the step", err)
 		}
 		if calls := rc.Calls(); len(calls) != 0 {
@@ -223,7 +223,7 @@ func TestProgressiveRampSucceeds(t *testing.T) {
 		client := &pinnedKeys{Client: of}
 		rc := &recController{Controller: p, start: start}
 		deployed := 0
-		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute,
+		s := &progressive.Strategy{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute,
 			Deploy: func(ctx context.Context, d *deploy.Deployment) error {
 				if share, _ := p.Share(ctx, flagKey); share != 0 {
 					t.Errorf("deployed with the flag at %v", share)
@@ -362,7 +362,7 @@ func TestProgressiveRegressionAt25RollsBackWithinOneInterval(t *testing.T) {
 		start := time.Now()
 		p, client := newFlag(t, 0)
 		rc := &recController{Controller: p, start: start}
-		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute}
+		s := &progressive.Strategy{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute}
 		r := newRunner(t, s, deploytest.Regression(0.25, deploytest.Health{ErrorRate: 0.09, P95: 130 * time.Millisecond}))
 		rep, err := r.Run(t.Context(), rel)
 		if !errors.Is(err, deploy.ErrUnhealthy) || rep.Status != deploy.RolledBack {
@@ -403,7 +403,7 @@ func TestProgressiveProviderIgnoresChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		rc := &recController{Controller: elsewhere, start: start}
-		s := &strategy.Progressive{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute}
+		s := &progressive.Strategy{Flag: flagKey, Controller: rc, Client: client, Bake: 10 * time.Minute}
 		r := newRunner(t, s, deploytest.Healthy())
 		rep, err := r.Run(t.Context(), rel)
 		if !errors.Is(err, deploy.ErrStepFailed) || rep.Status != deploy.RolledBack {
@@ -413,7 +413,7 @@ func TestProgressiveProviderIgnoresChanges(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Step != "1%" {
 			t.Errorf("err = %v, want a PhaseError in step 1%%", err)
 		}
-		wantReason := `step production/1% failed to apply: strategy: flag "new-checkout" was set to 1 % but serves 0 % of 2000 sampled keys (tolerance ±0.68 %) after 5s: the provider has not picked up the change`
+		wantReason := `step production/1% failed to apply: progressive: flag "new-checkout" was set to 1 % but serves 0 % of 2000 sampled keys (tolerance ±0.68 %) after 5s: the provider has not picked up the change`
 		if rep.Trigger.Reason != wantReason {
 			t.Errorf("reason:\n got %s\nwant %s", rep.Trigger.Reason, wantReason)
 		}
@@ -446,8 +446,8 @@ func (c lateController) SetShare(ctx context.Context, key string, share float64)
 func TestProgressiveWaitsForASlowProvider(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, client := newFlag(t, 0)
-		s := &strategy.Progressive{Flag: flagKey, Controller: lateController{p, 300 * time.Millisecond}, Client: client,
-			Steps: []strategy.ProgressiveStep{{Share: 0.5, Bake: time.Minute}, {Share: 1, Bake: time.Minute}}}
+		s := &progressive.Strategy{Flag: flagKey, Controller: lateController{p, 300 * time.Millisecond}, Client: client,
+			Steps: []progressive.Step{{Share: 0.5, Bake: time.Minute}, {Share: 1, Bake: time.Minute}}}
 		steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "slow"})
 		if err != nil {
 			t.Fatal(err)
@@ -491,13 +491,13 @@ func (errClient) BooleanValueDetails(ctx context.Context, flag string, def bool,
 func TestProgressiveEvaluationErrorsFail(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, _ := newFlag(t, 0)
-		s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: errClient{}, Settle: time.Second}
+		s := &progressive.Strategy{Flag: flagKey, Controller: p, Client: errClient{}, Settle: time.Second}
 		steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "x"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = steps[0].Apply(t.Context(), &deploy.Deployment{ID: "x"})
-		want := `strategy: flag "new-checkout" at 0 % could not be checked within 1s: evaluating for targeting key "deploykit-verify-x-dark-`
+		want := `progressive: flag "new-checkout" at 0 % could not be checked within 1s: evaluating for targeting key "deploykit-verify-x-dark-`
 		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "PROVIDER_NOT_READY") {
 			t.Errorf("Apply dark = %v, want an error starting %q with the provider's error", err, want)
 		}
@@ -511,7 +511,7 @@ func TestProgressiveCheckStopsOnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, client := newFlag(t, 0)
 		other, _ := flags.NewProvider(flags.BoolFlag(flagKey, 0))
-		s := &strategy.Progressive{Flag: flagKey, Controller: other, Client: client, Settle: time.Hour}
+		s := &progressive.Strategy{Flag: flagKey, Controller: other, Client: client, Settle: time.Hour}
 		steps, _ := s.Plan(context.Background(), &deploy.Deployment{})
 		ctx, cancel := context.WithCancelCause(t.Context())
 		time.AfterFunc(3*time.Second, func() { cancel(errors.New("operator pressed ctrl-c")) })
@@ -531,7 +531,7 @@ func TestProgressiveCheckStopsOnCancel(t *testing.T) {
 // tracer.
 func BenchmarkCheck(b *testing.B) {
 	p, client := newFlag(b, 0)
-	s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: client}
+	s := &progressive.Strategy{Flag: flagKey, Controller: p, Client: client}
 	steps, err := s.Plan(context.Background(), &deploy.Deployment{ID: "bench"})
 	if err != nil {
 		b.Fatal(err)
@@ -549,7 +549,7 @@ func BenchmarkCheck(b *testing.B) {
 
 func TestProgressiveConformance(t *testing.T) {
 	p, client := newFlag(t, 0)
-	s := &strategy.Progressive{Flag: flagKey, Controller: p, Client: client, Bake: time.Hour,
+	s := &progressive.Strategy{Flag: flagKey, Controller: p, Client: client, Bake: time.Hour,
 		Deploy: func(context.Context, *deploy.Deployment) error { return nil }}
 	if err := deploytest.TestStrategy(t.Context(), s, &deploy.Deployment{ID: "conformance", Release: rel}); err != nil {
 		t.Error(err)
@@ -566,7 +566,7 @@ func TestProgressiveStages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		stagingP, stagingC := newFlag(t, 0)
 		prodP, prodC := newFlag(t, 0)
-		s := &strategy.Progressive{Flag: flagKey, Bake: 10 * time.Minute, Stages: map[string]strategy.FlagTarget{
+		s := &progressive.Strategy{Flag: flagKey, Bake: 10 * time.Minute, Stages: map[string]progressive.Target{
 			"staging":    {Controller: stagingP, Client: stagingC},
 			"production": {Controller: prodP, Client: prodC},
 		}}
@@ -603,23 +603,23 @@ func TestProgressiveStages(t *testing.T) {
 func TestProgressiveStagesValidate(t *testing.T) {
 	p, c := newFlag(t, 0)
 	for _, tc := range []struct {
-		s    *strategy.Progressive
+		s    *progressive.Strategy
 		want string
 	}{
-		{&strategy.Progressive{Flag: flagKey, Stages: map[string]strategy.FlagTarget{"staging": {Client: c}}}, `strategy: Progressive.Stages["staging"].Controller is nil`},
-		{&strategy.Progressive{Flag: flagKey, Stages: map[string]strategy.FlagTarget{"staging": {Controller: p}}}, `strategy: Progressive.Stages["staging"].Client is nil`},
+		{&progressive.Strategy{Flag: flagKey, Stages: map[string]progressive.Target{"staging": {Client: c}}}, `progressive: Strategy.Stages["staging"].Controller is nil`},
+		{&progressive.Strategy{Flag: flagKey, Stages: map[string]progressive.Target{"staging": {Controller: p}}}, `progressive: Strategy.Stages["staging"].Client is nil`},
 	} {
 		if err := tc.s.Validate(); err == nil || err.Error() != tc.want {
 			t.Errorf("Validate = %v, want %q", err, tc.want)
 		}
 	}
 	// A stage with no backend of its own and none by default is refused when planned.
-	s := &strategy.Progressive{Flag: flagKey, Stages: map[string]strategy.FlagTarget{"staging": {Controller: p, Client: c}}}
+	s := &progressive.Strategy{Flag: flagKey, Stages: map[string]progressive.Target{"staging": {Controller: p, Client: c}}}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Plan(context.Background(), &deploy.Deployment{Stage: deploy.Stage{Name: "production"}})
-	if want := `strategy: Progressive has no flag backend for stage "production": set Controller and Client, or Stages["production"]`; err == nil || err.Error() != want {
+	if want := `progressive: Strategy has no flag backend for stage "production": set Controller and Client, or Stages["production"]`; err == nil || err.Error() != want {
 		t.Errorf("Plan(production) = %v, want %q", err, want)
 	}
 }
