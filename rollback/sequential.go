@@ -40,9 +40,10 @@ import (
 //
 // The metric must be a counted rate in [0, 1] (monitor.Rate, or a PromQL
 // instant query with a Count) whose counts are cumulative since the window
-// began, as the Prometheus source's window since Target.Since is. A rate
-// that is not counted is judged as a plain threshold at the reference
-// times 1 + Catch, and the reason says so.
+// began, as the Prometheus source's window since Target.Since is; counts
+// seen to be per look instead (they fall within a window) are taken as new
+// data each look. A rate that is not counted is judged as a plain
+// threshold at the reference times 1 + Catch, and the reason says so.
 //
 // Outcomes: Fail when the always-valid p-value is at most the level and the
 // rate is above Floor; Pass when it is not ("no significant rise"), with
@@ -60,9 +61,10 @@ type Sequential struct {
 	// none, 0.1 lets +10 % pass.
 	Tolerate float64
 	// Alpha is the test's level, the chance that it ever fails a release
-	// whose rate is within Tolerate: 0 means 0.05. When the reference is
-	// the baseline, Alpha/5 of it goes to the baseline's upper confidence
-	// bound.
+	// whose rate is within Tolerate: 0 means 0.05. Four fifths of it go to
+	// the sequence (the always-valid p-value is compared with 0.8·Alpha),
+	// one fifth to the upper confidence bound of the baseline's rate, which
+	// is the reference when there is no control.
 	Alpha float64
 	// Floor is a business rule: a rate at or below it always passes ("never
 	// care below 0.1 %"). 0 means none; the test needs no floor to be safe.
