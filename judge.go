@@ -110,8 +110,10 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 	return obs, err
 }
 
-// judge observes and asks the policy for a verdict, recording both.
-func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase, step string, since time.Time) (rollback.Decision, monitor.Observation) {
+// judge observes and asks the policy for a verdict, recording both. brief
+// says the caller reads the reasons only of a verdict other than continue
+// (rollback.Policy.JudgeBrief); spans being recorded want them all.
+func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase, step string, since time.Time, brief bool) (rollback.Decision, monitor.Observation) {
 	if len(r.cfg.monitors) == 0 {
 		return rollback.Decision{Verdict: rollback.Continue, Reason: "not observed: no monitors"}, monitor.Observation{}
 	}
@@ -132,7 +134,12 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase, 
 		_, span = lp.tr.Start(ctx, "deploy.verdict")
 	}
 	before := c
-	dec := r.cfg.policy.Judge(&c, obs, base, err)
+	var dec rollback.Decision
+	if brief && !lp.recording {
+		dec = r.cfg.policy.JudgeBrief(&c, obs, base, err)
+	} else {
+		dec = r.cfg.policy.Judge(&c, obs, base, err)
+	}
 	if rec.Exposure == 0 && phase == "bake" && dec.Cause != nil && dec.Cause.Outcome == rollback.Inconclusive && err == nil {
 		// Deployed dark: no user reaches the new version, so having no data
 		// for it is expected, not a reason to pause or roll back.

@@ -213,14 +213,20 @@ func (d *dispatcher) start(lp *loop) {
 func (d *dispatcher) enqueue(msgs []state.Message) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	queued := false
 	for _, m := range msgs {
 		if d.seen[m.ID] || m.Notifier < 0 || m.Notifier >= len(d.queues) {
 			continue
 		}
 		d.seen[m.ID] = true
 		d.queues[m.Notifier] = append(d.queues[m.Notifier], m)
+		queued = true
 	}
-	d.cond.Broadcast()
+	if queued {
+		// Waking the workers for nothing (every save of a quiet watch
+		// hands over the outbox) costs a scheduling round each.
+		d.cond.Broadcast()
+	}
 }
 
 func (d *dispatcher) work(i int) {

@@ -151,8 +151,9 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	}
 
 	// Baking: observe and judge.
-	dec, obs := r.judge(sctx, rec, lp, "bake", step.Name, rec.BakeStart)
 	bakeDone := !now.Before(rec.BakeStart.Add(step.Bake))
+	// A healthy look before the bake's end is not announced.
+	dec, obs := r.judge(sctx, rec, lp, "bake", step.Name, rec.BakeStart, !bakeDone)
 	// A step held after its bake (a pause, an analysis still running) is
 	// watched every interval; only its first healthy look is announced.
 	held := bakeDone && r.holding(rec, step)
@@ -212,7 +213,7 @@ func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *l
 	if rec.Step > 0 {
 		prev = steps[rec.Step-1].Name
 	}
-	dec, _ := r.judge(ctx, rec, lp, "bake", prev, rec.BakeStart)
+	dec, _ := r.judge(ctx, rec, lp, "bake", prev, rec.BakeStart, true) // announced only when it rolls back
 	if dec.Verdict == rollback.Rollback {
 		r.announce(rec, lp, dec, prev)
 		t := triggerFrom(dec, state.TriggerBreach)

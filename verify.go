@@ -16,7 +16,7 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 	if len(rec.Windows) == 0 && !rec.Applied {
 		// Post-deployment checks.
 		// The checks judge the last interval: the release is fully exposed.
-		dec, obs := r.judge(pctx, rec, lp, "verify", "", now.Add(-r.cfg.interval))
+		dec, obs := r.judge(pctx, rec, lp, "verify", "", now.Add(-r.cfg.interval), false)
 		r.announce(rec, lp, dec, "post-deployment checks")
 		switch dec.Verdict {
 		case rollback.Rollback:
@@ -43,12 +43,13 @@ func (r *Runner) verify(ctx context.Context, rec *state.Record, lp *loop, now ti
 		return r.nextWindow(rec, now)
 	}
 	spec := r.cfg.schedule.Windows[len(rec.Windows)-1]
-	dec, obs := r.judge(pctx, rec, lp, "verify", "", w.Start)
+	windowDone := !now.Before(w.Start.Add(spec.Duration))
+	// Only the first and last looks of a window are announced when healthy.
+	dec, obs := r.judge(pctx, rec, lp, "verify", "", w.Start, w.Observations > 0 && !windowDone)
 	w.Observations++
 	if dec.Verdict == rollback.Continue {
 		r.point(rec, lp, now, w.Name, spec.Duration, obs)
 	}
-	windowDone := !now.Before(w.Start.Add(spec.Duration))
 	if dec.Verdict != rollback.Continue || w.Observations == 1 || windowDone {
 		r.announce(rec, lp, dec, w.Name+" watch")
 	}

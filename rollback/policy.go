@@ -257,6 +257,20 @@ func (p *Policy) Conditions() []string {
 // its results were. Judge is safe to call concurrently for different
 // counters.
 func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr error) Decision {
+	return p.judge(c, obs, baseline, obsErr, false)
+}
+
+// JudgeBrief is Judge for a caller that reads the reasons of a look only
+// when it does not continue — a healthy minute of a week-long watch that
+// nobody announces or traces. Its verdict, outcomes, figures and counters
+// are Judge's; a passing result's reason may leave out what only informs
+// (the sequential test's p-value and what its requests could detect),
+// which costs more to work out than the rest of the look.
+func (p *Policy) JudgeBrief(c *Counters, obs, baseline monitor.Observation, obsErr error) Decision {
+	return p.judge(c, obs, baseline, obsErr, true)
+}
+
+func (p *Policy) judge(c *Counters, obs, baseline monitor.Observation, obsErr error, brief bool) Decision {
 	if obsErr != nil {
 		c.ConsecutiveErrors++
 		if c.ConsecutiveErrors >= p.ErrorLimit() {
@@ -290,7 +304,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		r := &results[i]
 		b, own := evaluate(t, r, buf, &obs, &baseline)
 		if st, ok := t.(StatefulTrigger); ok && !own {
-			*r = judgeStateful(c, &states, st, obs, baseline)
+			*r = judgeStateful(c, &states, st, obs, baseline, brief)
 			b = append(buf, r.Reason...)
 		} else if !own {
 			*r = t.Evaluate(obs, baseline)

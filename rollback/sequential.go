@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -106,7 +107,12 @@ func (t Sequential) alpha() float64 {
 func (t Sequential) level() float64 { return t.alpha() * 0.8 }
 
 // Name returns "sequential:" and the metric name.
-func (t Sequential) Name() string { return "sequential:" + t.metric() }
+func (t Sequential) Name() string {
+	if t.Metric == "" || t.Metric == monitor.ErrorRate {
+		return "sequential:" + monitor.ErrorRate // a constant: no allocation a look
+	}
+	return "sequential:" + t.Metric
+}
 
 // Condition describes the trigger.
 func (t Sequential) Condition() string {
@@ -171,8 +177,9 @@ type seqState struct {
 	// BN requests and BX errors.
 	Bound  float64
 	BN, BX int
-	// LL is log LR at each point of the grid.
-	LL []float64
+	// LL is log LR at each point of the grid (an array: a state read for
+	// a look is not allocated).
+	LL [msprtGrid]float64
 }
 
 // seqVersion leads the encoded state.
@@ -221,7 +228,6 @@ func (st *seqState) decode(b []byte) bool {
 	if f(1) == 1 {
 		st.Since = time.Unix(0, int64(f(2))).UTC()
 	}
-	st.LL = make([]float64, msprtGrid)
 	for i := range st.LL {
 		st.LL[i] = f(seqFields + i)
 	}
@@ -238,13 +244,19 @@ func (t Sequential) Evaluate(obs, baseline monitor.Observation) Result {
 // and returns the new state. A state it cannot read starts afresh (the
 // reason says so).
 func (t Sequential) EvaluateState(state []byte, obs, baseline monitor.Observation) (Result, []byte) {
+	return t.evaluateState(state, obs, baseline, false)
+}
+
+// evaluateState is EvaluateState; brief leaves a passing look's test
+// figures out of its reason (see Policy.JudgeBrief).
+func (t Sequential) evaluateState(state []byte, obs, baseline monitor.Observation, brief bool) (Result, []byte) {
 	var st seqState
 	fresh := len(state) == 0
 	lost := !fresh && !st.decode(state)
 	if fresh || lost {
-		st = seqState{LL: make([]float64, msprtGrid), P: 1}
+		st = seqState{P: 1}
 	}
-	r, changed := t.judge(&st, obs, baseline)
+	r, changed := t.judge(&st, obs, baseline, brief)
 	if lost {
 		r.Reason += " (the test's saved state could not be read: it started afresh)"
 	}
@@ -257,7 +269,7 @@ func (t Sequential) EvaluateState(state []byte, obs, baseline monitor.Observatio
 
 // judge updates st with obs and returns the result; changed reports
 // whether st changed.
-func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Result, bool) {
+func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief bool) (Result, bool) {
 	name := t.metric()
 	percent := t.percent()
 	m := obs.Metric(name)
@@ -273,7 +285,8 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 	}
 	c := 1 + t.Tolerate
 	r := Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: ref * c, Samples: n}
-	b := append([]byte(human(name)), ' ')
+	var text [320]byte // the reason, on the stack until it is a string
+	b := append(append(text[:0], human(name)...), ' ')
 	b = appendValue(b, m.Value, percent)
 	b = append(b, " vs "...)
 	b = append(b, label...)
@@ -316,7 +329,7 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 		n0, x0 := float64(m.ControlSamples), m.Control*float64(m.ControlSamples)
 		if st.Ctl {
 			d0n, d0x := max(n0-st.N0, 0), max(x0-st.X0, 0)
-			mix.addControl(st.LL, d1x, d1n, d0x, d0n, c)
+			mix.addControl(st.LL[:], d1x, d1n, d0x, d0n, c)
 		}
 		st.N0, st.X0, st.Ctl = max(st.N0, n0), max(st.X0, x0), true
 	} else {
@@ -332,12 +345,18 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 			}
 			bound = st.Bound
 		}
-		mix.addBaseline(st.LL, d1x, d1n, min(bound*c, 1))
+		mix.addBaseline(st.LL[:], d1x, d1n, min(bound*c, 1))
 		st.Ctl = false
 	}
 	st.Requests += d1n
 	st.Errors += d1x
-	ll := mix.logLambda(st.LL)
+	// Λ mixes the grid's likelihood ratios with weights that sum to 1: when
+	// no point favours a rise (every log LR ≤ 0), Λ ≤ 1 and the p-value
+	// cannot fall, so the exponentials are not worth computing.
+	ll := 0.0
+	if slices.Max(st.LL[:]) > 0 {
+		ll = mix.logLambda(st.LL[:])
+	}
 	st.P = min(st.P, math.Exp(-ll), 1)
 	level := t.level()
 	rejected := st.P <= level
@@ -362,6 +381,9 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 		b = append(b, ": no significant rise over +"...)
 	}
 	b = appendPct(b, t.Tolerate)
+	if brief && r.Outcome == Pass {
+		return withReason(&r, b), true
+	}
 	b = appendSeq(b, st, level)
 	if r.Outcome == Pass {
 		// What the requests judged so far could detect.
@@ -384,8 +406,8 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation) (Resu
 // tooFew reports whether even all the canary's requests of this window
 // failing would leave the test short of significance.
 func (t Sequential) tooFew(st *seqState, mix *mixture, m monitor.Metric, label string, p float64) bool {
-	ll := make([]float64, msprtGrid)
-	copy(ll, st.LL)
+	grid := st.LL
+	ll := grid[:]
 	n1 := float64(m.Samples)
 	// Add the difference between all failing and what was observed.
 	extra := n1 - m.Value*n1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/deploykit/deploy/monitor"
 )
@@ -20,18 +21,29 @@ type triggerStates struct {
 }
 
 // judgeStateful runs t with the state Counters.Judge holds for it.
-func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseline monitor.Observation) Result {
+func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseline monitor.Observation, brief bool) Result {
 	if !s.read {
 		s.read = true
 		if c.Judge != "" {
 			// A state that cannot be read starts afresh: the trigger's
 			// reason says so when its own part is unreadable.
-			s.old = parseStates(c.Judge)
+			s.old = readStates(c.Judge)
 		}
 	}
 	name := t.Name()
 	prev := s.old[name]
-	r, next := t.EvaluateState(prev, obs, baseline)
+	var (
+		r    Result
+		next []byte
+	)
+	switch sq := t.(type) {
+	case Sequential:
+		r, next = sq.evaluateState(prev, obs, baseline, brief)
+	case *Sequential:
+		r, next = sq.evaluateState(prev, obs, baseline, brief)
+	default:
+		r, next = t.EvaluateState(prev, obs, baseline)
+	}
 	if s.new == nil {
 		s.new = make(map[string][]byte, 1)
 	}
@@ -49,6 +61,9 @@ func (s *triggerStates) save(c *Counters) {
 		return
 	}
 	if !s.changed && len(s.new) == len(s.old) {
+		if s.old != nil {
+			parsed.put(c.Judge, s.old) // for the next look, as it was
+		}
 		return
 	}
 	if len(s.new) == 0 {
@@ -56,6 +71,49 @@ func (s *triggerStates) save(c *Counters) {
 		return
 	}
 	c.Judge = formatStates(s.new)
+	parsed.put(c.Judge, s.new)
+}
+
+// parsed keeps the states of the last Counters.Judge texts written, by
+// their text, so that the next look of the same release reads its state
+// without decoding the text again (a look of a week-long watch would
+// otherwise spend as long decoding base64 as judging). The states are
+// never changed once written; a text not kept (another process wrote it,
+// or it was evicted) is parsed.
+var parsed = stateCache{m: map[string]map[string][]byte{}}
+
+// stateCacheSize bounds the texts kept: one per release being judged at a
+// time, with room to spare.
+const stateCacheSize = 1024
+
+type stateCache struct {
+	mu sync.Mutex
+	m  map[string]map[string][]byte
+}
+
+func (c *stateCache) put(text string, states map[string][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= stateCacheSize {
+		clear(c.m)
+	}
+	c.m[text] = states
+}
+
+// readStates returns the states text holds, from the cache when it has
+// them (taking them out: each text is read by the look after the one that
+// wrote it), else parsed.
+func readStates(text string) map[string][]byte {
+	parsed.mu.Lock()
+	m, ok := parsed.m[text]
+	if ok {
+		delete(parsed.m, text)
+	}
+	parsed.mu.Unlock()
+	if ok {
+		return m
+	}
+	return parseStates(text)
 }
 
 // formatStates writes the states as a JSON object of base64 strings by
@@ -74,8 +132,14 @@ func formatStates(m map[string][]byte) string {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		q, _ := json.Marshal(k) // a string always marshals
-		b = append(b, q...)
+		if plainName(k) {
+			b = append(b, '"')
+			b = append(b, k...)
+			b = append(b, '"')
+		} else {
+			q, _ := json.Marshal(k) // a string always marshals
+			b = append(b, q...)
+		}
 		b = append(b, ':', '"')
 		b = base64.StdEncoding.AppendEncode(b, m[k])
 		b = append(b, '"')
@@ -133,4 +197,15 @@ func parseStates(s string) map[string][]byte {
 		return fail()
 	}
 	return m
+}
+
+// plainName reports whether k reads the same as a JSON string between
+// quotes, as the package's trigger names do, so that it needs no encoder.
+func plainName(k string) bool {
+	for i := range len(k) {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
