@@ -1,0 +1,103 @@
+package rollback
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/deploykit/deploy/monitor"
+)
+
+// A brief look decides as a full one: the same verdict, outcomes, figures
+// and counters (the sequential test's state included), look after look,
+// for a healthy and a regressed canary against a control and against a
+// baseline. Only a passing result's reason may be shorter.
+func TestJudgeBriefDecidesAsJudge(t *testing.T) {
+	p := Policy{Triggers: []Trigger{CriticalChecks{}, Sequential{Catch: 0.5}, LatencyIncrease{MaxIncrease: 200 * time.Millisecond}}, InconclusiveLimit: 3}
+	for _, tc := range []struct {
+		name    string
+		rise    float64
+		control bool
+	}{{"healthy vs control", 0, true}, {"regressed vs control", 1, true}, {"healthy vs baseline", 0, false}, {"regressed vs baseline", 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			baseline := monitor.Observation{Metrics: map[string]monitor.Metric{}}
+			baseline.Metrics[monitor.ErrorRate] = monitor.Rate(0.003, 10000)
+			baseline.Metrics[monitor.LatencyP95] = monitor.Value(0.12, 10000)
+			var full, brief Counters
+			since := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+			var n1, x1, n0, x0 int
+			for look := range 300 {
+				n1 += 100
+				x1 += binomial(rng, 100, 0.003*(1+tc.rise))
+				n0 += 900
+				x0 += binomial(rng, 900, 0.003)
+				m := monitor.Rate(float64(x1)/float64(n1), n1)
+				if tc.control {
+					m.Control, m.ControlSamples = float64(x0)/float64(n0), n0
+				}
+				obs := monitor.Observation{Since: since, Metrics: map[string]monitor.Metric{monitor.ErrorRate: m,
+					monitor.LatencyP95: monitor.Value(0.12+0.01*rng.Float64(), n1)}}
+				a := p.Judge(&full, obs, baseline, nil)
+				b := p.JudgeBrief(&brief, obs, baseline, nil)
+				if a.Verdict != b.Verdict || full != brief || len(a.Results) != len(b.Results) {
+					t.Fatalf("look %d: Judge %s %+v, JudgeBrief %s %+v", look, a.Verdict, full, b.Verdict, brief)
+				}
+				for i := range a.Results {
+					ra, rb := a.Results[i], b.Results[i]
+					if ra.Outcome != rb.Outcome || !same(ra.Observed, rb.Observed) || !same(ra.Threshold, rb.Threshold) || ra.Samples != rb.Samples {
+						t.Fatalf("look %d, %s: Judge %+v, JudgeBrief %+v", look, ra.Trigger, ra, rb)
+					}
+					if ra.Outcome != Pass && ra.Reason != rb.Reason {
+						t.Fatalf("look %d, %s: a %v result's reason differs:\n%s\n%s", look, ra.Trigger, ra.Outcome, ra.Reason, rb.Reason)
+					}
+				}
+				if a.Verdict == Rollback {
+					if tc.rise == 0 {
+						t.Logf("a healthy canary rolled back at look %d (chance, at most alpha): %s", look, a.Reason)
+					}
+					return
+				}
+			}
+			if tc.rise > 0 {
+				t.Errorf("a tripled error rate was not caught in 300 looks")
+			}
+		})
+	}
+}
+
+// A state read back from its text (another process, or a cache miss) judges
+// as the state the same process kept.
+func TestSequentialStateReadFromTextJudgesAsKept(t *testing.T) {
+	p := Policy{Triggers: []Trigger{Sequential{Catch: 0.5}}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	baseline := monitor.Observation{Metrics: map[string]monitor.Metric{monitor.ErrorRate: monitor.Rate(0.003, 10000)}}
+	var kept, reread Counters
+	var n, x int
+	for look := range 100 {
+		n += 200
+		x += binomial(rng, 200, 0.004)
+		obs := monitor.Observation{Metrics: map[string]monitor.Metric{monitor.ErrorRate: monitor.Rate(float64(x)/float64(n), n)}}
+		a := p.Judge(&kept, obs, baseline, nil)
+		parsed.mu.Lock()
+		clear(parsed.m) // as a new process would find it
+		parsed.mu.Unlock()
+		b := p.Judge(&reread, obs, baseline, nil)
+		if a.Verdict != b.Verdict || kept != reread || a.Reason != b.Reason {
+			t.Fatalf("look %d: kept %s %q, read back %s %q", look, a.Verdict, a.Reason, b.Verdict, b.Reason)
+		}
+	}
+}
+
+func same(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+
+func binomial(rng *rand.Rand, n int, p float64) int {
+	k := 0
+	for range n {
+		if rng.Float64() < p {
+			k++
+		}
+	}
+	return k
+}
