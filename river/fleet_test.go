@@ -80,7 +80,7 @@ func TestNewRefusesSettingsShorterThanTheRunnersBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	timeout, rescue := f.JobTimeout()
+	timeout, rescue := f.Timeouts()
 	if want := r.Bounds().Reconcile() + deployriver.StoreMargin; timeout != want || rescue != want+2*time.Second {
 		t.Errorf("derived JobTimeout %v, RescueStuckJobsAfter %v; want %v and %v", timeout, rescue, want, want+2*time.Second)
 	}
