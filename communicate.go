@@ -17,6 +17,7 @@ func (r *Runner) toCommunicate(rec *state.Record, now time.Time, outcome Status,
 	}
 	rec.Phase = PhaseCommunicate
 	rec.Applying = false
+	rec.Waiting = nil // a release being reported waits for nobody
 	r.note(rec, now, state.EntryPhase, state.OutcomeStarted, string(PhaseCommunicate), string(outcome))
 }
 

@@ -165,11 +165,23 @@ type Step struct {
 	// Bake is how long monitors watch before the next step. 0 promotes as
 	// soon as the step is applied, without observing.
 	Bake time.Duration
-	// Approval makes the runner wait for the approval gate (WithApproval)
-	// before applying the step. Like a paused Argo Rollout, the wait has no
-	// deadline; unlike one, the users already exposed by the steps before
-	// stay watched every interval, and a breach rolls back.
+	// Approval makes the runner wait, before applying the step, for a
+	// person's approval (Runner.Approve, once for this step of this
+	// release) or for the approval gate (WithApproval), whichever comes
+	// first. Like a paused Argo Rollout, the wait has no deadline; unlike
+	// one, the users already exposed by the steps before stay watched
+	// every interval, and a breach rolls back.
 	Approval bool
+	// Approvers, with Approval, say who may approve the step through
+	// Runner.Approve; anyone may when empty. Others are refused with
+	// ErrNotApprover.
+	Approvers []string
+	// Analysis, when set, runs inline once the step is applied: the step
+	// waits for its result as well as its bake (see Analysis).
+	Analysis *Analysis
+	// Pause, when set, makes the step wait after its bake and analysis,
+	// for a duration or until promoted (see Pause).
+	Pause *Pause
 	// Partial, on the last step of a plan, says the release is meant to end
 	// below full exposure (a dark launch, a standing 10 % canary). Without
 	// it, a plan whose last step has Exposure below 1 is refused: a release
@@ -386,6 +398,13 @@ const (
 	EventObservation EventKind = "observation"
 	EventRollback    EventKind = "rollback"
 	EventFinished    EventKind = "finished"
+	// EventWaiting: the release waits for a person (Event.Wait says for
+	// what): an approval, a pause, an inconclusive analysis, a Retry.
+	EventWaiting EventKind = "waiting"
+	// EventDecision: a person's decision was carried out (Event.Decision).
+	EventDecision EventKind = "decision"
+	// EventAnalysis: an analysis run ended (Event.Analysis).
+	EventAnalysis EventKind = "analysis"
 )
 
 // Reading is one trigger's judgement in an observation event.
@@ -433,4 +452,11 @@ type Event struct {
 	Duration time.Duration `json:"duration,omitempty"`
 	// Links are the release's links plus any the runner adds.
 	Links map[string]string `json:"links,omitempty"`
+	// Wait is what the release waits for, on EventWaiting.
+	Wait *state.Wait `json:"wait,omitempty"`
+	// Decision is the decision carried out, on EventDecision.
+	Decision *state.Decision `json:"decision,omitempty"`
+	// Analysis is the analysis run that ended, on EventAnalysis (its
+	// measurements left out).
+	Analysis *state.AnalysisRun `json:"analysis,omitempty"`
 }

@@ -25,6 +25,13 @@
 //	             regular), then stable
 //	communicate  final events, the Markdown report, the workflow state
 //
+// A step may hold the release after it is applied: its inline analysis
+// ([Step.Analysis]) and, at the promotion, the post-promotion analysis run
+// alongside its bake, and its pause ([Step.Pause]) follows them; a step
+// with Approval waits before it is applied, as the promotion step waits
+// for its pre-promotion analysis. See "Analysis runs" and "Pauses and
+// decisions" below.
+//
 // On a breach, a failed verification, a step that fails or never completes,
 // a cancelled Run or a manual [Runner.Rollback], the runner calls
 // Strategy.Rollback under a context that outlives the cancellation, runs the
@@ -45,12 +52,17 @@
 //	rolled back            ErrSourceFailed                   the metric sources failed too often in a row
 //	rolled back            ErrProgressDeadline               a step made no progress within the deadline
 //	rolled back            ErrStepFailed                     a step's Apply failed, panicked or timed out; the plan failed
-//	rolled back, aborted   ErrAborted                        a person asked (Runner.Rollback), or Run was cancelled
+//	rolled back, aborted   ErrAborted                        a person asked (Runner.Rollback), or Run was cancelled;
+//	                                                         or a person aborted (Runner.Abort) and then ended it
 //	rollback not verified  the trigger's error + ErrNotVerified   the rollback ran; nothing showed health came back
 //	rollback failed        the trigger's error + ErrRollbackFailed  the rollback failed or did not restore health
 //	failed                 the trigger's error                no rollback path (waived): the new version stays
 //
-// "aborted" means nothing was deployed yet when the release stopped.
+// "aborted" means nothing was deployed yet when the release stopped. A
+// release that waits for a person is not over: its status is running and
+// Record.Waiting says what it waits for — an approval, a pause, an
+// inconclusive analysis, or, after [Runner.Abort] rolled it back, a
+// [Runner.Retry] (a [Runner.Rollback] ends it instead).
 // Errors before a release exists come without a report: [ErrInvalid],
 // a pitfall guard's [ErrBlocked], [ErrLocked]. A record that breaks an
 // invariant gives [ErrCorrupt] (a [*CorruptError] names the field); a save
@@ -84,6 +96,73 @@
 //
 // A gate that passes can say what it saw with [Evidence]; the checklist
 // items it ticks ([Checklister]) and the report show it.
+//
+// # Analysis runs
+//
+// An [Analysis] is a set of metrics, each measured on its own schedule and
+// judged with its own conditions and limits, with Argo Rollouts'
+// semantics (see [AnalysisMetric]). Each time one is attached to a release
+// a run starts, with its own counters, saved in the record
+// (Record.Analyses): a Resume goes on with them, the next run starts
+// from zero. Attach one inline to a step (Step.Analysis, or
+// [WithStepRules] for a strategy's steps), in the background from a
+// starting step ([WithBackgroundAnalysis]), or before and after the
+// promotion, the last step of the last stage ([WithPrePromotionAnalysis],
+// [WithPostPromotionAnalysis]). A Failed run rolls back (ErrUnhealthy), an
+// Error run too (ErrSourceFailed); an Inconclusive one waits for a person
+// or rolls back (ErrInconclusive), as Analysis.OnInconclusive says. The
+// rollback.Policy keeps judging every interval meanwhile — while the
+// release waits too: it is the guard rail, analyses add to it. Every
+// measurement is bounded by the observe timeout; an error, a timeout, a
+// panic or no data is an error measurement.
+//
+// Where this differs from Argo Rollouts, and why:
+//
+//   - An inline analysis belongs to a step and starts when the step is
+//     applied, alongside its bake; the step goes on once both are done.
+//     Argo's "setWeight: 20, analysis" is a step of 20 % with no bake and
+//     the analysis; a pause before the analysis is the step's bake.
+//   - startingStep counts deploykit's steps — a weight and its bake — not
+//     Argo's list, where pauses count: Argo's startingStep 2 after
+//     [setWeight, pause] is step 1 here.
+//   - No data (NaN, a metric the source did not report) is an error
+//     measurement: it counts toward ConsecutiveErrorLimit, not Count, as an
+//     Argo query that returns nothing and fails its condition does; the
+//     metric is measured again at its interval.
+//   - The release-wide rollback.Policy watches the users already exposed
+//     every interval, through pauses and waits: Argo has no such guard
+//     while paused.
+//   - A background run is per stage, and ends at the stage's last step:
+//     metrics still running then complete as successful (Argo's
+//     termination); an inconclusive result waits for a person there too
+//     (as Argo 1.8.2, which no longer promotes on it).
+//   - A metric that reaches its Count with a ConsecutiveSuccessLimit it
+//     never met is inconclusive.
+//   - A run keeps the last 20 measurements of each metric
+//     (state.MeasurementsKept; Argo keeps 10); its counters count them all.
+//   - Inconclusive may roll back instead of pausing (InconclusiveRollback).
+//
+// # Pauses and decisions
+//
+// A step pauses after its bake and analyses for Pause.Duration, or until a
+// person promotes it. A step with Approval waits for [Runner.Approve] by
+// one of its approvers (or for the WithApproval gate), once for that step
+// of that release. [Runner.Promote] ends a pause or an inconclusive wait;
+// with full it skips the remaining steps, pauses and analyses (not
+// approvals). [Runner.Abort] rolls back and keeps the release open, waiting
+// for [Runner.Retry], which starts the stage again from its first step with
+// fresh runs (stages completed before keep the new version), or for
+// Runner.Rollback, which ends it. [Runner.Skip] skips a step's inline
+// analysis. Each decision says who and why ([Decision]); it is written into
+// the record by whoever takes it — any process sharing the store — without
+// taking the lease, and carried out once by the runner that holds the
+// release at its next round (at once in the same process, within an
+// interval from another); it is in the timeline, the report and an event
+// (EventDecision). The same decision again is a no-op; one that does not
+// apply returns [ErrNotWaiting], or [ErrNotApprover]. Waiting has no
+// deadline; for the gates' RetryAt, say so with WithGateDeadline(NoDeadline).
+// Argo's abort leaves the rollout degraded until retried or changed; here
+// the release waits the same way, and its lease stays with its runner.
 //
 // # State and resumption
 //
@@ -128,7 +207,13 @@
 //	                 deploy.exposure
 //	deploy.verdict   deploy.verdict (continue, wait, rollback), deploy.verdict.reason
 //	deploy.rollback  deploy.trigger (breach, verification, inconclusive, source,
-//	                 deadline, error, manual, cancelled), deploy.rollback.reason
+//	                 deadline, error, manual, cancelled, abort), deploy.rollback.reason
+//	deploy.analysis  a round of an analysis run that measures, under the step's span:
+//	                 deploy.analysis, deploy.analysis.kind, deploy.step,
+//	                 deploy.exposure, deploy.analysis.phase (after the round);
+//	                 Error status when the run failed or errored
+//	deploy.measurement  one measurement: deploy.analysis, deploy.metric,
+//	                 deploy.measurement.value, deploy.measurement.phase
 //	deploy.notify    deploy.notifier, deploy.event, deploy.event.seq, deploy.attempt
 //
 // The resource-like attributes (service.name…) are on deploy.run only; find

@@ -164,6 +164,9 @@ func checkEffect(rec *state.Record, kind effectKind) error {
 		if rec.Status.Final() {
 			why = append(why, "the release is "+string(rec.Status))
 		}
+		if rec.Waiting != nil {
+			why = append(why, "it waits for "+string(rec.Waiting.Kind))
+		}
 	default:
 		if rec.Phase != PhaseRollback {
 			why = append(why, "phase is "+string(rec.Phase))

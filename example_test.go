@@ -37,7 +37,7 @@ func Example() {
 	fmt.Println(errors.Is(err, deploy.ErrUnhealthy), s.Exposure())
 	// Output:
 	// rolled back
-	// error rate 4.0 % vs baseline 0.1 % (+3900 %) > +50 % and the 1.0 % floor (1000 samples)
+	// error rate 4.0 % vs baseline 0.1 % (+3900 %): a significant rise over +0 % (always-valid p 6.1e-14 <= 0.04; 40 errors in 1000 canary requests judged)
 	// true 0
 }
 

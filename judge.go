@@ -116,6 +116,7 @@ func (r *Runner) judge(ctx context.Context, rec *state.Record, lp *loop, phase, 
 		return rollback.Decision{Verdict: rollback.Continue, Reason: "not observed: no monitors"}, monitor.Observation{}
 	}
 	obs, err := r.observe(ctx, rec, lp, phase, step, since)
+	obs.Since = since // the window, for sequential tests
 	switch {
 	case err != nil && len(obs.Metrics) > 0:
 		// Some monitors measured: judge what was measured and report the rest.
@@ -208,6 +209,7 @@ func triggerFrom(dec rollback.Decision, kind state.TriggerKind) *state.Trigger {
 		t.Samples = c.Samples
 		t.Reference = c.Reference
 		t.Observed, t.Baseline, t.Threshold = num(c.Observed), num(c.Baseline), num(c.Threshold)
+		t.Traces = c.Traces
 	}
 	return t
 }

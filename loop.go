@@ -74,6 +74,9 @@ type loop struct {
 	// finalized is set when this loop ended the release: it counts it in
 	// the metrics, and a Resume of a finished release does not.
 	finalized bool
+	// woken is set when a decision was written by this Runner (wake): the
+	// next round reads the record again.
+	woken bool
 }
 
 // plans returns the validated plans of every stage, computed once per loop:
@@ -215,6 +218,8 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 	defer lp.end()
 	run := lp.ctx
 	var sleep *time.Timer // one timer for every wait of the loop
+	woke, unregister := r.waker(id)
+	defer unregister()
 	for {
 		next, rec, err := r.reconcile(run, id, lp)
 		if mustStop(err) && rec != nil {
@@ -249,6 +254,9 @@ func (r *Runner) loop(ctx context.Context, id string, plans [][]Step) (*Report, 
 			}
 			select {
 			case <-sleep.C:
+			case <-woke:
+				sleep.Stop()
+				lp.woken = true
 			case <-run.Done():
 				sleep.Stop()
 			}
@@ -289,13 +297,19 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 	if err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
-	if rec.Status.Final() || rec.Phase == PhaseRollback || rec.Phase == PhaseCommunicate {
+	if rec.Status.Final() || rec.Phase == PhaseCommunicate || rec.Phase == PhaseRollback && !waitsAborted(rec) {
 		return nil
 	}
 	if rec.Holder != r.holder {
 		return nil // another runner has it now: not ours to abort
 	}
 	now := time.Now()
+	if waitsAborted(rec) {
+		// Rolled back already, waiting for a Retry that this run will
+		// not see: the release ends, rolled back.
+		r.endAborted(rec, now, "run cancelled: "+cause.Error())
+		return r.save(ctx, nil, rec)
+	}
 	tr := &state.Trigger{Kind: state.TriggerCancelled, Reason: "run cancelled: " + cause.Error()}
 	if deployed(rec) {
 		r.startRollback(rec, now, tr, Aborted)
@@ -305,6 +319,12 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 		r.toCommunicate(rec, now, Aborted, tr.Reason)
 	}
 	return r.save(ctx, nil, rec)
+}
+
+// waitsAborted reports whether rec was aborted and rolled back, and waits
+// for a Retry.
+func waitsAborted(rec *state.Record) bool {
+	return rec.Waiting != nil && rec.Waiting.Kind == state.WaitAborted
 }
 
 // deployed reports whether anything may have reached users: a step was

@@ -92,6 +92,10 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 		}
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(time.Minute)
 		switch {
+		case waitsAborted(rec):
+			// Aborted and rolled back already, waiting for a Retry: the
+			// release ends here.
+			r.endAborted(rec, now, "ended by a rollback: "+reason)
 		case rec.Phase == PhaseRollback || rec.Phase == PhaseCommunicate:
 			// Already rolling back or finishing: take it over and drive it
 			// to the end.

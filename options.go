@@ -50,6 +50,13 @@ type config struct {
 	rollbackSteps   []rollback.PlanStep
 	storeDir        string
 	timeouts        Timeouts
+	traffic         *rollback.Traffic // WithTraffic, for the power check
+
+	stepRules  []StepRule
+	background *Analysis
+	startingAt int
+	prePromo   *Analysis
+	postPromo  *Analysis
 }
 
 // Timeouts bound the calls the runner makes into code it does not control.
@@ -113,9 +120,9 @@ func WithNotifiers(n ...Notifier) Option {
 }
 
 // WithRollbackPolicy sets the triggers and limits that judge observations.
-// The default policy rolls back on a critical check failing, on an error rate
-// up by more than 50 % (above a 1 % floor) and on p95 latency up by more than
-// 200 ms.
+// The default policy, DefaultPolicy, rolls back on a critical check
+// failing, on a significant rise of the error rate (a sequential test) and
+// on p95 latency up by more than 200 ms.
 func WithRollbackPolicy(p rollback.Policy) Option {
 	return func(c *config) { c.policy = p }
 }
@@ -124,14 +131,24 @@ func WithRollbackPolicy(p rollback.Policy) Option {
 // and a good start for your own:
 //
 //   - CriticalChecks: a failed critical check rolls back at once;
-//   - RelativeIncrease of the error rate: more than +50 % over the control or
-//     baseline, above a 1 % floor, significant at 95 % confidence;
-//   - LatencyIncrease of the p95: more than +200 ms;
+//   - Sequential on the error rate: a rise over the control (or, without
+//     one, the baseline) significant by a sequential test at 5 % whose
+//     p-value stays valid however often it looks, powered for +50 %,
+//     tolerating none, with no floor; its evidence accumulates over the
+//     steps and the watch (see rollback.Sequential);
+//   - LatencyIncrease of the p95: more than +200 ms, judged once it rests
+//     on at least DefaultLatencySamples requests;
 //   - limits: FailureLimit 0 (the first failed observation rolls back),
 //     InconclusiveLimit 3 (three observations with no data or too few
 //     samples pause the step; the fourth rolls back), ConsecutiveErrorLimit 0 (the 4th
 //     metric-source error in a row rolls back), ProgressDeadline 0 (10
 //     minutes for a step to make progress), MinSamples 0 (1).
+//
+// Simulated over 2,000 releases per case (see BENCHMARKS.md), it rolls back
+// 1.9 % of healthy releases at 200 requests per second and 0.3 % at 5 over
+// the whole ramp and 24 h watch, catches +50 % on a 0.3 % error rate before
+// full exposure in 99.9 % of releases at 200 requests per second, and +200 %
+// during the 1 % or 5 % step in all of them.
 //
 // A rollback.Policy built from scratch has InconclusiveLimit 0: the first
 // observation without data rolls back, which a small canary's first minute
@@ -140,12 +157,17 @@ func DefaultPolicy() rollback.Policy {
 	return rollback.Policy{
 		Triggers: []rollback.Trigger{
 			rollback.CriticalChecks{},
-			rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.01, Confidence: 0.95},
-			rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond},
+			rollback.Sequential{Metric: monitor.ErrorRate, Catch: 0.5},
+			rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond, MinSamples: DefaultLatencySamples},
 		},
 		InconclusiveLimit: 3,
 	}
 }
+
+// DefaultLatencySamples is the fewest requests DefaultPolicy's p95 latency
+// must rest on to be judged: with fewer, the sample's p95 is one of its
+// few largest values and says little about the 95th percentile.
+const DefaultLatencySamples = 200
 
 // WithStages runs the strategy's plan once per stage, in order, such as
 // staging before production. The default is one stage named after the
@@ -226,14 +248,19 @@ func WithInterval(d time.Duration) Option {
 	return func(c *config) { c.interval = d }
 }
 
+// NoDeadline, given to WithGateDeadline, lets gates that ask to be retried
+// wait for as long as they ask: "wait forever" said explicitly.
+const NoDeadline time.Duration = -1
+
 // WithGateDeadline sets how long the runner waits for gates that ask to be
-// retried (RetryAt) before it blocks the release. The default is one hour.
+// retried (RetryAt) before it blocks the release. The default is one hour;
+// NoDeadline waits as long as the gates ask (0 is refused: say NoDeadline).
 func WithGateDeadline(d time.Duration) Option {
 	return func(c *config) { c.gateDeadline = d }
 }
 
 // WithApproval sets the gate consulted before a step with Approval set, such
-// as a gate.Approval. While it asks to wait (RetryAt), the runner re-checks
+// as a gate.Approval; without one, such a step waits for Runner.Approve. While it asks to wait (RetryAt), the runner re-checks
 // it at the time it gives or at the next observation interval, whichever is
 // sooner, observing the monitors meanwhile: a breach rolls back. A refusal
 // rolls back too.
@@ -243,6 +270,39 @@ func WithApproval(g Gate) Option {
 			c.approval = g
 		}
 	}
+}
+
+// WithStepRules adds pauses, inline analyses and approvals to the steps
+// the strategy plans, by step name (see StepRule).
+func WithStepRules(rules ...StepRule) Option {
+	return func(c *config) { c.stepRules = append(c.stepRules, rules...) }
+}
+
+// WithBackgroundAnalysis runs a in the background of each stage from its
+// step startingStep (an index in the stage's plan, from 0; Argo's
+// startingStep) until the stage's last step was applied and baked: the
+// analysis measures nothing before. A Failed or Error run rolls back; an
+// Inconclusive one pauses or rolls back (Analysis.OnInconclusive), even when
+// it comes at the promotion. When the last step is reached, metrics still
+// running end as successful, as in Argo Rollouts.
+func WithBackgroundAnalysis(a Analysis, startingStep int) Option {
+	return func(c *config) { c.background, c.startingAt = &a, startingStep }
+}
+
+// WithPrePromotionAnalysis runs a before the promotion — the step that
+// takes the last stage to full exposure — is applied, as Argo Rollouts'
+// blue-green prePromotionAnalysis: the step waits for a successful run; a
+// Failed one rolls back (the new version never served everyone).
+func WithPrePromotionAnalysis(a Analysis) Option {
+	return func(c *config) { c.prePromo = &a }
+}
+
+// WithPostPromotionAnalysis runs a once the promotion step was applied, as
+// Argo Rollouts' blue-green postPromotionAnalysis: a Failed run rolls back
+// to the previous version; the release goes on to verification once it
+// succeeds.
+func WithPostPromotionAnalysis(a Analysis) Option {
+	return func(c *config) { c.postPromo = &a }
 }
 
 // WithRollbackTimeout bounds Strategy.Rollback. The default is 5 minutes.

@@ -31,6 +31,14 @@ type PlanDoc struct {
 	Waivers   map[Pitfall]string
 	// Problems are the pitfalls and errors Run would refuse the release for.
 	Problems []string
+	// Power is the power check of the policy's sequential triggers at the
+	// traffic declared with WithTraffic, per stage: what each step can
+	// detect. Empty without declared traffic (preflight then checks with
+	// the traffic its baseline measures).
+	Power []rollback.Power
+	// Analyses are the background and promotion analyses ("background
+	// success-rate from step 1 of each stage"); inline ones are in the steps.
+	Analyses []string
 }
 
 // PlanStage is one stage of a PlanDoc.
@@ -46,6 +54,12 @@ type PlanStep struct {
 	Exposure float64
 	Bake     time.Duration
 	Approval bool
+	// Approvers may approve the step (anyone when empty).
+	Approvers []string
+	// Analysis names the step's inline analysis, if any.
+	Analysis string
+	// Pause is the step's pause, if any.
+	Pause *Pause
 }
 
 // Plan returns what Run would do for rel, as data and Markdown, without
@@ -64,10 +78,23 @@ func (r *Runner) Plan(ctx context.Context, rel Release) (*PlanDoc, error) {
 	}
 	doc := &PlanDoc{Release: rel, Strategy: nameOf(r.strategy), Conditions: r.conditions,
 		Schedule: r.cfg.schedule, Interval: r.cfg.interval, Waivers: r.cfg.waivers, Procedure: r.procedure(nil)}
+	if a := r.cfg.background; a != nil {
+		doc.Analyses = append(doc.Analyses, fmt.Sprintf("background %s from step %d of each stage", a.Name, r.cfg.startingAt))
+	}
+	if a := r.cfg.prePromo; a != nil {
+		doc.Analyses = append(doc.Analyses, "pre-promotion "+a.Name)
+	}
+	if a := r.cfg.postPromo; a != nil {
+		doc.Analyses = append(doc.Analyses, "post-promotion "+a.Name)
+	}
 	for i, st := range r.stages(rel) {
 		ps := PlanStage{Name: st.Name, Environment: st.Environment}
 		for _, s := range plans[i] {
-			ps.Steps = append(ps.Steps, PlanStep{Name: s.Name, Exposure: s.Exposure, Bake: s.Bake, Approval: s.Approval})
+			p := PlanStep{Name: s.Name, Exposure: s.Exposure, Bake: s.Bake, Approval: s.Approval, Approvers: s.Approvers, Pause: s.Pause}
+			if s.Analysis != nil {
+				p.Analysis = s.Analysis.Name
+			}
+			ps.Steps = append(ps.Steps, p)
 		}
 		doc.Stages = append(doc.Stages, ps)
 	}
@@ -84,6 +111,10 @@ func (r *Runner) Plan(ctx context.Context, rel Release) (*PlanDoc, error) {
 	_, errs := r.guard(rel)
 	for _, err := range errs {
 		doc.Problems = append(doc.Problems, err.Error())
+	}
+	if r.cfg.traffic != nil {
+		doc.Power = r.powerOf(*r.cfg.traffic, plans)
+		doc.Problems = append(doc.Problems, r.powerProblems(doc.Power)...)
 	}
 	return doc, nil
 }
@@ -104,14 +135,36 @@ func (p *PlanDoc) Markdown() string {
 	for pf, reason := range p.Waivers {
 		fmt.Fprintf(&b, "- Waived pitfall %s: %s\n", pf, reason)
 	}
+	if len(p.Analyses) > 0 {
+		fmt.Fprintf(&b, "- Analyses: %s\n", strings.Join(p.Analyses, "; "))
+	}
 	for _, st := range p.Stages {
-		fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval |\n|---|---|---|---|---|\n", st.Name, st.Environment)
+		holds := slices.ContainsFunc(st.Steps, func(s PlanStep) bool { return s.Analysis != "" || s.Pause != nil })
+		if holds {
+			fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval | Analysis | Pause |\n|---|---|---|---|---|---|---|\n", st.Name, st.Environment)
+		} else {
+			fmt.Fprintf(&b, "\n### Stage %s (%s)\n| # | Step | Exposure | Bake | Approval |\n|---|---|---|---|---|\n", st.Name, st.Environment)
+		}
 		for i, s := range st.Steps {
 			appr := ""
 			if s.Approval {
 				appr = "yes"
+				if len(s.Approvers) > 0 {
+					appr = "by " + strings.Join(s.Approvers, ", ")
+				}
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %v | %s |\n", i+1, s.Name, percent(s.Exposure), s.Bake, appr)
+			fmt.Fprintf(&b, "| %d | %s | %s | %v | %s |", i+1, s.Name, percent(s.Exposure), s.Bake, appr)
+			if holds {
+				pause := ""
+				switch {
+				case s.Pause != nil && s.Pause.Duration > 0:
+					pause = s.Pause.Duration.String()
+				case s.Pause != nil:
+					pause = "until promoted"
+				}
+				fmt.Fprintf(&b, " %s | %s |", s.Analysis, pause)
+			}
+			b.WriteString("\n")
 		}
 	}
 	b.WriteString("\n### Post-deployment watch\n")
@@ -121,6 +174,7 @@ func (p *PlanDoc) Markdown() string {
 	for _, w := range p.Schedule.Windows {
 		fmt.Fprintf(&b, "- %s: every %v for %v\n", capitalize(w.Name), w.Interval, w.Duration)
 	}
+	powerMarkdown(&b, p.Power)
 	b.WriteString("\n")
 	b.WriteString(p.Procedure.Markdown())
 	if len(p.Problems) > 0 {
@@ -164,7 +218,7 @@ func (r *Runner) procedure(rec *state.Record) rollback.Plan {
 			}
 		}
 	}
-	for _, e := range rec.RollbackSteps {
+	for _, e := range rec.RollbackSteps[min(rec.RollbackFrom, len(rec.RollbackSteps)):] {
 		switch e.Kind {
 		case state.EntryRollback:
 			mark(0, e)
@@ -230,16 +284,48 @@ func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 		if err := validateSteps(st.Name, steps); err != nil {
 			return nil, err
 		}
-		if r.cfg.approval == nil {
-			for j, s := range steps {
-				if s.Approval {
-					return nil, fmt.Errorf("%w: stage %q step %d (%q) needs Approval but no WithApproval gate is set", ErrInvalid, st.Name, j, s.Name)
-				}
-			}
+		steps, err = r.applyRules(st.Name, steps)
+		if err != nil {
+			return nil, err
 		}
 		out[i] = steps
 	}
 	return out, nil
+}
+
+// applyRules adds the WithStepRules of stage to its steps (a copy), and
+// refuses a rule that names no step of any stage's plan.
+func (r *Runner) applyRules(stage string, steps []Step) ([]Step, error) {
+	if len(r.cfg.stepRules) == 0 {
+		return steps, nil
+	}
+	steps = slices.Clone(steps)
+	for i, sr := range r.cfg.stepRules {
+		if sr.Stage != "" && sr.Stage != stage {
+			continue
+		}
+		j := slices.IndexFunc(steps, func(s Step) bool { return s.Name == sr.Step })
+		if j < 0 {
+			if sr.Stage == "" && len(r.cfg.stages) > 1 {
+				continue // another stage's step, perhaps
+			}
+			return nil, fmt.Errorf("%w: WithStepRules[%d]: stage %q has no step %q", ErrInvalid, i, stage, sr.Step)
+		}
+		s := &steps[j]
+		if s.Analysis == nil {
+			s.Analysis = sr.Analysis
+		}
+		if s.Pause == nil {
+			s.Pause = sr.Pause
+		}
+		if sr.Approval {
+			s.Approval = true
+			if len(s.Approvers) == 0 {
+				s.Approvers = sr.Approvers
+			}
+		}
+	}
+	return steps, nil
 }
 
 func validateSteps(stage string, steps []Step) error {
@@ -262,6 +348,15 @@ func validateSteps(stage string, steps []Step) error {
 			return fmt.Errorf("%w: %s: Bake %v is longer than %v", ErrInvalid, where(), s.Bake, maxDuration)
 		case s.Apply == nil:
 			return fmt.Errorf("%w: %s: Apply is nil", ErrInvalid, where())
+		case s.Pause != nil && (s.Pause.Duration < 0 || s.Pause.Duration > maxDuration):
+			return fmt.Errorf("%w: %s: Pause.Duration %v is outside [0, %v]", ErrInvalid, where(), s.Pause.Duration, maxDuration)
+		case len(s.Approvers) > 0 && !s.Approval:
+			return fmt.Errorf("%w: %s: Approvers are named but Approval is not set", ErrInvalid, where())
+		}
+		if s.Analysis != nil {
+			if err := checkAnalysis(where(), s.Analysis); err != nil {
+				return err
+			}
 		}
 		names[s.Name] = true
 	}

@@ -64,7 +64,7 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 		r.tickFrom(rec, now, g, evidence)
 	}
 	if !wait.IsZero() {
-		if wait.After(rec.Deadline) {
+		if !rec.Deadline.IsZero() && wait.After(rec.Deadline) {
 			reason := fmt.Sprintf("gate %s; it would wait past the gate deadline %s", waitReason, rec.Deadline.Format(time.RFC3339))
 			rec.Trigger = &state.Trigger{Kind: state.TriggerBlocked, Reason: reason, At: now}
 			r.note(rec, now, state.EntryGate, state.OutcomeBlocked, "", reason)
@@ -107,6 +107,9 @@ func (r *Runner) preflight(ctx context.Context, rec *state.Record, lp *loop, now
 			r.note(rec, now, state.EntryNote, state.OutcomeNone, "baseline", msg)
 			r.emit(rec, Event{Kind: EventPhase, Message: msg})
 			r.cfg.logger.Warn("deploy: "+msg, "release", rec.ID)
+		}
+		if r.checkPower(rec, lp, now, obs) {
+			return now, nil // blocked: the policy asks for power
 		}
 	}
 	r.emit(rec, Event{Kind: EventPhase, Message: fmt.Sprintf("preflight passed (%s)", plural(len(rec.Gates), "gate"))})

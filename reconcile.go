@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,6 +15,12 @@ import (
 func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time, *state.Record, error) {
 	rec := lp.rec
 	lp.rec = nil // kept again only once saved
+	if rec != nil && !lp.dirty && (rec.Waiting != nil || lp.woken) {
+		// Waiting for a person, or told a decision came: read the record
+		// again, for decisions another process wrote.
+		rec = nil
+	}
+	lp.woken = false
 	if rec == nil {
 		loaded, err := r.cfg.store.Load(ctx, id)
 		if err != nil {
@@ -43,8 +50,27 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		// under this holder's name (an Apply left running after a store
 		// failure, another process with the same WithHolder) is fenced
 		// off from here on.
+		prevHolder, prevToken := rec.Holder, rec.Token
 		rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(r.cfg.leaseGrace)
-		if err := r.save(ctx, lp, rec); err != nil {
+		err := r.save(ctx, lp, rec)
+		for try := 0; errors.Is(err, ErrLocked) && try < 3; try++ {
+			// A person's decision or rollback request, written without the
+			// lease between the load and this save, is no takeover: load
+			// again and take the release with it, unless another runner
+			// took it meanwhile.
+			cur, lerr := r.cfg.store.Load(ctx, id)
+			if lerr != nil || cur.Holder != prevHolder || cur.Token != prevToken || checkRecord(cur) != nil {
+				break
+			}
+			if cur.Status.Final() {
+				return time.Time{}, cur, finalError(cur)
+			}
+			rec = cur
+			lp.saved = markOf(rec)
+			rec.Holder, rec.Token, rec.LeaseUntil = r.holder, rec.Token+1, now.Add(r.cfg.leaseGrace)
+			err = r.save(ctx, lp, rec)
+		}
+		if err != nil {
 			return time.Time{}, rec, &unrecorded{err}
 		}
 	}
@@ -54,6 +80,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 		return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over (token %d, ours %d)", ErrLocked, id, rec.Token, lp.token)
 	}
 	r.takeRequest(rec, now)
+	r.takeDecisions(rec, lp, now)
 	lp.start(rec)
 	var next time.Time
 	var err error

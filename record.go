@@ -32,10 +32,24 @@ func (r *Runner) save(ctx context.Context, lp *loop, rec *state.Record) error {
 		// A person may have asked for a rollback while this runner was busy
 		// (Runner.Rollback writes the request without taking the lease):
 		// keep the request and save again.
+		// So may a person's decision (Runner.Promote and the others): keep
+		// the decisions written since, for the next round.
 		cur, lerr := r.cfg.store.Load(context.WithoutCancel(ctx), rec.ID)
-		if lerr == nil && cur.Token == rec.Token && cur.Holder == rec.Holder && cur.RollbackRequest != nil && rec.RollbackRequest == nil {
-			rec.RollbackRequest, rec.Rev = cur.RollbackRequest, cur.Rev
-			err = r.cfg.store.Update(context.WithoutCancel(ctx), rec)
+		if lerr == nil && cur.Token == rec.Token && cur.Holder == rec.Holder {
+			merged := false
+			if cur.RollbackRequest != nil && rec.RollbackRequest == nil {
+				rec.RollbackRequest, merged = cur.RollbackRequest, true
+			}
+			if len(cur.Decisions) > len(rec.Decisions) {
+				rec.Decisions, merged = append(rec.Decisions, cur.Decisions[len(rec.Decisions):]...), true
+				if lp != nil {
+					lp.woken = true
+				}
+			}
+			if merged {
+				rec.Rev = cur.Rev
+				err = r.cfg.store.Update(context.WithoutCancel(ctx), rec)
+			}
 		}
 	}
 	if errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrConflict) {

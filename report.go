@@ -56,6 +56,14 @@ type Report struct {
 	// Notifications says, per notifier, what was not delivered, for people:
 	// "NOT delivered to slack: 3 event(s) pending, last error: …".
 	Notifications []string
+	// Waiting is what the release waits for (a person's decision), if anything.
+	Waiting *state.Wait
+	// Decisions are the decisions people took, with who, why and what came of them.
+	Decisions []state.Decision
+	// Analyses are the analysis runs, with their metrics and last measurements.
+	Analyses []state.AnalysisRun
+	// Attempt counts the Retries after an abort (0 for the first attempt).
+	Attempt int
 }
 
 // Duration is how long the release took (so far).
@@ -89,6 +97,7 @@ func (r *Runner) report(rec *state.Record) *Report {
 		Conditions: r.conditions, Pending: len(rec.Outbox), Undelivered: len(rec.Undelivered), Procedure: r.procedure(rec),
 	}
 	rep.Notifications = r.undelivered(rec)
+	analysisState(rep, rec)
 	for _, sec := range Checklist() {
 		for _, it := range sec.Items {
 			t := rec.Checklist[string(it)]
@@ -213,6 +222,9 @@ func followUps(rec *state.Record) (follow, lessons []string) {
 // Headline is a one-line summary of the outcome.
 func (rep *Report) Headline() string {
 	s := fmt.Sprintf("%s %s to %s: %s", rep.Release.Service, rep.Release.Version, rep.Release.Environment, rep.Status)
+	if w := rep.Waiting; w != nil {
+		s += fmt.Sprintf(", waiting for %s at step %s", w.Kind, w.StepName)
+	}
 	if rep.Trigger != nil && rep.Status != Succeeded {
 		s += " — " + rep.Trigger.Reason
 	}
@@ -262,6 +274,12 @@ func (rep *Report) Markdown() string {
 		}
 	case Blocked:
 		fmt.Fprintf(&b, "- Nothing: %s %s was blocked before anything was deployed\n", rel.Service, rel.Version)
+	case Running:
+		fmt.Fprintf(&b, "- In progress: %s %s at %s exposure", rel.Service, rel.Version, percent(rep.Exposure))
+		if w := rep.Waiting; w != nil {
+			fmt.Fprintf(&b, ", waiting for %s at step %s", w.Kind, mdText(w.StepName))
+		}
+		b.WriteString("\n")
 	default: // rolled back, aborted
 		fmt.Fprintf(&b, "- Nothing: %s %s was %s", rel.Service, rel.Version, rep.Status)
 		done := rep.completedStages()
@@ -358,6 +376,7 @@ func (rep *Report) Markdown() string {
 		fmt.Fprintf(&b, "| +%v | %s | %s | %s | %s |\n", e.At.Sub(rep.Started).Round(time.Second), mdText(string(e.Phase)), mdText(name), percent(e.Exposure), mdText(detail))
 	}
 	b.WriteString(rep.Charts())
+	b.WriteString(rep.analysisMarkdown())
 	if rep.Trigger != nil && rep.Trigger.Kind != state.TriggerBlocked {
 		b.WriteString("\n### Rollback\n")
 		fmt.Fprintf(&b, "- Trigger: %s (%s)\n", mdText(rep.Trigger.Reason), mdText(string(rep.Trigger.Kind)))

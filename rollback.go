@@ -47,6 +47,7 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 			rec.Exposure = max(rec.Exposure, s)
 		}
 	}
+	rec.Waiting = nil // whatever it waited for, it rolls back now
 	rec.Trigger = t
 	rec.RollbackReason = t.Reason
 	rec.Outcome = outcome
@@ -70,6 +71,10 @@ func (r *Runner) stepExposure(rec *state.Record) (float64, bool) {
 // rollback, then each rollback step, each recorded as it is done so that a
 // Resume runs none of them twice; then, after the settle, the verification.
 func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
+	if waitsAborted(rec) {
+		// Rolled back; waiting for Retry or Rollback, read at each round.
+		return now.Add(r.cfg.interval), nil
+	}
 	if rec.RollbackStart.IsZero() {
 		return r.rollbackSteps(rec, lp, now)
 	}
@@ -84,7 +89,8 @@ func (r *Runner) rollback(ctx context.Context, rec *state.Record, lp *loop, now 
 // rollbackSteps runs what is left of the rollback's actions.
 func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time.Time, error) {
 	rctx, span := lp.tracer().Start(context.WithoutCancel(lp.phaseCtx), "deploy.rollback", trace.WithAttributes(
-		attribute.String("deploy.trigger", string(rec.Trigger.Kind)), attribute.String("deploy.rollback.reason", rec.RollbackReason)))
+		attribute.String("deploy.trigger", string(rec.Trigger.Kind)), attribute.String("deploy.rollback.reason", rec.RollbackReason),
+		attribute.StringSlice("deploy.rollback.traces", rec.Trigger.Traces)))
 	defer span.End()
 	failed := func(msg string, err error) (time.Time, error) {
 		recordError(span, err)
@@ -145,7 +151,7 @@ func (r *Runner) rollbackSteps(rec *state.Record, lp *loop, now time.Time) (time
 	rec.RollbackStart = time.Now()
 	r.note(rec, rec.RollbackStart, state.EntryRollback, state.OutcomeDone, rec.Strategy, "exposure 0 %; verifying")
 	if len(r.cfg.monitors) == 0 {
-		r.toCommunicate(rec, rec.RollbackStart, rec.Outcome, "")
+		r.rollbackDone(rec, rec.RollbackStart, rec.Outcome)
 		return rec.RollbackStart, nil
 	}
 	return rec.RollbackStart.Add(r.cfg.rollbackSettle), nil
@@ -158,7 +164,7 @@ const rollbackStrategyKey = "\x00strategy"
 // strategy's rollback (rollbackStrategyKey) and the rollback steps by name.
 func doneRollbackSteps(rec *state.Record) map[string]bool {
 	done := map[string]bool{}
-	for _, e := range rec.RollbackSteps {
+	for _, e := range rec.RollbackSteps[min(rec.RollbackFrom, len(rec.RollbackSteps)):] {
 		if e.Outcome != state.OutcomeDone {
 			continue
 		}
@@ -182,7 +188,7 @@ func (r *Runner) verifyRollback(rec *state.Record, lp *loop, now time.Time) (tim
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeUnverified, Detail: msg})
 		r.note(rec, now, state.EntryRollback, state.OutcomeUnverified, "verify", msg)
 		rec.Error = "rollback not verified: " + msg
-		r.toCommunicate(rec, now, RollbackUnverified, "")
+		r.rollbackDone(rec, now, RollbackUnverified)
 		return now, nil
 	}
 	var c rollback.Counters
@@ -206,12 +212,12 @@ func (r *Runner) verifyRollback(rec *state.Record, lp *loop, now time.Time) (tim
 		rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeUnverified, Detail: dec.Reason})
 		r.note(rec, now, state.EntryRollback, state.OutcomeUnverified, "verify", dec.Reason)
 		rec.Error = "rollback not verified: " + dec.Reason
-		r.toCommunicate(rec, now, RollbackUnverified, "")
+		r.rollbackDone(rec, now, RollbackUnverified)
 		return now, nil
 	}
 	rec.RollbackSteps = append(rec.RollbackSteps, state.Entry{At: now, Phase: rec.Phase, Kind: state.EntryVerify, Outcome: state.OutcomeVerified, Detail: summarize(obs)})
 	r.noteObs(rec, now, state.EntryRollback, state.OutcomeVerified, "verify", obs)
-	r.toCommunicate(rec, now, rec.Outcome, "")
+	r.rollbackDone(rec, now, rec.Outcome)
 	return now, nil
 }
 

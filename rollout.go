@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/deploykit/deploy/rollback"
 	"github.com/deploykit/deploy/state"
 )
@@ -39,18 +36,39 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	d.Stage, d.Step = r.stages(rec.Release)[rec.Stage], rec.Step
 
 	if !rec.Applied {
+		if rec.Full && !rec.Applying && rec.Step < len(steps)-1 {
+			// A full promotion goes straight to the stage's last step.
+			r.note(rec, now, state.EntryStep, state.OutcomeSkipped, step.Name, fmt.Sprintf("full promotion: steps %d to %d skipped", rec.Step, len(steps)-2))
+			lp.endStep(nil)
+			rec.Step = len(steps) - 1
+			rec.StepStart, rec.BakeStart = time.Time{}, time.Time{}
+			step = steps[rec.Step]
+			sctx = lp.stepSpan(rec, step)
+			d.Step = rec.Step
+		}
+		// The background analysis goes on between steps, and while a
+		// step waits for its approval or its pre-promotion analysis.
+		bgNext, stop, err := r.background(sctx, rec, lp, now, steps, step)
+		if stop || err != nil {
+			if err == nil && rec.Phase == PhaseDeploy {
+				return r.watchWhileWaiting(sctx, rec, lp, now, bgNext, steps, stageName, step.Name)
+			}
+			return bgNext, err
+		}
 		if step.Approval && !rec.Applying {
-			actx, span := lp.tracer().Start(sctx, "deploy.gate", trace.WithAttributes(attribute.String("deploy.gate", "approval")))
-			err := boundedErr(actx, "approval gate "+nameOf(r.cfg.approval), r.cfg.timeouts.Check, func(ctx context.Context) error { return r.cfg.approval.Check(ctx, d) })
-			span.End()
-			if at, ok := IsRetry(err); ok {
-				r.noteOnce(rec, now, state.EntryGate, state.OutcomeWaiting, "approval", err.Error())
-				return r.watchWhileWaiting(sctx, rec, lp, now, at, steps, stageName, step.Name)
+			next, waiting, err := r.approval(sctx, rec, lp, now, d, step, steps, stageName)
+			if err != nil || waiting {
+				return earliest(next, bgNext), err
 			}
-			if err != nil {
-				return now, r.breach(rec, lp, now, &state.Trigger{Kind: state.TriggerManual, Reason: "approval refused for step " + step.Name + ": " + err.Error()})
+		}
+		if r.isPromotion(rec, steps, len(plans)) && r.cfg.prePromo != nil && !rec.Applying && !rec.Full {
+			next, held, err := r.holdFor(sctx, rec, lp, now, r.cfg.prePromo, state.AnalysisPrePromotion, step.Name)
+			if err != nil || held {
+				if err == nil && rec.Phase == PhaseDeploy {
+					next, err = r.watchWhileWaiting(sctx, rec, lp, now, earliest(next, bgNext), steps, stageName, step.Name)
+				}
+				return next, err
 			}
-			r.note(rec, now, state.EntryGate, state.OutcomeApproved, "approval", "step "+step.Name)
 		}
 		if rec.StepStart.IsZero() {
 			rec.StepStart = now
@@ -59,7 +77,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		// it: a manual rollback then waits for the Apply instead of rolling
 		// back alongside it, and counts the step as possibly deployed.
 		rec.Applying = true
-		err := r.effect(sctx, rec, lp, effectApply, "step "+stageName+"/"+step.Name+": Apply", r.cfg.policy.Deadline(),
+		err = r.effect(sctx, rec, lp, effectApply, "step "+stageName+"/"+step.Name+": Apply", r.cfg.policy.Deadline(),
 			func(ctx context.Context) error { return step.Apply(ctx, d) })
 		if errors.Is(err, errRollbackRequested) {
 			// Asked to roll back while saving: do that instead of applying.
@@ -117,31 +135,57 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		if r.listening() {
 			r.emit(rec, Event{Kind: EventStep, Step: step.Name, Message: fmt.Sprintf("step %s applied: exposure %s, bake %v", step.Name, percent(step.Exposure), step.Bake)})
 		}
-		if step.Bake == 0 {
+		if step.Bake == 0 && step.Analysis == nil && step.Pause == nil && !r.holdsAtPromotion(rec, steps, len(plans)) && !r.backgroundEnds(rec, steps) {
 			return r.promote(rec, lp, now, step, steps, len(plans))
 		}
-		return now.Add(min(r.cfg.interval, step.Bake)), nil
+		// The step's analyses start now: their first measurements are
+		// due at once.
+		next, stop, err := r.stepAnalyses(sctx, rec, lp, now, step, steps, len(plans))
+		if stop || err != nil {
+			return next, err
+		}
+		if step.Bake == 0 {
+			return r.hold(sctx, rec, lp, now, step, steps, len(plans), earliest(next, now.Add(r.cfg.interval)))
+		}
+		return earliest(next, now.Add(min(r.cfg.interval, step.Bake))), nil
 	}
 
 	// Baking: observe and judge.
 	dec, obs := r.judge(sctx, rec, lp, "bake", step.Name, rec.BakeStart)
 	bakeDone := !now.Before(rec.BakeStart.Add(step.Bake))
-	if dec.Verdict != rollback.Continue || bakeDone {
+	// A step held after its bake (a pause, an analysis still running) is
+	// watched every interval; only its first healthy look is announced.
+	held := bakeDone && r.holding(rec, step)
+	if dec.Verdict != rollback.Continue || bakeDone && !held {
 		r.announce(rec, lp, dec, step.Name)
 	}
 	r.tick(rec, now, ItemMonitorDeploy, fmt.Sprintf("%d monitor(s) observed every %v while each step baked", len(r.cfg.monitors), r.cfg.interval))
-	switch dec.Verdict {
-	case rollback.Rollback:
+	if dec.Verdict == rollback.Rollback {
+		if w := rec.Waiting; w != nil {
+			t := triggerFrom(dec, state.TriggerBreach)
+			t.Reason = fmt.Sprintf("while step %s/%s waited for %s: %s", stageName, step.Name, w.Kind, dec.Reason)
+			return now, r.breach(rec, lp, now, t)
+		}
 		return now, r.breach(rec, lp, now, triggerFrom(dec, state.TriggerBreach))
+	}
+	// The step's analyses measure at their own times, whatever the
+	// policy's verdict: the policy is the guard rail.
+	anext, stop, err := r.stepAnalyses(sctx, rec, lp, now, step, steps, len(plans))
+	if stop || err != nil {
+		return anext, err
+	}
+	switch dec.Verdict {
 	case rollback.Continue:
 		if bakeDone {
-			r.noteObs(rec, now, state.EntryVerdict, state.OutcomeHealthy, step.Name, obs)
-			return r.promote(rec, lp, now, step, steps, len(plans))
+			if !held {
+				r.noteObs(rec, now, state.EntryVerdict, state.OutcomeHealthy, step.Name, obs)
+			}
+			return r.hold(sctx, rec, lp, now, step, steps, len(plans), earliest(anext, now.Add(r.cfg.interval)))
 		}
 		r.point(rec, lp, now, step.Name, step.Bake, obs)
 	case rollback.Wait:
 		r.noteOnce(rec, now, state.EntryVerdict, state.OutcomePaused, step.Name, dec.Reason)
-		if over := rec.BakeStart.Add(step.Bake).Add(r.cfg.policy.Deadline()); now.After(over) {
+		if over := rec.BakeStart.Add(step.Bake).Add(r.cfg.policy.Deadline()); now.After(over) && rec.Waiting == nil {
 			return now, r.breach(rec, lp, now, &state.Trigger{Kind: state.TriggerDeadline, Reason: fmt.Sprintf("step %s/%s made no progress within the progress deadline %v after its bake: %s", stageName, step.Name, r.cfg.policy.Deadline(), dec.Reason)})
 		}
 	}
@@ -149,11 +193,12 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	if end := rec.BakeStart.Add(step.Bake); dec.Verdict == rollback.Continue && end.After(now) && end.Before(next) {
 		next = end
 	}
-	return next, nil
+	return earliest(next, anext), nil
 }
 
 // watchWhileWaiting keeps watching the users already on the new version
-// while step waits for approval until at, as during a bake: a breach rolls
+// while step waits (for an approval, a pre-promotion analysis, a person's
+// decision) until at, as during a bake: a breach rolls
 // back, naming the step that exposed them; the wait has no deadline of its
 // own. It returns when to look again.
 func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *loop, now, at time.Time, steps []Step, stageName, step string) (time.Time, error) {
@@ -171,7 +216,11 @@ func (r *Runner) watchWhileWaiting(ctx context.Context, rec *state.Record, lp *l
 	if dec.Verdict == rollback.Rollback {
 		r.announce(rec, lp, dec, prev)
 		t := triggerFrom(dec, state.TriggerBreach)
-		t.Reason = fmt.Sprintf("while step %s/%s waited for approval: %s", stageName, step, dec.Reason)
+		what := "approval"
+		if rec.Waiting != nil {
+			what = string(rec.Waiting.Kind)
+		}
+		t.Reason = fmt.Sprintf("while step %s/%s waited for %s: %s", stageName, step, what, dec.Reason)
 		t.Stage, t.Step = stageName, prev
 		return now, r.breach(rec, lp, now, t)
 	}

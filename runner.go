@@ -30,6 +30,11 @@ type Runner struct {
 	judgesChecks bool
 	meterOnce    sync.Once
 	releases     metric.Int64Counter
+
+	// wakers are the loops of this Runner by release, told when a
+	// decision was written (wake).
+	wakeMu sync.Mutex
+	wakers map[string]chan struct{}
 }
 
 func (r *Runner) store() (state.Store, error) {
@@ -151,7 +156,9 @@ func (r *Runner) create(ctx context.Context, rel Release) (*state.Record, [][]St
 		Token:    firstToken(now),
 		Created:  now,
 		Updated:  now,
-		Deadline: now.Add(r.cfg.gateDeadline),
+	}
+	if r.cfg.gateDeadline != NoDeadline {
+		rec.Deadline = now.Add(r.cfg.gateDeadline)
 	}
 	if len(d.Memo) > 0 {
 		rec.Memo = d.Memo

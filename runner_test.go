@@ -135,7 +135,7 @@ func TestBreachAtSecondStepRollsBackWithinOneInterval(t *testing.T) {
 		if rep.Trigger.Metric != monitor.ErrorRate || *rep.Trigger.Observed != 0.08 || *rep.Trigger.Baseline != 0.001 {
 			t.Errorf("trigger = %+v", rep.Trigger)
 		}
-		if !strings.Contains(rep.Trigger.Reason, "error rate 8.0 % vs baseline 0.1 % (+7900 %) > +50 %") {
+		if !strings.Contains(rep.Trigger.Reason, "error rate 8.0 % vs baseline 0.1 % (+7900 %): a significant rise over +0 %") {
 			t.Errorf("reason = %q", rep.Trigger.Reason)
 		}
 		if h.strategy.Exposure() != 0 || rep.Exposure != 0 {

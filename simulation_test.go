@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -21,6 +22,8 @@ import (
 
 // TestSimulation drives seeded random releases through crashes, pauses
 // past the lease, lease expiry, manual rollbacks from other runners,
+// pauses, inline analyses that fail, error or are inconclusive, people's
+// decisions from other machines (promote, full, abort, retry, skip),
 // cancelled runs, monitors that fail, hang or panic, strategies that panic
 // or ignore their context, notifier outages and configuration changes
 // between resumes — all in virtual time — and checks the engine's promises
@@ -76,6 +79,12 @@ type sim struct {
 	rollbacksInFlight int
 	violations        []string
 	seqs              map[int]int
+
+	// pauses and analyses: rules added to every runner, and the mode of
+	// the inline analysis's measurements (0 good, 1 failing, 2 errors and
+	// panics, 3 inconclusive).
+	rules       []deploy.StepRule
+	analysisBad int
 }
 
 func (s *sim) chance(p float64) bool {
@@ -209,6 +218,7 @@ func (s *sim) options(store state.Store, holder string, plan []deploytest.StepSp
 		rsteps = append(rsteps, rollback.PlanStep{Name: fmt.Sprint("rollback step ", i), Run: func(ctx context.Context) error { return nil }})
 	}
 	return []deploy.Option{
+		deploy.WithStepRules(s.rules...),
 		deploy.WithStore(store), deploy.WithHolder(holder),
 		deploy.WithMonitors(s.monitor()), deploy.WithNotifiers(s.notifier()),
 		deploy.WithWaiver(deploy.FridayDeploy, "virtual clock"),
@@ -235,6 +245,14 @@ func simulate(t *testing.T, seed uint64) []string {
 	}
 	plan = append(plan, deploytest.StepSpec{Name: "all", Exposure: 1, Bake: time.Duration(r.IntN(3)) * 5 * time.Minute})
 	strategy := &simStrategy{sim: s, plan: plan}
+	if r.IntN(3) == 0 {
+		// A pause, timed or until promoted, on a random step; an inline
+		// analysis on another.
+		at := plan[r.IntN(len(plan))].Name
+		s.rules = append(s.rules, deploy.StepRule{Step: at, Pause: &deploy.Pause{Duration: []time.Duration{0, 20 * time.Minute}[r.IntN(2)]}})
+		s.analysisBad = r.IntN(4)
+		s.rules = append(s.rules, deploy.StepRule{Step: plan[r.IntN(len(plan))].Name, Analysis: s.analysis()})
+	}
 
 	first, err := deploy.NewRunner(strategy, s.options(s.store, "starter", plan)...)
 	if err != nil {
@@ -249,7 +267,17 @@ func simulate(t *testing.T, seed uint64) []string {
 			s.violate("%s: %v", who, err)
 		}
 	}
-	var wg sync.WaitGroup
+	var wg, fin sync.WaitGroup
+	finished := make(chan struct{})
+	if len(s.rules) > 0 {
+		// A person on call: promotes what waits for a person, retries an
+		// aborted release once, then ends it with a rollback.
+		person, err := deploy.NewRunner(strategy, s.options(s.store, "on-call", plan)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fin.Go(func() { s.finish(person, id, finished, check) })
+	}
 	for attempt := range 8 {
 		fs := deploytest.NewFaultStore(s.store)
 		crashAt, pauseAt := -1, -1
@@ -290,6 +318,15 @@ func simulate(t *testing.T, seed uint64) []string {
 				check("manual rollback", err)
 			})
 		}
+		if len(s.rules) > 0 && s.chance(0.5) {
+			// A person decides from another machine: promote, abort,
+			// retry or skip, whether it applies or not.
+			at := s.between(0, 40*time.Minute)
+			wg.Go(func() {
+				time.Sleep(at)
+				s.decide(strategy, plan, id, check)
+			})
+		}
 		ctx, cancel := context.WithCancel(t.Context())
 		if s.chance(0.1) {
 			time.AfterFunc(s.between(0, 30*time.Minute), cancel)
@@ -319,6 +356,8 @@ func simulate(t *testing.T, seed uint64) []string {
 		}
 		time.Sleep(10 * time.Minute)
 	}
+	close(finished)
+	fin.Wait()
 	rec, lerr := s.store.Load(t.Context(), id)
 	if lerr != nil {
 		return append(s.violations, lerr.Error())
@@ -351,6 +390,13 @@ func (s *sim) checkOutcome(rec *state.Record) {
 	exposure := s.target.Exposure()
 	rolledBack := false
 	applied := map[string]int{}
+	retries := 0
+	for _, d := range rec.Decisions {
+		if d.Kind == state.DecisionRetry && !d.Pending() && d.Outcome != "" && !strings.HasPrefix(d.Outcome, "ignored") {
+			retries++
+		}
+	}
+	restarts := 0
 	for _, e := range effects {
 		if e.Refused {
 			continue
@@ -360,9 +406,17 @@ func (s *sim) checkOutcome(rec *state.Record) {
 			continue
 		}
 		if rolledBack {
-			s.violate("Apply of %s took effect after a rollback (token %d)", e.Step, e.Token)
+			// Only a Retry after an abort deploys again after a rollback.
+			restarts++
+			rolledBack = false
+			if restarts > retries {
+				s.violate("Apply of %s took effect after a rollback (token %d), with %d retries", e.Step, e.Token, retries)
+			}
 		}
 		applied[e.Step]++
+	}
+	if rec.Waiting != nil {
+		s.violate("a %s release still waits for %s", rec.Status, rec.Waiting.Kind)
 	}
 	tried := map[string]int{}
 	for _, e := range rec.Timeline {
@@ -407,5 +461,93 @@ func (s *sim) checkOutcome(rec *state.Record) {
 		if seq > rec.Delivered {
 			s.violate("the notifier got event %d, the record counts %d", seq, rec.Delivered)
 		}
+	}
+}
+
+// analysis is the sim's inline analysis: three measurements a minute
+// apart, good, failing, failing to measure (errors and panics) or
+// inconclusive as analysisBad says.
+func (s *sim) analysis() *deploy.Analysis {
+	measure := func(ctx context.Context, _ monitor.Target) (float64, error) {
+		switch s.analysisBad {
+		case 1:
+			return 0.5, nil
+		case 2:
+			if s.chance(0.5) {
+				panic("sim: measurement panics")
+			}
+			return 0, errors.New("sim: metric source down")
+		case 3:
+			return 0.92, nil
+		}
+		return 0.99, nil
+	}
+	return &deploy.Analysis{Name: "sim", Metrics: []deploy.AnalysisMetric{{Name: "success-rate", Measure: measure,
+		Interval: time.Minute, Count: 3, Success: deploy.AtLeast(0.95), Failure: deploy.Below(0.9)}}}
+}
+
+// decide takes one random decision about release id from another
+// machine; one that does not apply must say so with ErrNotWaiting.
+func (s *sim) decide(strategy deploy.Strategy, plan []deploytest.StepSpec, id string, check func(string, error)) {
+	other, err := deploy.NewRunner(strategy, s.options(s.store, "person", plan)...)
+	if err != nil {
+		s.violate("%v", err)
+		return
+	}
+	d := deploy.Decision{By: "sim", Reason: "sim: on-call"}
+	ctx := context.Background()
+	s.mu.Lock()
+	k := s.rng.IntN(5)
+	s.mu.Unlock()
+	switch k {
+	case 0:
+		err = other.Promote(ctx, id, false, d)
+	case 1:
+		err = other.Promote(ctx, id, true, d)
+	case 2:
+		err = other.Abort(ctx, id, d)
+	case 3:
+		err = other.Retry(ctx, id, d)
+	case 4:
+		err = other.Skip(ctx, id, 0, d)
+	}
+	if err != nil && !errors.Is(err, deploy.ErrNotWaiting) {
+		s.violate("decision %d: %v", k, err)
+	}
+	check("decision", err)
+}
+
+// finish decides until the release is over: it promotes a pause or an
+// inconclusive analysis, retries an aborted release once, then ends it.
+func (s *sim) finish(r *deploy.Runner, id string, done chan struct{}, check func(string, error)) {
+	retried := false
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(7 * time.Minute):
+		}
+		rec, err := s.store.Load(context.Background(), id)
+		if err != nil || rec.Status.Final() || rec.Waiting == nil {
+			continue
+		}
+		d := deploy.Decision{By: "sim-finisher"}
+		switch rec.Waiting.Kind {
+		case state.WaitPause, state.WaitInconclusive:
+			err = r.Promote(context.Background(), id, false, d)
+		case state.WaitAborted:
+			if !retried {
+				retried = true
+				err = r.Retry(context.Background(), id, d)
+				break
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
+			_, err = r.Rollback(ctx, id, "sim: giving up after the retry")
+			cancel()
+		}
+		if err != nil && !errors.Is(err, deploy.ErrNotWaiting) && !errors.Is(err, deploy.ErrAborted) {
+			s.violate("finisher: %v", err)
+		}
+		check("finisher", err)
 	}
 }

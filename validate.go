@@ -31,6 +31,9 @@ func isNil(x any) bool {
 // checkConfig refuses what the options cannot mean: typed nils, durations
 // that overflow, a policy that judges nothing or ignores critical checks.
 func checkConfig(c *config) error {
+	if err := validTraffic(c.traffic); err != nil {
+		return err
+	}
 	nilIn := func(option string, i int, x any) error {
 		if isNil(x) {
 			return fmt.Errorf("%w: %s argument %d is a nil %T", ErrInvalid, option, i, x)
@@ -77,7 +80,7 @@ func checkConfig(c *config) error {
 		d        time.Duration
 		positive bool // else 0 is allowed (a default was chosen)
 	}{
-		{"WithInterval", c.interval, true}, {"WithGateDeadline", c.gateDeadline, true},
+		{"WithInterval", c.interval, true},
 		{"WithRollbackTimeout", c.rollbackTimeout, true}, {"WithBaselineWindow", c.baselineWindow, true},
 		{"WithNotifyTimeout", c.notifyTimeout, true}, {"WithLeaseGrace", c.leaseGrace, true},
 		{"WithRollbackSettle", c.rollbackSettle, false}, {"WithRollbackPolicy ProgressDeadline", c.policy.ProgressDeadline, false},
@@ -89,6 +92,50 @@ func checkConfig(c *config) error {
 			return fmt.Errorf("%w: %s duration %v must be positive", ErrInvalid, d.name, d.d)
 		case d.d > maxDuration:
 			return fmt.Errorf("%w: %s duration %v is longer than %v", ErrInvalid, d.name, d.d, maxDuration)
+		}
+	}
+	switch {
+	case c.gateDeadline == NoDeadline:
+	case c.gateDeadline <= 0:
+		return fmt.Errorf("%w: WithGateDeadline duration %v must be positive; to wait as long as the gates ask, say WithGateDeadline(deploy.NoDeadline)", ErrInvalid, c.gateDeadline)
+	case c.gateDeadline > maxDuration:
+		return fmt.Errorf("%w: WithGateDeadline duration %v is longer than %v", ErrInvalid, c.gateDeadline, maxDuration)
+	}
+	if c.background != nil {
+		if err := checkAnalysis("WithBackgroundAnalysis", c.background); err != nil {
+			return err
+		}
+		if c.startingAt < 0 {
+			return fmt.Errorf("%w: WithBackgroundAnalysis startingStep %d is negative", ErrInvalid, c.startingAt)
+		}
+	}
+	if c.prePromo != nil {
+		if err := checkAnalysis("WithPrePromotionAnalysis", c.prePromo); err != nil {
+			return err
+		}
+	}
+	if c.postPromo != nil {
+		if err := checkAnalysis("WithPostPromotionAnalysis", c.postPromo); err != nil {
+			return err
+		}
+	}
+	for i, sr := range c.stepRules {
+		where := fmt.Sprintf("WithStepRules[%d] (step %q)", i, sr.Step)
+		switch {
+		case sr.Step == "":
+			return fmt.Errorf("%w: WithStepRules[%d]: Step is empty", ErrInvalid, i)
+		case sr.Analysis == nil && sr.Pause == nil && !sr.Approval:
+			return fmt.Errorf("%w: %s adds nothing: set Analysis, Pause or Approval", ErrInvalid, where)
+		case len(sr.Approvers) > 0 && !sr.Approval:
+			return fmt.Errorf("%w: %s names Approvers without Approval", ErrInvalid, where)
+		}
+		if sr.Analysis != nil {
+			if err := checkAnalysis(where, sr.Analysis); err != nil {
+				return err
+			}
+		}
+		if sr.Pause != nil && (sr.Pause.Duration < 0 || sr.Pause.Duration > maxDuration) {
+			return fmt.Errorf("%w: %s: Pause.Duration %v is outside [0, %v]", ErrInvalid, where, sr.Pause.Duration, maxDuration)
 		}
 	}
 	for i, w := range c.schedule.Windows {

@@ -514,7 +514,7 @@ func FullRecord(id string) *state.Record {
 		},
 		Baseline:     map[string]state.Measurement{"error_rate": {Value: 0.001, Samples: 1000}, "latency_p95": {Value: 0.2125, Samples: 1000}},
 		Last:         map[string]state.Measurement{"error_rate": {Value: 1e-7, Samples: 12}},
-		Counters:     state.Counters{Failures: 1, Inconclusive: 2, ConsecutiveErrors: 3},
+		Counters:     state.Counters{Failures: 1, Inconclusive: 2, ConsecutiveErrors: 3, Judge: `{"sequential:error_rate":"AAAA"}`},
 		MonitorState: map[string][]byte{"2:monitor.LogScan": []byte(`["<ts> ERROR payment declined for order <n>"]`)},
 		Observed:     17,
 		Windows:      []state.Window{{Name: "bake", Interval: 30 * time.Second, Start: at(11), End: at(21), Observations: 20}},
@@ -532,7 +532,7 @@ func FullRecord(id string) *state.Record {
 		RollbackReason: "error rate above baseline",
 		Trigger: &state.Trigger{
 			Kind: "breach", Metric: "error_rate", Observed: f(0.08), Baseline: f(0.001), Reference: "control", Threshold: f(0.01),
-			Samples: 400, Reason: "error rate 8% > 1%", Stage: "canary", Step: "25%", At: at(30),
+			Samples: 400, Reason: "error rate 8% > 1%", Traces: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}, Stage: "canary", Step: "25%", At: at(30),
 		},
 		RollbackStart: at(31),
 		RollbackSteps: []state.Entry{{At: at(32), Phase: "rollback", Kind: "rollback", Outcome: state.OutcomeDone, Name: "0%", Stage: "canary", Exposure: 1e21, Detail: "weight 0", Values: map[string]float64{"latency_p95": 0.2125}}},
@@ -552,6 +552,19 @@ func FullRecord(id string) *state.Record {
 	req.Observed, req.Baseline, req.Threshold = f(*req.Observed), f(*req.Baseline), f(*req.Threshold)
 	req.Kind, req.Reason = "manual", "on-call: stop it"
 	r.RollbackRequest = &req
+	r.Waiting = &state.Wait{Kind: state.WaitApproval, Stage: "canary", Step: 3, StepName: "100%", Since: at(12), Until: at(90),
+		Reason: "approval of step 100%", Approvers: []string{"sre-oncall", "alice"}, Analysis: "success-rate"}
+	r.Decisions = []state.Decision{{Kind: state.DecisionPromote, Full: true, Stage: "canary", Step: 2, Attempt: 1, By: "bob",
+		Reason: "dashboards green", At: at(13), Taken: at(14), Outcome: "promoted fully"}}
+	r.Analyses = []state.AnalysisRun{{Name: "success-rate", Kind: state.AnalysisInline, Stage: "canary", Step: 2, StepName: "25%",
+		Attempt: 1, Phase: state.AnalysisInconclusive, Start: at(11), End: at(13), Reason: "inconclusive", Accepted: true,
+		Metrics: []state.MetricRun{{Name: "success-rate", Unit: "ratio", DryRun: true, Phase: state.AnalysisInconclusive, Count: 3,
+			Successful: 1, Failed: 1, Inconclusive: 1, Errors: 2, ConsecutiveErrors: 1, ConsecutiveSuccesses: 1, Next: at(14),
+			Measurements: []state.AnalysisMeasurement{{At: at(11), Phase: state.AnalysisSuccessful, Value: f(0.99), Reason: "ok"}, {At: at(12), Phase: state.AnalysisError, Reason: "no data"}},
+			Reason:       "inconclusive 1 time"}}}}
+	r.Attempt = 1
+	r.Full = true
+	r.RollbackFrom = 1
 	return r
 }
 

@@ -19,8 +19,9 @@
 //     releases takes decisions [For] one release, and an ApprovalFile's
 //     placeholders refuse values that would lead to another release's file.
 //   - [CI]: "All tests passing in CI", from GitHub's combined commit status.
-//   - [HTTP]: any HTTP endpoint, with the semantics of Flagger's pre-rollout
-//     webhook: a 2xx answer passes, anything else blocks with the body.
+//   - [HTTP]: any HTTP endpoint, before anything is deployed: a 2xx answer
+//     passes, anything else blocks with the body. (Flagger's webhooks, its
+//     pre-rollout against the deployed canary included, are in package hook.)
 //   - [FlagOff]: the release's feature flag exists and is off for everyone
 //     ("Feature flags configured").
 //   - [MonitoringActive]: the service's scrape targets are up and alerting

@@ -31,9 +31,10 @@ const (
 	maxBody = 4 << 10
 )
 
-// Payload is the JSON body HTTP posts, after Flagger's pre-rollout webhook:
-// name, namespace (here the environment), phase and metadata, plus the rest
-// of the release.
+// Payload is the JSON body HTTP posts: name, namespace (here the
+// environment), phase and metadata, as Flagger's webhooks name them, plus the
+// rest of the release. It is not Flagger's payload, which has a checksum and
+// nothing else: package hook posts that one.
 type Payload struct {
 	// Name is the release's service.
 	Name string `json:"name"`
@@ -52,9 +53,9 @@ type Payload struct {
 	Labels          map[string]string `json:"labels,omitempty"`
 }
 
-// HTTP is a generic HTTP check with the semantics of Flagger's pre-rollout
-// webhook: it POSTs a JSON [Payload] describing the release to URL; a 2xx
-// answer passes, any other blocks with the response body as the reason.
+// HTTP is a generic pre-deployment HTTP check: it POSTs a JSON [Payload]
+// describing the release to URL before anything is deployed; a 2xx answer
+// passes, any other blocks with the response body as the reason.
 // Transport errors, timeouts, 429 and 5xx answers are tried again, up to
 // Attempts in all, waiting Backoff, then twice as long, and so on, between
 // attempts, each wait shortened by a random 0 to 20 % (jitter) or, when the
@@ -64,6 +65,11 @@ type Payload struct {
 // Point it at whatever knows: a CI status endpoint (Items:
 // deploy.ItemTestsPassing), a migration dry-run service
 // (deploy.ItemMigrationsTested), an on-call tool (deploy.ItemOnCallNotified).
+//
+// It is not Flagger's pre-rollout webhook, which runs against the deployed
+// canary and is retried every interval up to the analysis threshold: use
+// hook.PreRollout for that, and package hook for Flagger's other webhooks and
+// its payload.
 type HTTP struct {
 	// Label names the gate in reports; empty means "http" and the URL's
 	// host and path.

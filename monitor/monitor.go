@@ -17,10 +17,17 @@
 //     probe_latency_seconds.
 //   - [LogScan]: error-log signatures new since the baseline, reported as
 //     the check "no new errors in logs" plus log_new_signatures.
+//   - [Web]: a value from any HTTP endpoint that answers JSON, selected with
+//     a JSONPath-like path ("{$.data.ok}"), like Argo Rollouts' web provider.
+//   - [Job]: a command whose exit status passes or fails a check, with a
+//     timeout that kills its process group and its output in the detail,
+//     like Argo Rollouts' job provider.
 //   - [Func]: any function.
 //   - Package monitor/prometheus: PromQL queries (error rate, latency, any
 //     metric) with the stable version as control, and a check that the
-//     service's monitoring and alerting are active.
+//     service's monitoring and alerting are active, and ready-made queries
+//     for services instrumented with OpenTelemetry's HTTP conventions
+//     (OTelHTTP).
 //
 // # Concurrency
 //
@@ -81,6 +88,11 @@ const (
 	Memory = "memory_bytes"
 	// RequestRate is requests per second.
 	RequestRate = "request_rate"
+	// SlowRate is the share of requests slower than a latency bound (an
+	// SLO's, or the stable version's p95), a ratio in [0, 1] counted over
+	// the requests (Rate): a latency judged as a counted rate, whose
+	// variance is known, by rollback.Sequential.
+	SlowRate = "slow_request_rate"
 )
 
 // Target says what is being observed: the release and the window being judged.
@@ -125,6 +137,13 @@ type Metric struct {
 	// They are not persisted.
 	Raw        []float64 `json:"-"`
 	ControlRaw []float64 `json:"-"`
+	// Traces are the trace IDs of failing or slow requests of the new
+	// version in the window (from exemplars), most recent first, for a
+	// verdict to cite; TracesNote says why there are none when the source
+	// was asked for them and could not give them (a server that stores no
+	// exemplars, say). Neither is persisted.
+	Traces     []string `json:"-"`
+	TracesNote string   `json:"-"`
 }
 
 // Value returns a metric with a single value backed by n samples and no control.
@@ -180,7 +199,11 @@ const (
 
 // Observation is what one or more sources measured at one time.
 type Observation struct {
-	At      time.Time         `json:"at"`
+	At time.Time `json:"at"`
+	// Since is the start of the window the metrics cover (Target.Since),
+	// set by the runner before it judges; zero when unknown. Sequential
+	// tests use it to tell a new window's counts from the last one's.
+	Since   time.Time         `json:"since,omitzero"`
 	Metrics map[string]Metric `json:"metrics,omitempty"`
 	Checks  []Check           `json:"checks,omitempty"`
 }

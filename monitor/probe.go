@@ -167,20 +167,23 @@ func checkURL(s string) error {
 	return nil
 }
 
-func render(field, text string, t Target) (string, error) {
+// render executes a text/template field of a source of type typ ("Probe",
+// "Web") with t; a JSON Body escapes every value it prints as the inside of a
+// JSON string.
+func render(typ, field, text string, t Target) (string, error) {
 	if !strings.Contains(text, "{{") {
 		return text, nil
 	}
 	tmpl, err := template.New(field).Funcs(template.FuncMap{jsonEscapeFunc: escapeJSONString}).Option("missingkey=error").Parse(text)
 	if err != nil {
-		return "", fmt.Errorf("monitor: Probe.%s %q: %w", field, text, err)
+		return "", fmt.Errorf("monitor: %s.%s %q: %w", typ, field, text, err)
 	}
 	if trimmed := strings.TrimSpace(text); field == "Body" && (strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[")) {
 		tmplesc.Pipe(tmpl, jsonEscapeFunc)
 	}
 	var b strings.Builder
 	if err := tmpl.Execute(&b, t); err != nil {
-		return "", fmt.Errorf("monitor: Probe.%s %q: %w", field, text, err)
+		return "", fmt.Errorf("monitor: %s.%s %q: %w", typ, field, text, err)
 	}
 	return b.String(), nil
 }
@@ -208,7 +211,7 @@ func (p *Probe) Observe(ctx context.Context, t Target) (Observation, error) {
 			return Observation{}, fmt.Errorf("monitor: Probe.URL %q: %w", redact.URL(p.URL), redact.Error(err, p.secrets()...))
 		}
 	}
-	body, err := render("Body", p.Body, t)
+	body, err := render("Probe", "Body", p.Body, t)
 	if err != nil {
 		return Observation{}, err
 	}

@@ -134,6 +134,7 @@ func (c *Console) Format(e deploy.Event) string {
 	icon := map[deploy.EventKind]string{
 		deploy.EventStarted: "▶", deploy.EventGate: "□", deploy.EventPhase: "■", deploy.EventStep: "→",
 		deploy.EventObservation: "·", deploy.EventRollback: "↩", deploy.EventFinished: "●",
+		deploy.EventWaiting: "‖", deploy.EventDecision: "✋", deploy.EventAnalysis: "≈",
 	}[e.Kind]
 	if e.Urgent {
 		icon = "!!"

@@ -67,3 +67,32 @@ func BenchmarkMannWhitneyTrigger10k(b *testing.B) {
 		tr.Evaluate(obs, monitor.Observation{})
 	}
 }
+
+// BenchmarkJudgeSequential judges one healthy look of a release with the
+// default policy's triggers (checks, the sequential error-rate test, p95)
+// from the counters of the previous look: the state is read, the evidence
+// updated and written back.
+func BenchmarkJudgeSequential(b *testing.B) {
+	p := Policy{Triggers: []Trigger{CriticalChecks{}, Sequential{Catch: 0.5}, LatencyIncrease{MaxIncrease: 200 * time.Millisecond, MinSamples: 200}}}
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	obs := func(k int) monitor.Observation {
+		o := monitor.Observation{Since: since}
+		m := monitor.Rate(0.003, 1200*k)
+		m.Control, m.ControlSamples = 0.003, 118800*k
+		o.Set(monitor.ErrorRate, m)
+		l := monitor.Value(0.120, 1200*k)
+		l.Control, l.ControlSamples = 0.118, 118800*k
+		o.Set(monitor.LatencyP95, l)
+		return o
+	}
+	var c Counters
+	p.Judge(&c, obs(1), monitor.Observation{}, nil)
+	next := obs(2)
+	b.ReportAllocs()
+	for b.Loop() {
+		c2 := c
+		if d := p.Judge(&c2, next, monitor.Observation{}, nil); d.Verdict != Continue {
+			b.Fatal(d.Reason)
+		}
+	}
+}

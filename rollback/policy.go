@@ -62,6 +62,10 @@ type Result struct {
 	Critical bool `json:"critical,omitempty"`
 	// Reason is a sentence a person can act on.
 	Reason string `json:"reason"`
+	// Traces are trace IDs of failing or slow requests behind a failed
+	// result, when its metric's source gave them (from exemplars); the
+	// reason cites them too.
+	Traces []string `json:"traces,omitempty"`
 }
 
 // Trigger judges one aspect of an observation against the baseline.
@@ -113,6 +117,11 @@ type Counters struct {
 	// ConsecutiveErrors counts measuring errors since the last observation
 	// that was measured.
 	ConsecutiveErrors int `json:"consecutiveErrors"`
+	// Judge holds the state of the policy's stateful triggers
+	// ([StatefulTrigger], such as [Sequential]): a JSON object of their
+	// states in base64 by trigger name, "" when there is none. It is a string so that Counters stay
+	// comparable; Judge replaces it, never changes it in place.
+	Judge string `json:"judge,omitempty"`
 }
 
 // Defaults of the limits, as in Argo Rollouts.
@@ -151,6 +160,11 @@ type Policy struct {
 	// Triggers may ask for more of their own (MannWhitney.MinSamples). 0
 	// means 1.
 	MinSamples int
+	// RequirePower refuses a release whose plan cannot catch the rise of a
+	// Sequential trigger before full exposure at the expected traffic (see
+	// [Policy.Power]): Plan lists it as a problem, and preflight blocks
+	// the release. Without it, the power check only warns.
+	RequirePower bool
 }
 
 // Validate reports a negative limit, a nil trigger or a trigger whose own
@@ -265,6 +279,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	}
 	results := make([]Result, 0, len(p.Triggers))
 	var failed, inconclusive, critical *Result
+	var states triggerStates
 	min := p.minSamples()
 	for i, t := range p.Triggers {
 		if i > 0 {
@@ -274,7 +289,10 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		results = results[:i+1]
 		r := &results[i]
 		b, own := evaluate(t, r, buf, &obs, &baseline)
-		if !own {
+		if st, ok := t.(StatefulTrigger); ok && !own {
+			*r = judgeStateful(c, &states, st, obs, baseline)
+			b = append(buf, r.Reason...)
+		} else if !own {
 			*r = t.Evaluate(obs, baseline)
 			b = append(buf, r.Reason...)
 			if r.Trigger == "" {
@@ -296,6 +314,7 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		}
 		spans = append(spans, span{reason: [2]int32{int32(start), int32(len(buf))}, own: own})
 	}
+	states.save(c)
 	reasons := len(buf)
 	for i, t := range p.Triggers {
 		if !spans[i].own {
@@ -334,6 +353,12 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 				inconclusive = r
 			}
 		}
+	}
+	if failed != nil {
+		cite(failed, &obs)
+	}
+	if critical != nil && critical != failed {
+		cite(critical, &obs)
 	}
 	switch {
 	case critical != nil:

@@ -403,6 +403,13 @@ type LatencyIncrease struct {
 	Metric string
 	// MaxIncrease is the largest tolerated absolute increase.
 	MaxIncrease time.Duration
+	// MinSamples is the fewest samples a latency must rest on to be
+	// judged. A p95 of a dozen requests is their second-largest, not a
+	// 95th percentile: with fewer samples the result passes and its reason
+	// says the latency was not judged and why (it is not inconclusive,
+	// which would pause and then roll back a release whose canary is
+	// merely small). 0 judges every latency with data.
+	MinSamples int
 }
 
 func (t LatencyIncrease) metric() string {
@@ -427,10 +434,13 @@ func (t LatencyIncrease) Condition() string {
 	return fmt.Sprintf("%s increases by >%dms", human(t.metric()), t.MaxIncrease.Milliseconds())
 }
 
-// Validate reports a negative MaxIncrease.
+// Validate reports a negative MaxIncrease or MinSamples.
 func (t LatencyIncrease) Validate() error {
 	if t.MaxIncrease < 0 {
 		return fmt.Errorf("LatencyIncrease.MaxIncrease %v is negative: %w", t.MaxIncrease, ErrInvalid)
+	}
+	if t.MinSamples < 0 {
+		return fmt.Errorf("LatencyIncrease.MinSamples %d is negative: %w", t.MinSamples, ErrInvalid)
 	}
 	return nil
 }
@@ -461,6 +471,17 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	}
 	limit := ref + t.MaxIncrease.Seconds()
 	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: limit, Samples: n}
+	if n < t.MinSamples {
+		b = append(b, human(name)...)
+		b = append(b, ' ')
+		b = appendMs(b, m.Value)
+		b = append(b, " not judged: "...)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, " samples, fewer than the "...)
+		b = strconv.AppendInt(b, int64(t.MinSamples), 10)
+		b = append(b, " a quantile needs"...)
+		return appendSamples(b, m)
+	}
 	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendMs(b, m.Value)
@@ -682,6 +703,8 @@ func human(metric string) string {
 		return "error rate"
 	case monitor.LatencyP95:
 		return "p95 latency"
+	case monitor.SlowRate:
+		return "slow-request rate"
 	case monitor.CPU:
 		return "CPU"
 	case monitor.Memory:

@@ -38,6 +38,9 @@ func (r *Record) shareHistory() *Record {
 	c.RollbackSteps = clip(r.RollbackSteps)
 	c.Trigger = r.Trigger.clone()
 	c.RollbackRequest = r.RollbackRequest.clone()
+	c.Waiting = r.Waiting.Clone()
+	c.Decisions = slices.Clone(r.Decisions)
+	c.Analyses = cloneRuns(r.Analyses)
 	return &c
 }
 
@@ -93,6 +96,9 @@ func (r *Record) copyHeadInto(dst *Record) {
 	dst.RollbackSteps = clip(r.RollbackSteps)
 	dst.Trigger = r.Trigger.clone()
 	dst.RollbackRequest = r.RollbackRequest.clone()
+	dst.Waiting = r.Waiting.Clone()
+	dst.Decisions = refillSlice(old.Decisions, r.Decisions)
+	dst.Analyses = cloneRuns(r.Analyses)
 }
 
 // refillMap returns dst holding exactly src's entries, reusing dst, or nil

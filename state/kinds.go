@@ -48,6 +48,9 @@ const (
 	TriggerManual TriggerKind = "manual"
 	// TriggerCancelled: the run's context was cancelled.
 	TriggerCancelled TriggerKind = "cancelled"
+	// TriggerAbort: a person aborted the release (deploy.Runner.Abort): it
+	// rolls back and stays open for a Retry.
+	TriggerAbort TriggerKind = "abort"
 	// TriggerBlocked: a gate refused the release before anything was
 	// deployed.
 	TriggerBlocked TriggerKind = "blocked"
@@ -69,6 +72,12 @@ const (
 	EntryVerify      EntryKind = "verify"
 	EntryWaiver      EntryKind = "waiver"
 	EntryNote        EntryKind = "note"
+	// EntryAnalysis: an analysis run started, measured or ended.
+	EntryAnalysis EntryKind = "analysis"
+	// EntryDecision: a person's decision was carried out (or ignored).
+	EntryDecision EntryKind = "decision"
+	// EntryWait: the release began or stopped waiting for a person.
+	EntryWait EntryKind = "wait"
 )
 
 // Outcome is what came of the action an entry records, for code that reads
@@ -78,21 +87,27 @@ type Outcome string
 
 // Outcomes.
 const (
-	OutcomeNone       Outcome = ""
-	OutcomePassed     Outcome = "passed"
-	OutcomeWaiting    Outcome = "waiting"
-	OutcomeBlocked    Outcome = "blocked"
-	OutcomeApproved   Outcome = "approved"
-	OutcomeApplying   Outcome = "applying"
-	OutcomeApplied    Outcome = "applied"
-	OutcomeHealthy    Outcome = "healthy"
-	OutcomePaused     Outcome = "paused"
-	OutcomeFailed     Outcome = "failed"
-	OutcomeStarted    Outcome = "started"
-	OutcomeDone       Outcome = "done"
-	OutcomeComplete   Outcome = "complete"
-	OutcomeVerified   Outcome = "verified"
-	OutcomeUnverified Outcome = "not verified"
-	OutcomeAbandoned  Outcome = "abandoned"
-	OutcomeExpired    Outcome = "expired"
+	OutcomeNone         Outcome = ""
+	OutcomePassed       Outcome = "passed"
+	OutcomeWaiting      Outcome = "waiting"
+	OutcomeBlocked      Outcome = "blocked"
+	OutcomeApproved     Outcome = "approved"
+	OutcomeApplying     Outcome = "applying"
+	OutcomeApplied      Outcome = "applied"
+	OutcomeHealthy      Outcome = "healthy"
+	OutcomePaused       Outcome = "paused"
+	OutcomeFailed       Outcome = "failed"
+	OutcomeStarted      Outcome = "started"
+	OutcomeDone         Outcome = "done"
+	OutcomeComplete     Outcome = "complete"
+	OutcomeVerified     Outcome = "verified"
+	OutcomeUnverified   Outcome = "not verified"
+	OutcomeAbandoned    Outcome = "abandoned"
+	OutcomeExpired      Outcome = "expired"
+	OutcomeSuccessful   Outcome = "successful"
+	OutcomeInconclusive Outcome = "inconclusive"
+	OutcomeError        Outcome = "error"
+	OutcomeSkipped      Outcome = "skipped"
+	OutcomeIgnored      Outcome = "ignored"
+	OutcomeAborted      Outcome = "aborted"
 )

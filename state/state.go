@@ -198,13 +198,16 @@ type Trigger struct {
 	Observed *float64    `json:"observed,omitempty"`
 	Baseline *float64    `json:"baseline,omitempty"`
 	// Reference says what Baseline is: "control" or "baseline".
-	Reference string    `json:"reference,omitempty"`
-	Threshold *float64  `json:"threshold,omitempty"`
-	Samples   int       `json:"samples,omitempty"`
-	Reason    string    `json:"reason"`
-	Stage     string    `json:"stage,omitempty"`
-	Step      string    `json:"step,omitempty"`
-	At        time.Time `json:"at"`
+	Reference string   `json:"reference,omitempty"`
+	Threshold *float64 `json:"threshold,omitempty"`
+	Samples   int      `json:"samples,omitempty"`
+	Reason    string   `json:"reason"`
+	// Traces are trace IDs of failing or slow requests behind the breach
+	// (from exemplars), when the metric's source gave them.
+	Traces []string  `json:"traces,omitempty"`
+	Stage  string    `json:"stage,omitempty"`
+	Step   string    `json:"step,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // Window records how one watch window ran.
@@ -294,6 +297,24 @@ type Record struct {
 	// the action that would follow.
 	RollbackRequest *Trigger `json:"rollbackRequest,omitempty"`
 
+	// Waiting says what the release waits for — an approval, a pause, a
+	// person's decision on an inconclusive analysis, a Retry after an
+	// abort — or is nil while it waits for nothing but time.
+	Waiting *Wait `json:"waiting,omitempty"`
+	// Decisions are the decisions people took about the release, in the
+	// order they were written, pending until the holder carries them out.
+	Decisions []Decision `json:"decisions,omitempty"`
+	// Analyses are the release's analysis runs, in the order they started.
+	Analyses []AnalysisRun `json:"analyses,omitempty"`
+	// Attempt counts the Retries after an abort: 0 for the first attempt.
+	Attempt int `json:"attempt,omitempty"`
+	// Full is set once a full promotion was decided in this attempt: the
+	// remaining steps' pauses and analyses are skipped.
+	Full bool `json:"full,omitempty"`
+	// RollbackFrom is how many RollbackSteps earlier attempts left: the
+	// current attempt's rollback starts after them.
+	RollbackFrom int `json:"rollbackFrom,omitempty"`
+
 	// Rollback state.
 	RollbackReason string   `json:"rollbackReason,omitempty"`
 	Trigger        *Trigger `json:"trigger,omitempty"`
@@ -336,6 +357,9 @@ type Counters struct {
 	Failures          int `json:"failures"`
 	Inconclusive      int `json:"inconclusive"`
 	ConsecutiveErrors int `json:"consecutiveErrors"`
+	// Judge is the state of the policy's stateful triggers (the sequential
+	// test's evidence), JSON, opaque to the store.
+	Judge string `json:"judge,omitempty"`
 }
 
 // Clone returns a deep copy of r, so that a store never shares memory with
@@ -355,6 +379,7 @@ func (t *Trigger) clone() *Trigger {
 	c.Observed = clonePtr(c.Observed)
 	c.Baseline = clonePtr(c.Baseline)
 	c.Threshold = clonePtr(c.Threshold)
+	c.Traces = slices.Clone(c.Traces)
 	return &c
 }
 

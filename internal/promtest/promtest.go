@@ -50,6 +50,9 @@ type Config struct {
 	Rules string
 	// Interval is the scrape and rule evaluation interval; 0 means 1s.
 	Interval time.Duration
+	// Flags are extra command-line flags, such as
+	// "--enable-feature=exemplar-storage".
+	Flags []string
 }
 
 // Server is a running Prometheus.
@@ -96,7 +99,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	var lastErr error
 	for range 3 { // a port may still be taken by a process that does not reserve it
-		s, err := start(bin, dir)
+		s, err := start(bin, dir, cfg.Flags...)
 		if err == nil {
 			t.Cleanup(func() {
 				defer s.release()
@@ -166,12 +169,12 @@ func dur(d time.Duration) string {
 	return fmt.Sprintf("%dms", d/time.Millisecond)
 }
 
-func start(bin, dir string) (*Server, error) {
+func start(bin, dir string, flags ...string) (*Server, error) {
 	addr, release, err := reserveAddr()
 	if err != nil {
 		return nil, err
 	}
-	s, err := startOn(bin, dir, addr)
+	s, err := startOn(bin, dir, addr, flags...)
 	if err != nil {
 		release()
 		return nil, err
@@ -180,19 +183,19 @@ func start(bin, dir string) (*Server, error) {
 	return s, nil
 }
 
-func startOn(bin, dir, addr string) (*Server, error) {
+func startOn(bin, dir, addr string, flags ...string) (*Server, error) {
 	data := filepath.Join(dir, "data")
 	if err := os.RemoveAll(data); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--web.listen-address="+addr,
-		"--storage.tsdb.path="+data,
+	cmd := exec.Command(bin, append([]string{
+		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+		"--web.listen-address=" + addr,
+		"--storage.tsdb.path=" + data,
 		"--storage.tsdb.retention.time=1h",
 		"--web.enable-lifecycle",
 		"--log.level=warn",
-	)
+	}, flags...)...)
 	cmd.Dir = dir
 	proc, err := proctest.Start("prometheus", cmd, syscall.SIGTERM)
 	if err != nil {

@@ -65,7 +65,23 @@
 // the points of a range query; for an instant query it is 1, or the value of
 // Query.Count, a second query that counts what the value rests on (the
 // requests in the window, say), so that an error rate over three requests is
-// no data rather than a verdict.
+// no data rather than a verdict. Such a metric is counted
+// (monitor.Metric.Counted), which rollback.Sequential, the default policy's
+// error-rate test, needs: write the Query and the Count over {{.Window}},
+// so that the counts are cumulative since the step began, and each look of
+// the sequential test adds what the last one did not count.
+//
+// # Failing traces
+//
+// With Query.Exemplars, a PromQL selector of the series whose exemplars are
+// failing or slow requests (the 5xx buckets of a latency histogram, say,
+// recorded with ObserveWithExemplar and exposed in OpenMetrics), the
+// metric carries up to [MaxTraces] trace IDs of the window, most recent
+// first (monitor.Metric.Traces), and a failed verdict on it cites them. A
+// server that stores no exemplars (Prometheus without
+// --enable-feature=exemplar-storage answers every exemplar query with
+// nothing) is said so in monitor.Metric.TracesNote, which the verdict
+// quotes, never taken for "no failing requests".
 //
 // # Errors
 //
@@ -185,6 +201,15 @@ type Query struct {
 	MinSamples int
 	// Timeout bounds each evaluation; 0 means the Source's timeout.
 	Timeout time.Duration
+	// Exemplars, when set, is a PromQL selector template (with [Vars], as
+	// Query) of series whose exemplars are failing or slow requests of the
+	// new version — such as the 5xx buckets of a latency histogram:
+	// the metric then carries up to five of their trace IDs from the window
+	// (monitor.Metric.Traces), for a verdict to cite. See exemplars.go.
+	Exemplars string
+	// ExemplarsAbove keeps only exemplars whose value is above it (slow
+	// requests of a latency histogram, in seconds); 0 keeps all.
+	ExemplarsAbove float64
 }
 
 // String returns the metric name and the query template, as errors show them.
@@ -230,11 +255,12 @@ type Source struct {
 	timeout time.Duration
 	window  time.Duration
 	label   string
+	store   exemplarStore // whether the server stores exemplars, asked once
 }
 
 type compiled struct {
 	Query
-	query, count *template.Template
+	query, count, exemplars *template.Template
 }
 
 var _ monitor.Source = (*Source)(nil)
@@ -302,6 +328,11 @@ func compile(i int, q Query) (compiled, error) {
 	}
 	if q.Count != "" {
 		if c.count, err = parse("Count", q.Count); err != nil {
+			return c, err
+		}
+	}
+	if q.Exemplars != "" {
+		if c.exemplars, err = parse("Exemplars", q.Exemplars); err != nil {
 			return c, err
 		}
 	}
@@ -395,6 +426,9 @@ func (s *Source) measure(ctx context.Context, q compiled, vars Vars, t monitor.T
 	if n >= max(q.MinSamples, 1) {
 		m.Value, m.Samples, m.Raw = v, n, raw
 		m.Counted = q.Step == 0 && q.Count != "" // Samples counts what the value rests on
+	}
+	if q.exemplars != nil && m.HasData() {
+		m.Traces, m.TracesNote = s.traces(ctx, q, vars, now, window)
 	}
 	if !q.Control || t.PreviousVersion == "" || servesPrevious(t) {
 		return m, nil

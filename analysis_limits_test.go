@@ -1,0 +1,164 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/deploykit/deploy"
+	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
+	"github.com/deploykit/deploy/state"
+)
+
+// Argo Rollouts, "Dry-Run Mode"
+// (https://argo-rollouts.readthedocs.io/en/stable/features/analysis/#dry-run-mode):
+// a dry-run metric is measured and its results recorded, and it never
+// decides the run: a failing dry-run metric leaves the run successful.
+func TestDryRunMetricIsMeasuredAndNeverDecides(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(5*time.Minute, 0.2, 1)}
+		good, bad := newSeries(0.99), newSeries(0.5)
+		a := &deploy.Analysis{Name: "checks", Metrics: []deploy.AnalysisMetric{
+			{Name: "success-rate", Measure: good.measure, Interval: time.Minute, Count: 3, Success: deploy.AtLeast(0.95)},
+			{Name: "new-latency-slo", Measure: bad.measure, Interval: time.Minute, Count: 3, Success: deploy.AtLeast(0.95), DryRun: true},
+		}}
+		r := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+		rep, err := r.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		run := rep.Analyses[0]
+		if run.Phase != state.AnalysisSuccessful || run.Metrics[1].Failed != 1 || run.Metrics[1].Phase != state.AnalysisFailed {
+			t.Errorf("run = %+v, want successful with the dry-run metric failed", run)
+		}
+		if !strings.Contains(rep.Markdown(), "new-latency-slo (dry run)") {
+			t.Errorf("the report does not show the dry-run metric")
+		}
+	})
+}
+
+// Argo Rollouts, "Consecutive error limit"
+// (https://argo-rollouts.readthedocs.io/en/stable/features/analysis/#failure-conditions-and-failure-limit):
+// errors do not count as measurements; consecutiveErrorLimit defaults to
+// 4, so the fifth error in a row ends the run in Error, and the rollout
+// aborts. A measurement that panics or hangs past the observe timeout is
+// an error: measured at +0 (panic), +1m, +2m, +3m (hang 30 s each), +4m.
+func TestConsecutiveErrorsEndTheRunInError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(30*time.Minute, 0.2, 1)}
+		var n atomic.Int32
+		measure := func(ctx context.Context, t monitor.Target) (float64, error) {
+			switch n.Add(1) {
+			case 1:
+				panic("nil map")
+			case 2, 3, 4:
+				time.Sleep(time.Hour) // past the 30 s observe timeout
+			}
+			return 0, errors.New("prometheus: 503")
+		}
+		a := &deploy.Analysis{Name: "success-rate", Metrics: []deploy.AnalysisMetric{{Name: "success-rate", Measure: measure, Interval: time.Minute, Count: 5, Success: deploy.AtLeast(0.95)}}}
+		r := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+		start := time.Now()
+		rep, err := r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrSourceFailed) || rep.Status != deploy.RolledBack {
+			t.Fatalf("status %s, err %v; want rolled back with ErrSourceFailed", rep.Status, err)
+		}
+		m := rep.Analyses[0].Metrics[0]
+		if m.Errors != 5 || m.Count != 0 || rep.Analyses[0].Phase != state.AnalysisError {
+			t.Errorf("metric = %+v, want 5 errors, no measurement counted, run in error", m)
+		}
+		if !strings.Contains(m.Measurements[0].Reason, "panicked: nil map") || !strings.Contains(m.Measurements[1].Reason, "did not return within 30s") {
+			t.Errorf("measurements = %+v", m.Measurements)
+		}
+		// Measured at +0, +1m30s (the hang), … : the 5th ends it.
+		if got := rep.Trigger.At.Sub(start); got < 4*time.Minute || got > 6*time.Minute {
+			t.Errorf("rolled back at +%v, want after the 5th error, about +5m", got)
+		}
+		time.Sleep(time.Hour) // let the abandoned measurements end
+	})
+}
+
+// Argo Rollouts, consecutiveSuccessLimit (v1.8): the metric completes as
+// successful once that many successes came in a row, before its count.
+func TestConsecutiveSuccessLimitCompletesEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(0, 0.2, 1)}
+		sr := newSeries(0.5, 0.99, 0.99, 0.99)
+		a := &deploy.Analysis{Name: "warmup", Metrics: []deploy.AnalysisMetric{{Name: "success-rate", Measure: sr.measure, Interval: time.Minute, Count: 10,
+			FailureLimit: deploy.Unlimited, ConsecutiveSuccessLimit: 3, Success: deploy.AtLeast(0.95)}}}
+		r := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+		rep, err := r.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if m := rep.Analyses[0].Metrics[0]; m.Count != 4 || m.Phase != state.AnalysisSuccessful {
+			t.Errorf("metric = %+v, want successful after 4 measurements", m)
+		}
+	})
+}
+
+// Conditions are bounds said in words, inclusive or strict, with the
+// metric's unit: never "10 > 10" for an inclusive bound.
+func TestConditionsSayTheirBound(t *testing.T) {
+	for _, tc := range []struct {
+		c    deploy.Condition
+		v    float64
+		met  bool
+		want string
+	}{
+		{deploy.AtMost(10), 10, true, "at most 10"},
+		{deploy.Below(10), 10, false, "below 10"},
+		{deploy.AtLeast(0.95), 0.95, true, "at least 0.95"},
+		{deploy.Above(0.95), 0.95, false, "above 0.95"},
+		{deploy.Between(1, 2), 2, true, "between 1 and 2"},
+		{deploy.Between(1, 2), 2.5, false, "between 1 and 2"},
+	} {
+		if got := tc.c.Met(tc.v); got != tc.met {
+			t.Errorf("%v met by %v = %v, want %v", tc.c, tc.v, got, tc.met)
+		}
+		if got := tc.c.String(); got != tc.want {
+			t.Errorf("String = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// An analysis that cannot mean anything is refused by NewRunner, before
+// any release, naming the field.
+func TestBadAnalysesAreRefused(t *testing.T) {
+	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 1)}
+	m := func(v float64) func(context.Context, monitor.Target) (float64, error) {
+		return func(context.Context, monitor.Target) (float64, error) { return v, nil }
+	}
+	for _, tc := range []struct {
+		opt  deploy.Option
+		want string
+	}{
+		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a"}, 0), `Analysis "a" has no Metrics`},
+		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1)}}}, 0), `Metrics[0] ("x"): neither Success nor Failure is set`},
+		{deploy.WithPrePromotionAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Success: deploy.AtLeast(1)}}}), "exactly one of Source and Measure"},
+		{deploy.WithPostPromotionAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Count: 3, Success: deploy.AtLeast(1)}}}), "Count 3 needs an Interval"},
+		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), FailureLimit: -3, Success: deploy.AtLeast(1)}}}, 0), "FailureLimit -3"},
+		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Success: deploy.Between(2, 1)}}}, 0), "Success between 2 and 1 is not a bound"},
+		{deploy.WithStepRules(deploy.StepRule{Step: "1"}), "adds nothing"},
+		{deploy.WithStepRules(deploy.StepRule{Step: "1", Pause: &deploy.Pause{Duration: -time.Second}}), "Pause.Duration -1s"},
+	} {
+		_, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), tc.opt)
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want ErrInvalid with %q", err, tc.want)
+		}
+	}
+	// A rule for a step the plan does not have is refused at Run, before
+	// anything is deployed.
+	r, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), deploy.WithStepRules(deploy.StepRule{Step: "50%", Pause: &deploy.Pause{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Plan(context.Background(), rel); !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `has no step "50%"`) {
+		t.Errorf("Plan: %v, want ErrInvalid naming the step", err)
+	}
+}
