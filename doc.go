@@ -172,8 +172,12 @@
 // continues a release after a crash from the last completed step (steps are
 // idempotent) or finishes a rollback under way. [Runner.Reconcile] does one
 // round of due work and says when the next is due, so a cron job can drive a
-// day-long release. One release per service and environment runs at a time,
-// guarded by a lease with a fencing token.
+// day-long release; the record keeps that time (state.Record.Next), which a
+// store's listing (state.Lister) shows, and [Runner.Bounds] says how long a
+// round may take, for a scheduler that sizes its timeouts on it (the river
+// module drives releases from many processes this way). One release per
+// service and environment runs at a time, guarded by a lease with a fencing
+// token.
 //
 // # Pitfalls
 //

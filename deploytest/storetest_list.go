@@ -41,6 +41,7 @@ func checkList(ctx context.Context, s state.Store) error {
 	a1 := newRecord("a1", "checkout", "production")
 	b1 := newRecord("b1", "search", "production")
 	a1.Next, a1.LeaseUntil, a1.Phase = next, next.Add(time.Minute), state.PhaseDeploy
+	a1.Waiting = &state.Wait{Kind: state.WaitApproval, Stage: "production", Step: 1, StepName: "5%", Since: next.Add(-time.Minute), Approvers: []string{"alice"}}
 	for _, r := range []*state.Record{a2, b2} {
 		if err := s.Create(ctx, r); err != nil {
 			return fmt.Errorf("Create %s: %w", r.ID, err)
@@ -90,8 +91,8 @@ func checkList(ctx context.Context, s state.Store) error {
 	if err := sameSummary(p.Releases[0], a1); err != nil {
 		return err
 	}
-	// A save moves Next on: the listing shows it.
-	a1.Next = next.Add(time.Hour)
+	// A save moves Next on and ends the wait: the listing shows it.
+	a1.Next, a1.Waiting = next.Add(time.Hour), nil
 	if err := s.Update(ctx, a1); err != nil {
 		return fmt.Errorf("Update a1: %w", err)
 	}
@@ -130,6 +131,13 @@ func sameSummary(got state.Summary, r *state.Record) error {
 	tm("LeaseUntil", got.LeaseUntil, want.LeaseUntil)
 	tm("Created", got.Created, want.Created)
 	tm("Updated", got.Updated, want.Updated)
+	switch w, g := want.Waiting, got.Waiting; {
+	case (w == nil) != (g == nil):
+		bad = append(bad, fmt.Sprintf("Waiting %+v, want %+v", g, w))
+	case w != nil && (w.Kind != g.Kind || w.Stage != g.Stage || w.Step != g.Step || w.StepName != g.StepName || !w.Since.Equal(g.Since) ||
+		!w.Until.Equal(g.Until) || !slices.Equal(w.Approvers, g.Approvers)):
+		bad = append(bad, fmt.Sprintf("Waiting %+v, want %+v", *g, *w))
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("List's summary of %s: %s", r.ID, strings.Join(bad, "; "))
 	}

@@ -22,11 +22,17 @@ import (
 
 // Shape of BenchmarkFleet: releases of five steps, each baking benchBake,
 // across benchWorkers worker processes. $DEPLOYKIT_FLEET_BENCH_RELEASES
-// changes the count (1,000 by default).
-const (
-	benchWorkers = 4
-	benchBake    = time.Second
-)
+// changes the count (1,000 by default), $DEPLOYKIT_FLEET_BENCH_BAKE the
+// bake (1s by default; above River's 5 s scheduler interval a snooze goes
+// through the leader's scheduler).
+const benchWorkers = 4
+
+var benchBake = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("DEPLOYKIT_FLEET_BENCH_BAKE")); err == nil && d > 0 {
+		return d
+	}
+	return time.Second
+}()
 
 // benchRunner is the benchmark's runner: five steps of a no-op target,
 // one observation at the end of each bake.

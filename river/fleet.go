@@ -79,9 +79,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Fleet, error) {
 // (subscribing to events, listing jobs).
 func (f *Fleet) Client() *rq.Client[pgx.Tx] { return f.client }
 
-// JobTimeout and RescueStuckJobsAfter return the settings in force,
+// Timeouts returns River's JobTimeout and RescueStuckJobsAfter in force,
 // derived from the runner's bounds unless Config set them.
-func (f *Fleet) JobTimeout() (timeout, rescueAfter time.Duration) {
+func (f *Fleet) Timeouts() (job, rescueAfter time.Duration) {
 	return f.s.JobTimeout, f.s.RescueStuckJobsAfter
 }
 

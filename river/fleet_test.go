@@ -80,7 +80,7 @@ func TestNewRefusesSettingsShorterThanTheRunnersBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	timeout, rescue := f.JobTimeout()
+	timeout, rescue := f.Timeouts()
 	if want := r.Bounds().Reconcile() + deployriver.StoreMargin; timeout != want || rescue != want+2*time.Second {
 		t.Errorf("derived JobTimeout %v, RescueStuckJobsAfter %v; want %v and %v", timeout, rescue, want, want+2*time.Second)
 	}
@@ -111,6 +111,13 @@ func TestFleetDrivesReleasesToTheirEnd(t *testing.T) {
 	if rec := waitFinal(t, pool, bad, time.Minute); rec.Status != state.RolledBack {
 		t.Errorf("%s ended %s, want rolled back", bad, rec.Status)
 	}
+	// Its job completes with it; then the release can be enqueued again,
+	// and the new job completes at its first round.
+	waitJobsCompleted(t, pool, 1)
+	if ok, err := f.Enqueue(t.Context(), good); err != nil || !ok {
+		t.Fatalf("Enqueue after the end = %v, %v; want a new job", ok, err)
+	}
+	waitJobsCompleted(t, pool, 3)
 	if err := f.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -168,18 +175,29 @@ func TestSweepPicksUpAReleaseWhoseJobWasDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	given, err := f.Release(t.Context(), deploy.Release{Service: "payments", Version: "v2", PreviousVersion: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One job deleted by hand, one River gave up (discarded, as its
+	// rescuer does after MaxAttempts rescues).
 	if _, err := pool.Exec(t.Context(), `DELETE FROM river_job WHERE args->>'id' = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), `UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE args->>'id' = $1`, given); err != nil {
 		t.Fatal(err)
 	}
 	res, err := f.Sweep(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Active != 2 || !slices.Equal(res.Enqueued, []string{id}) {
-		t.Fatalf("sweep = %+v, want 2 active and %s enqueued (not %s, which has its job)", res, id, other)
+	want := []string{id, given}
+	slices.Sort(want)
+	if res.Active != 3 || !slices.Equal(res.Enqueued, want) {
+		t.Fatalf("sweep = %+v, want 3 active and %v enqueued (not %s, which has its job)", res, want, other)
 	}
-	if k := rec.kinds(); !slices.Equal(k, []deploy.EventKind{deployriver.EventOrphaned}) || !rec.events[0].Urgent || rec.events[0].DeploymentID != id {
-		t.Errorf("events %+v, want one urgent %s about %s", rec.events, deployriver.EventOrphaned, id)
+	if k := rec.kinds(); len(k) != 2 || k[0] != deployriver.EventOrphaned || k[1] != deployriver.EventOrphaned || !rec.events[0].Urgent {
+		t.Errorf("events %+v, want two urgent %s", rec.events, deployriver.EventOrphaned)
 	}
 	if res, _ := f.Sweep(t.Context()); len(res.Enqueued) != 0 {
 		t.Errorf("second sweep enqueued %v", res.Enqueued)
@@ -188,7 +206,7 @@ func TestSweepPicksUpAReleaseWhoseJobWasDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Stop(context.Background())
-	for _, x := range []string{id, other} {
+	for _, x := range []string{id, other, given} {
 		if r := waitFinal(t, pool, x, time.Minute); r.Status != state.Succeeded {
 			t.Errorf("%s ended %s", x, r.Status)
 		}
@@ -237,5 +255,60 @@ func TestFailingRoundsFlagTheReleaseAndKeepItsJob(t *testing.T) {
 	}
 	if all := rs.list(); len(all) != 2 || all[0].Outcome != "retry" || all[1].Outcome != "flagged" {
 		t.Errorf("rounds %+v, want a retry then flagged", all)
+	}
+}
+
+// a release another runner holds is left alone until its lease ends, then
+// taken over: the job snoozes until the lease's end, not River's backoff.
+func TestLockedReleaseWaitsForTheLease(t *testing.T) {
+	pool := migrated(t)
+	var rs rounds
+	f := newFleet(t, pool, effects{tempFile(t, "fx")}, "w1", deployriver.Config{OnRound: rs.add})
+	id, err := f.Release(t.Context(), deploy.Release{Service: "checkout", Version: "v2", PreviousVersion: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(3 * time.Second).UTC()
+	if _, err := pool.Exec(t.Context(), `UPDATE `+postgres.DefaultTable+` SET record = jsonb_set(jsonb_set(record, '{holder}', '"a-runner-elsewhere"'), '{leaseUntil}', to_jsonb($2::text)) WHERE id = $1`,
+		id, until.Format(time.RFC3339Nano)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop(context.Background())
+	if rec := waitFinal(t, pool, id, time.Minute); rec.Status != state.Succeeded {
+		t.Fatalf("ended %s", rec.Status)
+	}
+	all := rs.list()
+	if len(all) < 2 || all[0].Outcome != "locked" || !all[0].Next.Equal(until) {
+		t.Fatalf("first rounds %+v, want a locked round snoozing until %v", all, until)
+	}
+	if all[1].Started.Before(until) {
+		t.Errorf("the round after the lock began at %v, before the lease ended at %v", all[1].Started, until)
+	}
+	if late := all[1].Started.Sub(until); late > 6*time.Second {
+		t.Errorf("the round after the lock began %v after the lease ended", late)
+	}
+}
+
+// waitJobsCompleted waits until every release job is completed and there
+// are at least n of them.
+func waitJobsCompleted(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var live, done int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE state <> 'completed'), count(*) FILTER (WHERE state = 'completed') FROM river_job WHERE kind = $1`,
+			deployriver.Kind).Scan(&live, &done); err != nil {
+			t.Fatal(err)
+		}
+		if live == 0 && done >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs not completed, %d completed, 30 s on", live, done)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -30,6 +30,7 @@ type headSummary struct {
 	LeaseUntil time.Time `json:"leaseUntil"`
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
+	Waiting    *Wait     `json:"waiting"`
 }
 
 // List implements [Lister]. It reads the heads of the releases in the
@@ -119,6 +120,6 @@ func (f *File) readSummary(id string) (Summary, error) {
 	return Summary{
 		ID: id, Service: h.Release.Service, Environment: h.Release.Environment, Version: h.Release.Version,
 		Status: h.Status, Phase: h.Phase, Next: h.Next, Holder: h.Holder, LeaseUntil: h.LeaseUntil,
-		Created: h.Created, Updated: h.Updated,
+		Created: h.Created, Updated: h.Updated, Waiting: h.Waiting,
 	}, nil
 }

@@ -81,6 +81,10 @@ type Summary struct {
 	LeaseUntil time.Time
 	Created    time.Time
 	Updated    time.Time
+	// Waiting is what the release waits for (Record.Waiting): an
+	// approval, a pause, a decision, a Retry; nil while it waits for
+	// nothing but time.
+	Waiting *Wait `json:",omitempty"`
 	// Problem is set, to the error, for a record that cannot be read; the
 	// fields above are then what could be read of it (at least the ID).
 	Problem string `json:",omitempty"`
@@ -91,7 +95,7 @@ func SummaryOf(r *Record) Summary {
 	return Summary{
 		ID: r.ID, Service: r.Release.Service, Environment: r.Release.Environment, Version: r.Release.Version,
 		Status: r.Status, Phase: r.Phase, Next: r.Next, Holder: r.Holder, LeaseUntil: r.LeaseUntil,
-		Created: r.Created, Updated: r.Updated,
+		Created: r.Created, Updated: r.Updated, Waiting: r.Waiting.Clone(),
 	}
 }
 

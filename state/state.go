@@ -339,8 +339,11 @@ type Record struct {
 	Token      int64     `json:"token"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 	// Next is when the runner that saved the record said its next action
-	// is due: what Runner.Reconcile returned. A scheduler lists it
-	// ([Lister]) to know when to drive the release again.
+	// is due: what Runner.Reconcile returned; zero once the release is
+	// over. A scheduler lists it ([Lister]) to know when to drive the
+	// release again. A runner in Run saves a look that changed nothing
+	// only when it renews its lease, so there Next may be a look behind;
+	// LeaseUntil still bounds it.
 	Next time.Time `json:"next,omitzero"`
 
 	Created  time.Time `json:"created"`

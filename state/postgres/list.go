@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -18,7 +19,7 @@ var _ state.Lister = (*Store)(nil)
 func listQuery(t string) string {
 	return fmt.Sprintf(`SELECT id, service, environment, status,
 	coalesce(record->'release'->>'version', ''), coalesce(record->>'phase', ''), coalesce(record->>'holder', ''),
-	record->>'next', record->>'leaseUntil', record->>'created', record->>'updated'
+	record->>'next', record->>'leaseUntil', record->>'created', record->>'updated', record->'waiting'
 FROM %s
 WHERE aside_at IS NULL AND id > $1
 	AND ($2 = '' OR service = $2) AND ($3 = '' OR environment = $3)
@@ -50,9 +51,10 @@ func (s *Store) List(ctx context.Context, q state.Query) (state.Page, error) {
 			sum                           state.Summary
 			status, phase                 string
 			next, lease, created, updated *string
+			waiting                       []byte
 		)
 		if err := rows.Scan(&sum.ID, &sum.Service, &sum.Environment, &status, &sum.Version, &phase, &sum.Holder,
-			&next, &lease, &created, &updated); err != nil {
+			&next, &lease, &created, &updated, &waiting); err != nil {
 			return state.Page{}, fmt.Errorf("postgres: listing %s: %w", s.table, err)
 		}
 		sum.Status, sum.Phase = state.Status(status), state.Phase(phase)
@@ -70,6 +72,13 @@ func (s *Store) List(ctx context.Context, q state.Query) (state.Page, error) {
 				bad = append(bad, fmt.Sprintf("%s %q: %v", f.name, *f.s, err))
 			}
 			*f.t = t
+		}
+		if len(waiting) > 0 && string(waiting) != "null" {
+			sum.Waiting = new(state.Wait)
+			if err := json.Unmarshal(waiting, sum.Waiting); err != nil {
+				bad = append(bad, fmt.Sprintf("waiting: %v", err))
+				sum.Waiting = nil
+			}
 		}
 		if len(bad) > 0 {
 			sum.Problem = fmt.Sprintf("%v: %s in %s: %v", state.ErrCorrupt, sum.ID, s.table, bad)
