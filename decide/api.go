@@ -38,7 +38,7 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 	for _, s := range page.Releases {
 		list.Releases = append(list.Releases, Summary{
 			ID: s.ID, Service: s.Service, Environment: s.Environment, Version: s.Version, Status: s.Status, Phase: s.Phase,
-			Next: s.Next, Holder: s.Holder, LeaseUntil: s.LeaseUntil, Created: s.Created, Updated: s.Updated, Problem: s.Problem,
+			Next: s.Next, Holder: s.Holder, LeaseUntil: s.LeaseUntil, Created: s.Created, Updated: s.Updated, Problem: s.Problem, Waiting: s.Waiting,
 		})
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -65,6 +65,9 @@ type Summary struct {
 	Created     time.Time    `json:"created"`
 	Updated     time.Time    `json:"updated"`
 	Problem     string       `json:"problem,omitempty"`
+	// Waiting says what the release waits for (an approval, a pause, a
+	// person's decision after an inconclusive analysis or an abort).
+	Waiting *state.Wait `json:"waiting,omitempty"`
 }
 
 func (h *Handler) apiRelease(w http.ResponseWriter, r *http.Request) {

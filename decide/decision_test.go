@@ -205,6 +205,14 @@ func TestTheJSONEndpointsListAndShow(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || len(list.Releases) != 2 {
 		t.Fatalf("GET /api/releases: %v %s", err, w.Body)
 	}
+	for _, s := range list.Releases {
+		if s.ID == "r1" && (s.Waiting == nil || s.Waiting.Kind != state.WaitApproval || s.Waiting.Step != 1) {
+			t.Errorf("the list does not say r1 waits for the approval of step 1: %+v", s.Waiting)
+		}
+	}
+	if page := f.do("GET", "/", aliceToken, nil).Body.String(); !strings.Contains(page, "approval of step 2") {
+		t.Errorf("the list page does not say what r1 waits for:\n%s", page)
+	}
 	w = f.do("GET", "/api/releases/r1", aliceToken, nil)
 	var v View
 	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
