@@ -167,17 +167,7 @@ func (r *Runner) stopRun(rec *state.Record, now time.Time, i int, phase state.An
 
 func (r *Runner) endRun(rec *state.Record, now time.Time, run *state.AnalysisRun) {
 	run.End = now
-	outcome := state.OutcomeSuccessful
-	switch run.Phase {
-	case state.AnalysisFailed:
-		outcome = state.OutcomeFailed
-	case state.AnalysisInconclusive:
-		outcome = state.OutcomeInconclusive
-	case state.AnalysisError:
-		outcome = state.OutcomeError
-	case state.AnalysisSkipped:
-		outcome = state.OutcomeSkipped
-	}
+	outcome := outcomeOf(run.Phase)
 	r.note(rec, now, state.EntryAnalysis, outcome, run.Name, fmt.Sprintf("%s analysis at step %s: %s", run.Kind, run.StepName, run.Reason))
 	if r.listening() {
 		c := *run
@@ -412,15 +402,7 @@ func assessRun(run *state.AnalysisRun, stop bool) {
 // noteMeasurement keeps a measurement that matters in the timeline: any
 // but a success, and the one that ends the metric.
 func (r *Runner) noteMeasurement(rec *state.Record, now time.Time, run *state.AnalysisRun, mr *state.MetricRun, x measurement) {
-	outcome := state.OutcomeSuccessful
-	switch x.phase {
-	case state.AnalysisFailed:
-		outcome = state.OutcomeFailed
-	case state.AnalysisInconclusive:
-		outcome = state.OutcomeInconclusive
-	case state.AnalysisError:
-		outcome = state.OutcomeError
-	}
+	outcome := outcomeOf(x.phase)
 	detail := x.reason
 	if mr.DryRun {
 		detail += " (dry run: does not decide)"
@@ -429,4 +411,20 @@ func (r *Runner) noteMeasurement(rec *state.Record, now time.Time, run *state.An
 	if !math.IsNaN(x.value) {
 		rec.Timeline[len(rec.Timeline)-1].Values = map[string]float64{mr.Name: x.value}
 	}
+}
+
+// outcomeOf is the timeline's outcome for a run or measurement that ended
+// in phase p.
+func outcomeOf(p state.AnalysisPhase) state.Outcome {
+	switch p {
+	case state.AnalysisFailed:
+		return state.OutcomeFailed
+	case state.AnalysisInconclusive:
+		return state.OutcomeInconclusive
+	case state.AnalysisError:
+		return state.OutcomeError
+	case state.AnalysisSkipped:
+		return state.OutcomeSkipped
+	}
+	return state.OutcomeSuccessful
 }

@@ -26,15 +26,7 @@ import (
 // the process: a monitor that hangs or panics fails to measure, which
 // counts toward the policy's consecutive-error limit.
 func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase, step string, since time.Time) (monitor.Observation, error) {
-	t := monitor.Target{
-		DeploymentID: rec.ID, Service: rec.Release.Service, Version: rec.Release.Version,
-		PreviousVersion: rec.Release.PreviousVersion, Environment: rec.Release.Environment,
-		Exposure: rec.Exposure, Phase: phase, Step: step, Since: since, Labels: rec.Release.Labels,
-	}
-	stages := r.stages(rec.Release)
-	if rec.Stage >= 0 && rec.Stage < len(stages) {
-		t.Stage, t.Environment = stages[rec.Stage].Name, stages[rec.Stage].Environment
-	}
+	t := r.target(rec, phase, step, since)
 	if phase != "baseline" && !lp.restored {
 		r.restoreMonitors(rec)
 		lp.restored = true
