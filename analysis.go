@@ -20,7 +20,8 @@ import (
 // release (a Resume goes on with them; the next run starts from zero).
 //
 // A run is Successful when every metric that is not DryRun completed
-// within its limits, Failed (or Error) as soon as one metric went past its
+// within its limits and the DryRun ones completed too (as in Argo, the run
+// waits for them), Failed (or Error) as soon as one metric went past its
 // failure (or consecutive-error) limit, Inconclusive when a metric went past
 // its inconclusive limit. A Failed or Error run rolls back; an Inconclusive
 // one pauses for a person ([Runner.Promote] goes on, [Runner.Abort] rolls
@@ -117,7 +118,8 @@ type AnalysisMetric struct {
 	// successful after that many successful measurements in a row.
 	ConsecutiveSuccessLimit int
 	// DryRun metrics are measured, recorded and reported, and never decide
-	// the run's result.
+	// the run's result; the run waits for them to complete (their Count),
+	// as Argo's does.
 	DryRun bool
 }
 

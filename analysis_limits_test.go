@@ -162,3 +162,34 @@ func TestBadAnalysesAreRefused(t *testing.T) {
 		t.Errorf("Plan: %v, want ErrInvalid naming the step", err)
 	}
 }
+
+// Argo Rollouts assesses a run as Running while any of its metrics,
+// dry-run ones included, has not completed (analysis.go, assessRunStatus:
+// "if any metric is in-progress, then entire analysis run will be
+// considered running"): a dry-run metric is measured to its count, so its
+// results are there to read. Only a deciding metric's failure terminates
+// the run early.
+func TestDryRunMetricIsMeasuredToItsCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.2, 1)}
+		good, shadow := newSeries(0.99), newSeries(0.5, 0.99)
+		a := &deploy.Analysis{Name: "checks", Metrics: []deploy.AnalysisMetric{
+			{Name: "success-rate", Measure: good.measure, Interval: time.Minute, Count: 2, Success: deploy.AtLeast(0.95)},
+			{Name: "new-slo", Measure: shadow.measure, Interval: time.Minute, Count: 4, FailureLimit: 1, Success: deploy.AtLeast(0.95), DryRun: true},
+		}}
+		r := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+		rep, err := r.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		run := rep.Analyses[0]
+		dry := run.Metrics[1]
+		if run.Phase != state.AnalysisSuccessful || dry.Count != 4 || dry.Failed != 1 || dry.Phase != state.AnalysisSuccessful {
+			t.Errorf("run %s, dry-run metric = %+v; want the dry-run metric measured 4 times, successful within its limit", run.Phase, dry)
+		}
+		want := []time.Duration{0, time.Minute, 2 * time.Minute, 3 * time.Minute}
+		if got := shadow.times(); len(got) != len(want) {
+			t.Errorf("dry-run metric measured at %v, want %v", got, want)
+		}
+	})
+}

@@ -363,8 +363,8 @@ var phaseRank = map[state.AnalysisPhase]int{state.AnalysisSuccessful: 0, state.A
 
 // assessRun sets the run's phase: over as soon as a metric that decides
 // (not DryRun) failed, errored or was inconclusive — the worst of them —
-// or once every such metric completed; with stop, metrics still running
-// complete as successful (the run was terminated).
+// or once every metric, DryRun ones included, completed; with stop,
+// metrics still running complete as successful (the run was terminated).
 func assessRun(run *state.AnalysisRun, stop bool) {
 	if run.Phase.Done() {
 		return
@@ -378,6 +378,9 @@ func assessRun(run *state.AnalysisRun, stop bool) {
 			if mr.Phase == state.AnalysisFailed || mr.Phase == state.AnalysisError || mr.Phase == state.AnalysisInconclusive {
 				dry = append(dry, mr.Name+" "+string(mr.Phase)+" (dry run)")
 			}
+			// A dry-run metric never decides, but the run waits for it to
+			// complete, as Argo's does: its results are what it is for.
+			running = running || !mr.Phase.Done()
 			continue
 		}
 		if !mr.Phase.Done() {
