@@ -87,8 +87,11 @@ type AnalysisMetric struct {
 	// unique within the analysis.
 	Name string
 	// Source is the monitor measured; the value is its observation's
-	// metric named Metric (Name when empty). Exactly one of Source and
-	// Measure is required.
+	// metric named Metric (Name when empty) or, when it has no such
+	// metric, its check of that name: 1 when the check passed, 0 when it
+	// failed (monitor.Job, a hook: judge it with AtLeast(1)), as Argo's job
+	// provider passes or fails. Exactly one of Source and Measure is
+	// required.
 	Source Monitor
 	Metric string
 	// Measure measures the value directly, as an alternative to Source.
