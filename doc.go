@@ -144,8 +144,8 @@
 //   - A measurement that errs is taken again at the metric's Interval (the
 //     runner's interval for a metric without one); Argo's controller
 //     retries after 10 s whatever the interval, so its default
-//     consecutiveErrorLimit of 4 ends a run about 50 s after the first
-//     error, where here it takes five intervals: a metric source that
+//     consecutiveErrorLimit of 4 ends a run about 40 s after the first
+//     error, where here it takes four intervals: a metric source that
 //     restarts does not end the run.
 //   - A metric needs a Success or a Failure condition (Argo counts a
 //     measurement without either as successful); a pass/fail source, such
