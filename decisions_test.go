@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -352,4 +353,58 @@ func TestAbortDuringTheWatchThenRetry(t *testing.T) {
 			t.Errorf("applied (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// A decision is durable: written into the record, it survives the crash of
+// the runner that was carrying it out — whether the save that records it
+// carried out landed (After) or not — and the runner that resumes the
+// release carries it out exactly once. The same decision sent again
+// afterwards (a retried request) is a no-op.
+func TestDecisionSurvivesACrashOfTheRunnerCarryingItOut(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after=%v", after), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.4, 1), Fenced: true}
+				store := state.NewMemory()
+				fs := deploytest.NewFaultStore(store)
+				fs.OnWrite = deploytest.WhenTimeline(func(e state.Entry) bool { return e.Kind == state.EntryDecision }, deploytest.Fault{Crash: true, After: after})
+				_, id, done := pausedRelease(t, s, fs)
+				page := decisionRunner(t, s, store, deploy.WithHolder("page"))
+				d := deploy.Decision{By: "erin", Reason: "dashboards green"}
+				if err := page.Promote(t.Context(), id, false, d); err != nil {
+					t.Fatal(err)
+				}
+				if res := <-done; !errors.Is(res.err, deploytest.ErrCrashed) {
+					t.Fatalf("the first runner: %v, want it crashed while carrying the decision out", res.err)
+				}
+				rec, err := store.Load(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rec.Decisions) != 1 || rec.Decisions[0].Pending() == after {
+					t.Fatalf("decisions after the crash = %+v, want the promote, pending unless its save landed", rec.Decisions)
+				}
+				time.Sleep(time.Until(rec.LeaseUntil) + time.Second)
+				rep, err := decisionRunner(t, s, store, deploy.WithHolder("process-b")).Resume(t.Context(), id)
+				if err != nil || rep.Status != deploy.Succeeded {
+					t.Fatalf("Resume: %v, status %s", err, rep.Status)
+				}
+				if diff := cmp.Diff([]string{"production/20%", "production/40%", "production/100%"}, s.Applied()); diff != "" {
+					t.Errorf("applied (-want +got):\n%s", diff)
+				}
+				n := 0
+				for _, e := range rep.Timeline {
+					if e.Kind == state.EntryDecision {
+						n++
+					}
+				}
+				if n != 1 || len(rep.Decisions) != 1 || rep.Decisions[0].Pending() {
+					t.Errorf("%d decision entries, decisions %+v; want the promote carried out once", n, rep.Decisions)
+				}
+				if err := page.Promote(t.Context(), id, false, d); err != nil {
+					t.Errorf("the same Promote again: %v, want a no-op", err)
+				}
+			})
+		})
+	}
 }
