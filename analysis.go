@@ -318,6 +318,13 @@ func checkAnalysis(where string, a *Analysis) error {
 		case m.ConsecutiveSuccessLimit < 0:
 			return bad("%s: ConsecutiveSuccessLimit %d is negative", at, m.ConsecutiveSuccessLimit)
 		}
+		// The source is checked as the runner's monitors are, before
+		// anything is deployed (a Validate that panics is an error).
+		if v, ok := m.Source.(interface{ Validate() error }); ok {
+			if err := safely(at+" Source Validate", v.Validate); err != nil {
+				return bad("%s: Source %s: %v", at, nameOf(m.Source), err)
+			}
+		}
 		seen[m.Name] = true
 	}
 	// An analysis of dry-run metrics only is allowed: it always succeeds.

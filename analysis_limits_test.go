@@ -193,3 +193,35 @@ func TestDryRunMetricIsMeasuredToItsCount(t *testing.T) {
 		}
 	})
 }
+
+// panicValidator is a monitor whose Validate panics.
+type panicValidator struct{ deploytest.Monitor }
+
+func (*panicValidator) Validate() error { panic("nil config") }
+
+// A metric source is checked as the runner's monitors are — its Validate,
+// if it has one, before anything is deployed — naming the analysis and the
+// metric, and a Validate that panics is an error, not a crash.
+func TestAnAnalysisSourceIsValidatedBeforeAnythingHappens(t *testing.T) {
+	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.2, 1)}
+	for _, tc := range []struct {
+		src  deploy.Monitor
+		want string
+	}{
+		{&monitor.Web{Metric: "ok", URL: "ftp://metrics.example/q", JSONPath: "$.ok"}, `Analysis "smoke" Metrics[0] ("ok"): Source`},
+		{&monitor.Job{}, `Analysis "smoke" Metrics[0] ("ok"): Source`},
+		{&panicValidator{}, "panicked: nil config"},
+	} {
+		a := deploy.Analysis{Name: "smoke", Metrics: []deploy.AnalysisMetric{{Name: "ok", Source: tc.src, Success: deploy.AtLeast(1)}}}
+		for _, opt := range []deploy.Option{
+			deploy.WithBackgroundAnalysis(a, 0),
+			deploy.WithPostPromotionAnalysis(a),
+			deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: &a}),
+		} {
+			_, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), opt)
+			if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewRunner with %T: %v, want ErrInvalid with %q", tc.src, err, tc.want)
+			}
+		}
+	}
+}
