@@ -73,7 +73,9 @@ func (r *Runner) Retry(ctx context.Context, id string, d Decision) error {
 
 // Skip skips the inline analysis of step (its index in the current stage's
 // plan), which must be the step being deployed: its run ends as skipped
-// and the step goes on as if it had succeeded. See Approve for how
+// and the step goes on as if it had succeeded. A step applied without an
+// inline analysis, or whose analysis is over, has nothing to skip
+// (ErrNotWaiting). See Approve for how
 // decisions are carried out.
 func (r *Runner) Skip(ctx context.Context, id string, step int, d Decision) error {
 	return r.decide(ctx, id, state.Decision{Kind: state.DecisionSkip, Step: step}, d)
@@ -208,8 +210,24 @@ func applies(rec *state.Record, dec state.Decision) error {
 			return no("only an aborted release is retried")
 		}
 	case state.DecisionSkip:
-		if rec.Phase != PhaseDeploy || rec.Step != dec.Step {
+		if rec.Phase != PhaseDeploy {
+			return no("it is in phase " + string(rec.Phase) + ": only the analysis of the step being deployed is skipped")
+		}
+		if rec.Step != dec.Step {
 			return no(fmt.Sprintf("step %d is not the step being deployed (%d)", dec.Step, rec.Step))
+		}
+		if rec.Applied {
+			// The step's inline run started when it was applied: without
+			// one there is nothing to skip, and a run over is over.
+			i := slices.IndexFunc(rec.Analyses, func(a state.AnalysisRun) bool {
+				return a.Kind == state.AnalysisInline && a.Attempt == rec.Attempt && a.Stage == dec.Stage && a.Step == dec.Step
+			})
+			switch {
+			case i < 0:
+				return no(fmt.Sprintf("step %d has no analysis to skip", dec.Step))
+			case rec.Analyses[i].Phase.Done():
+				return no(fmt.Sprintf("the analysis %s of step %d is over: %s", rec.Analyses[i].Name, dec.Step, rec.Analyses[i].Phase))
+			}
 		}
 	}
 	return nil
