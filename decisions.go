@@ -193,6 +193,9 @@ func applies(rec *state.Record, dec state.Decision) error {
 			if w != nil && w.Kind == state.WaitApproval {
 				return no("an approval is given with Approve")
 			}
+			if dec.Full && (w == nil || w.Kind != state.WaitAborted) {
+				return no("a full promotion applies while the release deploys; it is in phase " + string(rec.Phase))
+			}
 			return no("only a pause or an inconclusive analysis is promoted")
 		}
 	case state.DecisionAbort:
