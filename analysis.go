@@ -317,6 +317,12 @@ func checkAnalysis(where string, a *Analysis) error {
 			return bad("%s: ConsecutiveErrorLimit %d is below NoErrors (-2)", at, m.ConsecutiveErrorLimit)
 		case m.ConsecutiveSuccessLimit < 0:
 			return bad("%s: ConsecutiveSuccessLimit %d is negative", at, m.ConsecutiveSuccessLimit)
+		case m.count() > 0 && m.FailureLimit > m.count():
+			// As Argo's "count must be >= failureLimit": the metric
+			// could never fail.
+			return bad("%s: FailureLimit %d is above the %s taken: the metric could never fail", at, m.FailureLimit, plural(m.count(), "measurement"))
+		case m.count() > 0 && m.InconclusiveLimit > m.count():
+			return bad("%s: InconclusiveLimit %d is above the %s taken: the metric could never be inconclusive", at, m.InconclusiveLimit, plural(m.count(), "measurement"))
 		}
 		// The source is checked as the runner's monitors are, before
 		// anything is deployed (a Validate that panics is an error).

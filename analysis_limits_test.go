@@ -144,6 +144,8 @@ func TestBadAnalysesAreRefused(t *testing.T) {
 		{deploy.WithPostPromotionAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Count: 3, Success: deploy.AtLeast(1)}}}), "Count 3 needs an Interval"},
 		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), FailureLimit: -3, Success: deploy.AtLeast(1)}}}, 0), "FailureLimit -3"},
 		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Success: deploy.Between(2, 1)}}}, 0), "Success between 2 and 1 is not a bound"},
+		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Interval: time.Minute, Count: 3, FailureLimit: 5, Success: deploy.AtLeast(1)}}}, 0), "FailureLimit 5 is above the 3 measurements taken"},
+		{deploy.WithPostPromotionAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), InconclusiveLimit: 2, Success: deploy.AtLeast(1), Failure: deploy.Below(0.5)}}}), "InconclusiveLimit 2 is above the 1 measurement taken"},
 		{deploy.WithStepRules(deploy.StepRule{Step: "1"}), "adds nothing"},
 		{deploy.WithStepRules(deploy.StepRule{Step: "1", Pause: &deploy.Pause{Duration: -time.Second}}), "Pause.Duration -1s"},
 	} {
