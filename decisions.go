@@ -12,10 +12,18 @@ import (
 	"github.com/deploykit/deploy/state"
 )
 
-// Decision says who decided and why. By is required.
+// Decision says who decided and why. By is required, at most
+// MaxDecisionBy bytes; Reason at most MaxDecisionReason.
 type Decision struct {
 	By, Reason string
 }
+
+// Bounds of a Decision's fields: they are kept in the record, the timeline
+// and the report.
+const (
+	MaxDecisionBy     = 256
+	MaxDecisionReason = 4096
+)
 
 // Errors of the decisions (Approve, Promote, Abort, Retry, Skip).
 var (
@@ -86,8 +94,13 @@ func (r *Runner) Skip(ctx context.Context, id string, step int, d Decision) erro
 // record's Rev (compare-and-swap) and the holder's token, and the holder
 // keeps the decision when its own next save conflicts (Runner.save).
 func (r *Runner) decide(ctx context.Context, id string, dec state.Decision, d Decision) error {
-	if strings.TrimSpace(d.By) == "" {
+	switch {
+	case strings.TrimSpace(d.By) == "":
 		return fmt.Errorf("%w: Decision.By is empty: say who decided", ErrInvalid)
+	case len(d.By) > MaxDecisionBy:
+		return fmt.Errorf("%w: Decision.By is %d bytes, longer than %d", ErrInvalid, len(d.By), MaxDecisionBy)
+	case len(d.Reason) > MaxDecisionReason:
+		return fmt.Errorf("%w: Decision.Reason is %d bytes, longer than %d", ErrInvalid, len(d.Reason), MaxDecisionReason)
 	}
 	dec.By, dec.Reason = redact.Text(strings.TrimSpace(d.By)), redact.Text(strings.TrimSpace(d.Reason))
 	store, err := r.store()

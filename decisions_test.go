@@ -408,3 +408,35 @@ func TestDecisionSurvivesACrashOfTheRunnerCarryingItOut(t *testing.T) {
 		})
 	}
 }
+
+// A decision's By and Reason come from people and programs (a chat bot, a
+// script): they are bounded, refused naming the field before anything is
+// written, as the decision page bounds its forms.
+func TestAnOversizedDecisionIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.4, 1)}
+		store := state.NewMemory()
+		r, id, done := pausedRelease(t, s, store)
+		for _, tc := range []struct {
+			d    deploy.Decision
+			want string
+		}{
+			{deploy.Decision{By: strings.Repeat("a", 300)}, "Decision.By is 300 bytes"},
+			{deploy.Decision{By: "jo", Reason: strings.Repeat("r", 5000)}, "Decision.Reason is 5000 bytes"},
+		} {
+			if err := r.Promote(t.Context(), id, false, tc.d); !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Promote: %v, want ErrInvalid with %q", err, tc.want)
+			}
+		}
+		rec, err := store.Load(t.Context(), id)
+		if err != nil || len(rec.Decisions) != 0 {
+			t.Fatalf("decisions written: %+v, %v", rec.Decisions, err)
+		}
+		if err := r.Promote(t.Context(), id, false, deploy.Decision{By: "jo", Reason: strings.Repeat("r", 4096)}); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-done; res.err != nil {
+			t.Fatal(res.err)
+		}
+	})
+}
