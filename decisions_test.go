@@ -440,3 +440,55 @@ func TestAnOversizedDecisionIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// An Abort survives a crash in the middle of the rollback it started: the
+// runner that resumes finishes the rollback (once: the fenced target saw
+// one), the release waits for a Retry, and the Retry deploys again.
+func TestAbortSurvivesACrashDuringItsRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.4, 1), Fenced: true}
+		store := state.NewMemory()
+		fs := deploytest.NewFaultStore(store)
+		fs.OnWrite = deploytest.WhenTimeline(func(e state.Entry) bool { return e.Kind == state.EntryDecision }, deploytest.Fault{Crash: true, After: true})
+		_, id, done := pausedRelease(t, s, fs)
+		page := decisionRunner(t, s, store, deploy.WithHolder("page"))
+		if err := page.Abort(t.Context(), id, deploy.Decision{By: "kim", Reason: "error budget"}); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-done; !errors.Is(res.err, deploytest.ErrCrashed) {
+			t.Fatalf("the first runner: %v, want it crashed", res.err)
+		}
+		rec, err := store.Load(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(rec.LeaseUntil) + time.Second)
+		b := decisionRunner(t, s, store, deploy.WithHolder("process-b"), deploy.WithStepRules(deploy.StepRule{Step: "40%", Pause: &deploy.Pause{}}))
+		resumed := runInBackground(b, t.Context(), id)
+		rec = waitFor(t, store, id, time.Hour, waiting(state.WaitAborted))
+		if s.Exposure() != 0 || s.Rollbacks() != 1 {
+			t.Fatalf("after the resumed abort: exposure %v, %d rollbacks; want 0 and 1", s.Exposure(), s.Rollbacks())
+		}
+		if err := page.Abort(t.Context(), id, deploy.Decision{By: "kim", Reason: "error budget"}); err != nil {
+			t.Errorf("the same Abort again: %v, want a no-op", err)
+		}
+		if err := page.Retry(t.Context(), id, deploy.Decision{By: "kim"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, store, id, time.Hour, waiting(state.WaitPause))
+		if err := page.Promote(t.Context(), id, false, deploy.Decision{By: "kim"}); err != nil {
+			t.Fatal(err)
+		}
+		res := <-resumed
+		if res.err != nil || res.rep.Status != deploy.Succeeded {
+			t.Fatalf("status %s, err %v", res.rep.Status, res.err)
+		}
+		var kinds []string
+		for _, d := range res.rep.Decisions {
+			kinds = append(kinds, string(d.Kind))
+		}
+		if diff := cmp.Diff([]string{"abort", "retry", "promote"}, kinds); diff != "" {
+			t.Errorf("decisions (-want +got):\n%s", diff)
+		}
+	})
+}
