@@ -109,7 +109,8 @@ type AnalysisMetric struct {
 	// Above, Between). At least one is required.
 	Success, Failure Condition
 	// FailureLimit is how many failed measurements are tolerated (Argo's
-	// default 0: the first fails the metric); Unlimited for no limit.
+	// default 0: the first fails the metric); Unlimited for no limit. A
+	// limit above the measurements taken (Count) is refused, as by Argo.
 	FailureLimit int
 	// InconclusiveLimit is how many inconclusive measurements are
 	// tolerated (default 0); Unlimited for no limit.
