@@ -20,7 +20,8 @@ import (
 // release (a Resume goes on with them; the next run starts from zero).
 //
 // A run is Successful when every metric that is not DryRun completed
-// within its limits, Failed (or Error) as soon as one metric went past its
+// within its limits and the DryRun ones completed too (as in Argo, the run
+// waits for them), Failed (or Error) as soon as one metric went past its
 // failure (or consecutive-error) limit, Inconclusive when a metric went past
 // its inconclusive limit. A Failed or Error run rolls back; an Inconclusive
 // one pauses for a person ([Runner.Promote] goes on, [Runner.Abort] rolls
@@ -86,8 +87,11 @@ type AnalysisMetric struct {
 	// unique within the analysis.
 	Name string
 	// Source is the monitor measured; the value is its observation's
-	// metric named Metric (Name when empty). Exactly one of Source and
-	// Measure is required.
+	// metric named Metric (Name when empty) or, when it has no such
+	// metric, its check of that name: 1 when the check passed, 0 when it
+	// failed (monitor.Job, a hook: judge it with AtLeast(1)), as Argo's job
+	// provider passes or fails. Exactly one of Source and Measure is
+	// required.
 	Source Monitor
 	Metric string
 	// Measure measures the value directly, as an alternative to Source.
@@ -105,7 +109,8 @@ type AnalysisMetric struct {
 	// Above, Between). At least one is required.
 	Success, Failure Condition
 	// FailureLimit is how many failed measurements are tolerated (Argo's
-	// default 0: the first fails the metric); Unlimited for no limit.
+	// default 0: the first fails the metric); Unlimited for no limit. A
+	// limit above the measurements taken (Count) is refused, as by Argo.
 	FailureLimit int
 	// InconclusiveLimit is how many inconclusive measurements are
 	// tolerated (default 0); Unlimited for no limit.
@@ -117,7 +122,8 @@ type AnalysisMetric struct {
 	// successful after that many successful measurements in a row.
 	ConsecutiveSuccessLimit int
 	// DryRun metrics are measured, recorded and reported, and never decide
-	// the run's result.
+	// the run's result; the run waits for them to complete (their Count),
+	// as Argo's does.
 	DryRun bool
 }
 
@@ -312,6 +318,19 @@ func checkAnalysis(where string, a *Analysis) error {
 			return bad("%s: ConsecutiveErrorLimit %d is below NoErrors (-2)", at, m.ConsecutiveErrorLimit)
 		case m.ConsecutiveSuccessLimit < 0:
 			return bad("%s: ConsecutiveSuccessLimit %d is negative", at, m.ConsecutiveSuccessLimit)
+		case m.count() > 0 && m.FailureLimit > m.count():
+			// As Argo's "count must be >= failureLimit": the metric
+			// could never fail.
+			return bad("%s: FailureLimit %d is above the %s taken: the metric could never fail", at, m.FailureLimit, plural(m.count(), "measurement"))
+		case m.count() > 0 && m.InconclusiveLimit > m.count():
+			return bad("%s: InconclusiveLimit %d is above the %s taken: the metric could never be inconclusive", at, m.InconclusiveLimit, plural(m.count(), "measurement"))
+		}
+		// The source is checked as the runner's monitors are, before
+		// anything is deployed (a Validate that panics is an error).
+		if v, ok := m.Source.(interface{ Validate() error }); ok {
+			if err := safely(at+" Source Validate", v.Validate); err != nil {
+				return bad("%s: Source %s: %v", at, nameOf(m.Source), err)
+			}
 		}
 		seen[m.Name] = true
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -85,6 +86,32 @@ func TestBackgroundAnalysisFailingPastItsLimitRollsBack(t *testing.T) {
 		}
 		if m := rep.Analyses[0].Metrics[0]; m.Failed != 4 || m.Successful != 2 {
 			t.Errorf("metric = %+v, want 4 failed, 2 successful", m)
+		}
+	})
+}
+
+// A startingStep past a stage's last step would never start the
+// background analysis: the release would go out unanalysed, silently.
+// Argo's validation refuses a startingStep beyond the steps; so does
+// the runner, before anything is created, naming the option and the stage.
+func TestBackgroundAnalysisStartingStepPastThePlanIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.5, 1)}
+		a := deploy.Analysis{Name: "success-rate", Metrics: []deploy.AnalysisMetric{{
+			Name: "success-rate", Measure: newSeries(1).measure, Interval: time.Minute, Success: deploy.AtLeast(0.95)}}}
+		store := state.NewMemory()
+		r := openRunner(t, s, store, deploy.WithMonitors(deploytest.Healthy()), deploy.WithBackgroundAnalysis(a, 3))
+		_, err := r.Run(context.Background(), rel)
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "WithBackgroundAnalysis startingStep 3") || !strings.Contains(err.Error(), `"production"`) {
+			t.Fatalf("Run: %v, want ErrInvalid naming startingStep 3 and the stage", err)
+		}
+		if len(s.Applied()) != 0 {
+			t.Errorf("applied %v before refusing", s.Applied())
+		}
+		// The last step is a valid starting step.
+		r = openRunner(t, s, state.NewMemory(), deploy.WithMonitors(deploytest.Healthy()), deploy.WithBackgroundAnalysis(a, 2))
+		if _, err := r.Plan(context.Background(), rel); err != nil {
+			t.Errorf("Plan with startingStep 2 of 3 steps: %v", err)
 		}
 	})
 }

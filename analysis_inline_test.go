@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/deploykit/deploy"
 	"github.com/deploykit/deploy/deploytest"
+	"github.com/deploykit/deploy/monitor"
 	"github.com/deploykit/deploy/state"
 )
 
@@ -95,6 +97,49 @@ func TestInlineAnalysisCountersBelongToTheRun(t *testing.T) {
 			if m := run.Metrics[0]; run.Phase != state.AnalysisSuccessful || m.Failed != 1 || m.Count != 3 {
 				t.Errorf("run %d = %s, %d failed of %d; want successful, 1 failed of 3", i, run.Phase, m.Failed, m.Count)
 			}
+		}
+	})
+}
+
+// Argo Rollouts' job provider
+// (https://argo-rollouts.readthedocs.io/en/stable/analysis/job/) makes a
+// pass/fail measurement of a Kubernetes Job inside an AnalysisTemplate;
+// here monitor.Job (and the hooks' checks) report a pass/fail Check, not
+// a metric. An AnalysisMetric whose Source reports a check of its name
+// measures 1 when it passed and 0 when it failed, with the check's detail
+// in the reason; a name that matches nothing says what was reported.
+func TestAnalysisMetricMeasuresACheckOfItsName(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		smoke := &deploytest.Monitor{Script: func(monitor.Target) (monitor.Observation, error) {
+			ok := n.Add(1) < 3
+			return monitor.Observation{At: time.Now(), Checks: []monitor.Check{{Name: "smoke", OK: ok, Detail: "exit status 1: curl: (7) refused"}}}, nil
+		}}
+		a := &deploy.Analysis{Name: "smoke", Metrics: []deploy.AnalysisMetric{{
+			Name: "smoke", Source: smoke, Interval: time.Minute, Count: 3, Success: deploy.AtLeast(1)}}}
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.2, 1)}
+		rep, err := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a})).Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrUnhealthy) {
+			t.Fatalf("Run: %v, want ErrUnhealthy on the third, failed, check", err)
+		}
+		m := rep.Analyses[0].Metrics[0]
+		if m.Successful != 2 || m.Failed != 1 || m.Errors != 0 {
+			t.Errorf("metric = %+v, want 2 successful and 1 failed measurements", m)
+		}
+		if last := m.Measurements[len(m.Measurements)-1].Reason; !strings.Contains(last, "smoke = 0") || !strings.Contains(last, "curl: (7) refused") {
+			t.Errorf("reason %q, want the value 0 and the check's detail", last)
+		}
+
+		// A name that matches no metric and no check: the error says what
+		// the source reported.
+		other := &deploy.Analysis{Name: "smoke", Metrics: []deploy.AnalysisMetric{{
+			Name: "smoke-test", Source: smoke, Success: deploy.AtLeast(1), ConsecutiveErrorLimit: deploy.NoErrors}}}
+		rep, err = decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: other})).Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrSourceFailed) {
+			t.Fatalf("Run: %v, want ErrSourceFailed", err)
+		}
+		if got := rep.Analyses[0].Metrics[0].Measurements[0].Reason; !strings.Contains(got, `no metric or check "smoke-test"`) || !strings.Contains(got, `checks: "smoke"`) {
+			t.Errorf("reason %q, want it to name the checks reported", got)
 		}
 	})
 }

@@ -144,6 +144,8 @@ func TestBadAnalysesAreRefused(t *testing.T) {
 		{deploy.WithPostPromotionAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Count: 3, Success: deploy.AtLeast(1)}}}), "Count 3 needs an Interval"},
 		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), FailureLimit: -3, Success: deploy.AtLeast(1)}}}, 0), "FailureLimit -3"},
 		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Success: deploy.Between(2, 1)}}}, 0), "Success between 2 and 1 is not a bound"},
+		{deploy.WithBackgroundAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), Interval: time.Minute, Count: 3, FailureLimit: 5, Success: deploy.AtLeast(1)}}}, 0), "FailureLimit 5 is above the 3 measurements taken"},
+		{deploy.WithPostPromotionAnalysis(deploy.Analysis{Name: "a", Metrics: []deploy.AnalysisMetric{{Name: "x", Measure: m(1), InconclusiveLimit: 2, Success: deploy.AtLeast(1), Failure: deploy.Below(0.5)}}}), "InconclusiveLimit 2 is above the 1 measurement taken"},
 		{deploy.WithStepRules(deploy.StepRule{Step: "1"}), "adds nothing"},
 		{deploy.WithStepRules(deploy.StepRule{Step: "1", Pause: &deploy.Pause{Duration: -time.Second}}), "Pause.Duration -1s"},
 	} {
@@ -160,5 +162,68 @@ func TestBadAnalysesAreRefused(t *testing.T) {
 	}
 	if _, err := r.Plan(context.Background(), rel); !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `has no step "50%"`) {
 		t.Errorf("Plan: %v, want ErrInvalid naming the step", err)
+	}
+}
+
+// Argo Rollouts assesses a run as Running while any of its metrics,
+// dry-run ones included, has not completed (analysis.go, assessRunStatus:
+// "if any metric is in-progress, then entire analysis run will be
+// considered running"): a dry-run metric is measured to its count, so its
+// results are there to read. Only a deciding metric's failure terminates
+// the run early.
+func TestDryRunMetricIsMeasuredToItsCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.2, 1)}
+		good, shadow := newSeries(0.99), newSeries(0.5, 0.99)
+		a := &deploy.Analysis{Name: "checks", Metrics: []deploy.AnalysisMetric{
+			{Name: "success-rate", Measure: good.measure, Interval: time.Minute, Count: 2, Success: deploy.AtLeast(0.95)},
+			{Name: "new-slo", Measure: shadow.measure, Interval: time.Minute, Count: 4, FailureLimit: 1, Success: deploy.AtLeast(0.95), DryRun: true},
+		}}
+		r := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+		rep, err := r.Run(t.Context(), rel)
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		run := rep.Analyses[0]
+		dry := run.Metrics[1]
+		if run.Phase != state.AnalysisSuccessful || dry.Count != 4 || dry.Failed != 1 || dry.Phase != state.AnalysisSuccessful {
+			t.Errorf("run %s, dry-run metric = %+v; want the dry-run metric measured 4 times, successful within its limit", run.Phase, dry)
+		}
+		want := []time.Duration{0, time.Minute, 2 * time.Minute, 3 * time.Minute}
+		if got := shadow.times(); len(got) != len(want) {
+			t.Errorf("dry-run metric measured at %v, want %v", got, want)
+		}
+	})
+}
+
+// panicValidator is a monitor whose Validate panics.
+type panicValidator struct{ deploytest.Monitor }
+
+func (*panicValidator) Validate() error { panic("nil config") }
+
+// A metric source is checked as the runner's monitors are — its Validate,
+// if it has one, before anything is deployed — naming the analysis and the
+// metric, and a Validate that panics is an error, not a crash.
+func TestAnAnalysisSourceIsValidatedBeforeAnythingHappens(t *testing.T) {
+	s := &deploytest.Strategy{Steps: deploytest.Ramp(time.Minute, 0.2, 1)}
+	for _, tc := range []struct {
+		src  deploy.Monitor
+		want string
+	}{
+		{&monitor.Web{Metric: "ok", URL: "ftp://metrics.example/q", JSONPath: "$.ok"}, `Analysis "smoke" Metrics[0] ("ok"): Source`},
+		{&monitor.Job{}, `Analysis "smoke" Metrics[0] ("ok"): Source`},
+		{&panicValidator{}, "panicked: nil config"},
+	} {
+		a := deploy.Analysis{Name: "smoke", Metrics: []deploy.AnalysisMetric{{Name: "ok", Source: tc.src, Success: deploy.AtLeast(1)}}}
+		for _, opt := range []deploy.Option{
+			deploy.WithBackgroundAnalysis(a, 0),
+			deploy.WithPostPromotionAnalysis(a),
+			deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: &a}),
+		} {
+			_, err := deploy.NewRunner(s, deploy.WithStore(state.NewMemory()), opt)
+			if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewRunner with %T: %v, want ErrInvalid with %q", tc.src, err, tc.want)
+			}
+		}
 	}
 }

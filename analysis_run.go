@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -213,6 +214,7 @@ func (r *Runner) measure(ctx context.Context, lp *loop, analysis string, m Analy
 	call := "analysis " + analysis + " metric " + m.Name
 	var v float64
 	var err error
+	detail := "" // a check's detail, when the value is a check's
 	if m.Measure != nil {
 		v, err = bounded(mctx, call, r.cfg.timeouts.Observe, func(ctx context.Context) (float64, error) { return m.Measure(ctx, t) })
 	} else {
@@ -224,9 +226,17 @@ func (r *Runner) measure(ctx context.Context, lp *loop, analysis string, m Analy
 				key = m.Name
 			}
 			x, ok := obs.Metrics[key]
+			c, isCheck := checkNamed(obs, key)
 			switch {
+			case !ok && isCheck:
+				// A pass/fail check (monitor.Job, a webhook) measures 1
+				// or 0, as Argo's job provider passes or fails.
+				v, detail = 0, c.Detail
+				if c.OK {
+					v = 1
+				}
 			case !ok:
-				err = fmt.Errorf("monitor %s reported no metric %q", nameOf(m.Source), key)
+				err = fmt.Errorf("monitor %s reported no metric or check %q (%s)", nameOf(m.Source), key, reported(obs))
 			case !x.HasData():
 				v = math.NaN()
 			default:
@@ -243,6 +253,9 @@ func (r *Runner) measure(ctx context.Context, lp *loop, analysis string, m Analy
 		x = measurement{phase: state.AnalysisError, value: math.NaN(), reason: m.Name + ": no data"}
 	default:
 		x = judgeValue(m, v)
+		if detail != "" {
+			x.reason += " (" + detail + ")"
+		}
 		span.SetAttributes(attribute.Float64("deploy.measurement.value", v))
 	}
 	span.SetAttributes(attribute.String("deploy.measurement.phase", string(x.phase)))
@@ -250,6 +263,39 @@ func (r *Runner) measure(ctx context.Context, lp *loop, analysis string, m Analy
 		span.SetStatus(codes.Error, x.reason)
 	}
 	return x
+}
+
+// checkNamed returns obs's check named name.
+func checkNamed(obs monitor.Observation, name string) (monitor.Check, bool) {
+	for _, c := range obs.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return monitor.Check{}, false
+}
+
+// reported says which metrics and checks obs holds, for an error.
+func reported(obs monitor.Observation) string {
+	q := func(names []string) string {
+		for i, n := range names {
+			names[i] = strconv.Quote(n)
+		}
+		return strings.Join(names, ", ")
+	}
+	var checks []string
+	for _, c := range obs.Checks {
+		checks = append(checks, c.Name)
+	}
+	switch {
+	case len(obs.Metrics) == 0 && len(checks) == 0:
+		return "it reported nothing"
+	case len(checks) == 0:
+		return "metrics: " + q(obs.Names())
+	case len(obs.Metrics) == 0:
+		return "checks: " + q(checks)
+	}
+	return "metrics: " + q(obs.Names()) + "; checks: " + q(checks)
 }
 
 // judgeValue applies the metric's conditions to v, as Argo Rollouts does:
@@ -353,8 +399,8 @@ var phaseRank = map[state.AnalysisPhase]int{state.AnalysisSuccessful: 0, state.A
 
 // assessRun sets the run's phase: over as soon as a metric that decides
 // (not DryRun) failed, errored or was inconclusive — the worst of them —
-// or once every such metric completed; with stop, metrics still running
-// complete as successful (the run was terminated).
+// or once every metric, DryRun ones included, completed; with stop,
+// metrics still running complete as successful (the run was terminated).
 func assessRun(run *state.AnalysisRun, stop bool) {
 	if run.Phase.Done() {
 		return
@@ -368,6 +414,9 @@ func assessRun(run *state.AnalysisRun, stop bool) {
 			if mr.Phase == state.AnalysisFailed || mr.Phase == state.AnalysisError || mr.Phase == state.AnalysisInconclusive {
 				dry = append(dry, mr.Name+" "+string(mr.Phase)+" (dry run)")
 			}
+			// A dry-run metric never decides, but the run waits for it to
+			// complete, as Argo's does: its results are what it is for.
+			running = running || !mr.Phase.Done()
 			continue
 		}
 		if !mr.Phase.Done() {

@@ -12,10 +12,18 @@ import (
 	"github.com/deploykit/deploy/state"
 )
 
-// Decision says who decided and why. By is required.
+// Decision says who decided and why. By is required, at most
+// MaxDecisionBy bytes; Reason at most MaxDecisionReason.
 type Decision struct {
 	By, Reason string
 }
+
+// Bounds of a Decision's fields: they are kept in the record, the timeline
+// and the report.
+const (
+	MaxDecisionBy     = 256
+	MaxDecisionReason = 4096
+)
 
 // Errors of the decisions (Approve, Promote, Abort, Retry, Skip).
 var (
@@ -73,7 +81,9 @@ func (r *Runner) Retry(ctx context.Context, id string, d Decision) error {
 
 // Skip skips the inline analysis of step (its index in the current stage's
 // plan), which must be the step being deployed: its run ends as skipped
-// and the step goes on as if it had succeeded. See Approve for how
+// and the step goes on as if it had succeeded. A step applied without an
+// inline analysis, or whose analysis is over, has nothing to skip
+// (ErrNotWaiting). See Approve for how
 // decisions are carried out.
 func (r *Runner) Skip(ctx context.Context, id string, step int, d Decision) error {
 	return r.decide(ctx, id, state.Decision{Kind: state.DecisionSkip, Step: step}, d)
@@ -84,8 +94,13 @@ func (r *Runner) Skip(ctx context.Context, id string, step int, d Decision) erro
 // record's Rev (compare-and-swap) and the holder's token, and the holder
 // keeps the decision when its own next save conflicts (Runner.save).
 func (r *Runner) decide(ctx context.Context, id string, dec state.Decision, d Decision) error {
-	if strings.TrimSpace(d.By) == "" {
+	switch {
+	case strings.TrimSpace(d.By) == "":
 		return fmt.Errorf("%w: Decision.By is empty: say who decided", ErrInvalid)
+	case len(d.By) > MaxDecisionBy:
+		return fmt.Errorf("%w: Decision.By is %d bytes, longer than %d", ErrInvalid, len(d.By), MaxDecisionBy)
+	case len(d.Reason) > MaxDecisionReason:
+		return fmt.Errorf("%w: Decision.Reason is %d bytes, longer than %d", ErrInvalid, len(d.Reason), MaxDecisionReason)
 	}
 	dec.By, dec.Reason = redact.Text(strings.TrimSpace(d.By)), redact.Text(strings.TrimSpace(d.Reason))
 	store, err := r.store()
@@ -191,6 +206,9 @@ func applies(rec *state.Record, dec state.Decision) error {
 			if w != nil && w.Kind == state.WaitApproval {
 				return no("an approval is given with Approve")
 			}
+			if dec.Full && (w == nil || w.Kind != state.WaitAborted) {
+				return no("a full promotion applies while the release deploys; it is in phase " + string(rec.Phase))
+			}
 			return no("only a pause or an inconclusive analysis is promoted")
 		}
 	case state.DecisionAbort:
@@ -208,8 +226,24 @@ func applies(rec *state.Record, dec state.Decision) error {
 			return no("only an aborted release is retried")
 		}
 	case state.DecisionSkip:
-		if rec.Phase != PhaseDeploy || rec.Step != dec.Step {
+		if rec.Phase != PhaseDeploy {
+			return no("it is in phase " + string(rec.Phase) + ": only the analysis of the step being deployed is skipped")
+		}
+		if rec.Step != dec.Step {
 			return no(fmt.Sprintf("step %d is not the step being deployed (%d)", dec.Step, rec.Step))
+		}
+		if rec.Applied {
+			// The step's inline run started when it was applied: without
+			// one there is nothing to skip, and a run over is over.
+			i := slices.IndexFunc(rec.Analyses, func(a state.AnalysisRun) bool {
+				return a.Kind == state.AnalysisInline && a.Attempt == rec.Attempt && a.Stage == dec.Stage && a.Step == dec.Step
+			})
+			switch {
+			case i < 0:
+				return no(fmt.Sprintf("step %d has no analysis to skip", dec.Step))
+			case rec.Analyses[i].Phase.Done():
+				return no(fmt.Sprintf("the analysis %s of step %d is over: %s", rec.Analyses[i].Name, dec.Step, rec.Analyses[i].Phase))
+			}
 		}
 	}
 	return nil

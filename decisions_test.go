@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -350,6 +351,144 @@ func TestAbortDuringTheWatchThenRetry(t *testing.T) {
 		}
 		if diff := cmp.Diff([]string{"production/50%", "production/100%", "production/50%", "production/100%"}, s.Applied()); diff != "" {
 			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// A decision is durable: written into the record, it survives the crash of
+// the runner that was carrying it out — whether the save that records it
+// carried out landed (After) or not — and the runner that resumes the
+// release carries it out exactly once. The same decision sent again
+// afterwards (a retried request) is a no-op.
+func TestDecisionSurvivesACrashOfTheRunnerCarryingItOut(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after=%v", after), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.4, 1), Fenced: true}
+				store := state.NewMemory()
+				fs := deploytest.NewFaultStore(store)
+				fs.OnWrite = deploytest.WhenTimeline(func(e state.Entry) bool { return e.Kind == state.EntryDecision }, deploytest.Fault{Crash: true, After: after})
+				_, id, done := pausedRelease(t, s, fs)
+				page := decisionRunner(t, s, store, deploy.WithHolder("page"))
+				d := deploy.Decision{By: "erin", Reason: "dashboards green"}
+				if err := page.Promote(t.Context(), id, false, d); err != nil {
+					t.Fatal(err)
+				}
+				if res := <-done; !errors.Is(res.err, deploytest.ErrCrashed) {
+					t.Fatalf("the first runner: %v, want it crashed while carrying the decision out", res.err)
+				}
+				rec, err := store.Load(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rec.Decisions) != 1 || rec.Decisions[0].Pending() == after {
+					t.Fatalf("decisions after the crash = %+v, want the promote, pending unless its save landed", rec.Decisions)
+				}
+				time.Sleep(time.Until(rec.LeaseUntil) + time.Second)
+				rep, err := decisionRunner(t, s, store, deploy.WithHolder("process-b")).Resume(t.Context(), id)
+				if err != nil || rep.Status != deploy.Succeeded {
+					t.Fatalf("Resume: %v, status %s", err, rep.Status)
+				}
+				if diff := cmp.Diff([]string{"production/20%", "production/40%", "production/100%"}, s.Applied()); diff != "" {
+					t.Errorf("applied (-want +got):\n%s", diff)
+				}
+				n := 0
+				for _, e := range rep.Timeline {
+					if e.Kind == state.EntryDecision {
+						n++
+					}
+				}
+				if n != 1 || len(rep.Decisions) != 1 || rep.Decisions[0].Pending() {
+					t.Errorf("%d decision entries, decisions %+v; want the promote carried out once", n, rep.Decisions)
+				}
+				if err := page.Promote(t.Context(), id, false, d); err != nil {
+					t.Errorf("the same Promote again: %v, want a no-op", err)
+				}
+			})
+		})
+	}
+}
+
+// A decision's By and Reason come from people and programs (a chat bot, a
+// script): they are bounded, refused naming the field before anything is
+// written, as the decision page bounds its forms.
+func TestAnOversizedDecisionIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.4, 1)}
+		store := state.NewMemory()
+		r, id, done := pausedRelease(t, s, store)
+		for _, tc := range []struct {
+			d    deploy.Decision
+			want string
+		}{
+			{deploy.Decision{By: strings.Repeat("a", 300)}, "Decision.By is 300 bytes"},
+			{deploy.Decision{By: "jo", Reason: strings.Repeat("r", 5000)}, "Decision.Reason is 5000 bytes"},
+		} {
+			if err := r.Promote(t.Context(), id, false, tc.d); !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Promote: %v, want ErrInvalid with %q", err, tc.want)
+			}
+		}
+		rec, err := store.Load(t.Context(), id)
+		if err != nil || len(rec.Decisions) != 0 {
+			t.Fatalf("decisions written: %+v, %v", rec.Decisions, err)
+		}
+		if err := r.Promote(t.Context(), id, false, deploy.Decision{By: "jo", Reason: strings.Repeat("r", 4096)}); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-done; res.err != nil {
+			t.Fatal(res.err)
+		}
+	})
+}
+
+// An Abort survives a crash in the middle of the rollback it started: the
+// runner that resumes finishes the rollback (once: the fenced target saw
+// one), the release waits for a Retry, and the Retry deploys again.
+func TestAbortSurvivesACrashDuringItsRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 0.4, 1), Fenced: true}
+		store := state.NewMemory()
+		fs := deploytest.NewFaultStore(store)
+		fs.OnWrite = deploytest.WhenTimeline(func(e state.Entry) bool { return e.Kind == state.EntryDecision }, deploytest.Fault{Crash: true, After: true})
+		_, id, done := pausedRelease(t, s, fs)
+		page := decisionRunner(t, s, store, deploy.WithHolder("page"))
+		if err := page.Abort(t.Context(), id, deploy.Decision{By: "kim", Reason: "error budget"}); err != nil {
+			t.Fatal(err)
+		}
+		if res := <-done; !errors.Is(res.err, deploytest.ErrCrashed) {
+			t.Fatalf("the first runner: %v, want it crashed", res.err)
+		}
+		rec, err := store.Load(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(rec.LeaseUntil) + time.Second)
+		b := decisionRunner(t, s, store, deploy.WithHolder("process-b"), deploy.WithStepRules(deploy.StepRule{Step: "40%", Pause: &deploy.Pause{}}))
+		resumed := runInBackground(b, t.Context(), id)
+		rec = waitFor(t, store, id, time.Hour, waiting(state.WaitAborted))
+		if s.Exposure() != 0 || s.Rollbacks() != 1 {
+			t.Fatalf("after the resumed abort: exposure %v, %d rollbacks; want 0 and 1", s.Exposure(), s.Rollbacks())
+		}
+		if err := page.Abort(t.Context(), id, deploy.Decision{By: "kim", Reason: "error budget"}); err != nil {
+			t.Errorf("the same Abort again: %v, want a no-op", err)
+		}
+		if err := page.Retry(t.Context(), id, deploy.Decision{By: "kim"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, store, id, time.Hour, waiting(state.WaitPause))
+		if err := page.Promote(t.Context(), id, false, deploy.Decision{By: "kim"}); err != nil {
+			t.Fatal(err)
+		}
+		res := <-resumed
+		if res.err != nil || res.rep.Status != deploy.Succeeded {
+			t.Fatalf("status %s, err %v", res.rep.Status, res.err)
+		}
+		var kinds []string
+		for _, d := range res.rep.Decisions {
+			kinds = append(kinds, string(d.Kind))
+		}
+		if diff := cmp.Diff([]string{"abort", "retry", "promote"}, kinds); diff != "" {
+			t.Errorf("decisions (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -284,7 +284,9 @@ func WithStepRules(rules ...StepRule) Option {
 // analysis measures nothing before. A Failed or Error run rolls back; an
 // Inconclusive one pauses or rolls back (Analysis.OnInconclusive), even when
 // it comes at the promotion. When the last step is reached, metrics still
-// running end as successful, as in Argo Rollouts.
+// running end as successful, as in Argo Rollouts. A startingStep past the
+// last step of a stage's plan is refused with ErrInvalid when the release
+// is planned: the analysis would never run.
 func WithBackgroundAnalysis(a Analysis, startingStep int) Option {
 	return func(c *config) { c.background, c.startingAt = &a, startingStep }
 }

@@ -143,3 +143,33 @@ func TestBreachWhilePausedRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// Argo Rollouts' promote ends a timed pause too ("kubectl argo rollouts
+// promote" resumes a paused rollout, whatever its pause's duration): paused
+// for an hour after 20 %, a Promote at +20m goes on at once.
+func TestPromoteEndsATimedPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 1)}
+		store := state.NewMemory()
+		r := decisionRunner(t, s, store, deploy.WithStepRules(deploy.StepRule{Step: "20%", Pause: &deploy.Pause{Duration: time.Hour}}))
+		start := time.Now()
+		id, err := r.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := runInBackground(r, t.Context(), id)
+		waitFor(t, store, id, time.Hour, waiting(state.WaitPause))
+		time.Sleep(10 * time.Minute)
+		if err := r.Promote(t.Context(), id, false, deploy.Decision{By: "ivy"}); err != nil {
+			t.Fatal(err)
+		}
+		res := <-done
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		// 10m bake, promoted 10m into the pause, 10m bake.
+		if got := res.rep.Finished.Sub(start); got > 31*time.Minute {
+			t.Errorf("release took %v, want about 30m: the Promote ended the pause", got)
+		}
+	})
+}

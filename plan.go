@@ -288,6 +288,11 @@ func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 		if err != nil {
 			return nil, err
 		}
+		if r.cfg.background != nil && r.cfg.startingAt >= len(steps) {
+			// The run would never start in this stage: refuse, as Argo
+			// refuses a startingStep beyond its steps.
+			return nil, fmt.Errorf("%w: WithBackgroundAnalysis startingStep %d: stage %q has %d step(s), 0 to %d", ErrInvalid, r.cfg.startingAt, st.Name, len(steps), len(steps)-1)
+		}
 		out[i] = steps
 	}
 	return out, nil

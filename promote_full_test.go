@@ -1,6 +1,8 @@
 package deploy_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -50,6 +52,24 @@ func TestFullPromotionSkipsTheRemainingStepsAndAnalyses(t *testing.T) {
 		}
 		if len(res.rep.Analyses) != 1 || res.rep.Analyses[0].Phase != state.AnalysisSkipped {
 			t.Errorf("runs = %+v, want the background run, skipped", res.rep.Analyses)
+		}
+	})
+}
+
+// A full promotion asked before the release deploys is refused saying
+// when it applies, not that "only a pause or an inconclusive analysis is
+// promoted" — full applies while the release deploys, waiting or not.
+func TestFullPromotionBeforeTheDeployPhaseSaysWhenItApplies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 1)}
+		r := decisionRunner(t, s, state.NewMemory())
+		id, err := r.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Promote(t.Context(), id, true, deploy.Decision{By: "hank"})
+		if !errors.Is(err, deploy.ErrNotWaiting) || !strings.Contains(err.Error(), "a full promotion applies while the release deploys") {
+			t.Errorf("Promote full in preflight: %v", err)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -48,6 +49,34 @@ func TestSkipEndsTheStepsAnalysis(t *testing.T) {
 		// then its bake.
 		if got := res.rep.Finished.Sub(start); got != 40*time.Minute {
 			t.Errorf("release took %v, want 40m", got)
+		}
+	})
+}
+
+// Skip of a step that has no analysis to skip is refused (the person
+// would believe they skipped something), and so is a Skip before the
+// deploy phase, saying why rather than "step 0 is not the step being
+// deployed (0)".
+func TestSkipWithNothingToSkipIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(10*time.Minute, 0.2, 1)}
+		store := state.NewMemory()
+		r := decisionRunner(t, s, store)
+		id, err := r.Start(t.Context(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Skip(t.Context(), id, 0, deploy.Decision{By: "gina"})
+		if !errors.Is(err, deploy.ErrNotWaiting) || strings.Contains(err.Error(), "(0)") || !strings.Contains(err.Error(), "preflight") {
+			t.Errorf("Skip in preflight: %v, want ErrNotWaiting naming the phase", err)
+		}
+		done := runInBackground(r, t.Context(), id)
+		time.Sleep(5 * time.Minute) // step 0 bakes; it has no analysis
+		if err := r.Skip(t.Context(), id, 0, deploy.Decision{By: "gina"}); !errors.Is(err, deploy.ErrNotWaiting) || !strings.Contains(err.Error(), "no analysis") {
+			t.Errorf("Skip of a step without an analysis: %v, want ErrNotWaiting saying it has no analysis", err)
+		}
+		if res := <-done; res.err != nil {
+			t.Fatal(res.err)
 		}
 	})
 }

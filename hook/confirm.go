@@ -58,10 +58,10 @@ func (h *Confirm) Validate() error {
 	switch h.Type {
 	case TypeConfirmRollout, TypeConfirmTrafficIncrease, TypeConfirmPromotion:
 	default:
-		return fmt.Errorf("%w: hook %q: Type %q is not confirm-rollout, confirm-traffic-increase or confirm-promotion", deploy.ErrInvalid, h.Webhook.Name, h.Type)
+		return fmt.Errorf("%w: hook %q: Type %q is not confirm-rollout, confirm-traffic-increase or confirm-promotion", deploy.ErrInvalid, h.Webhook.Label(), h.Type)
 	}
 	if h.Poll < 0 || h.Deadline < 0 {
-		return fmt.Errorf("%w: hook %q: Poll %v or Deadline %v is negative", deploy.ErrInvalid, h.Webhook.Name, h.Poll, h.Deadline)
+		return fmt.Errorf("%w: hook %q: Poll %v or Deadline %v is negative", deploy.ErrInvalid, h.Webhook.Label(), h.Poll, h.Deadline)
 	}
 	return nil
 }

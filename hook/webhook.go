@@ -107,7 +107,7 @@ func (w *Webhook) Validate() error {
 	if len(p) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: hook %q: %s", deploy.ErrInvalid, w.Name, strings.Join(p, "; "))
+	return fmt.Errorf("%w: hook %q: %s", deploy.ErrInvalid, w.Label(), strings.Join(p, "; "))
 }
 
 // secrets are what the webhook holds that no output may show.

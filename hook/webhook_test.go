@@ -158,3 +158,17 @@ func TestNewRunnerRefusesABadHook(t *testing.T) {
 		}
 	}
 }
+
+// TestAnUnnamedHookIsNamedByItsHost: a hook without a Name is named in a
+// validation error as everywhere else, by its URL's host — not `hook ""`.
+func TestAnUnnamedHookIsNamedByItsHost(t *testing.T) {
+	for _, v := range []interface{ Validate() error }{
+		&hook.Webhook{URL: "ftp://flagger-loadtester.test/"},
+		&hook.Confirm{Webhook: hook.Webhook{URL: "http://flagger-loadtester.test/gate/check"}},
+	} {
+		err := v.Validate()
+		if !errors.Is(err, deploy.ErrInvalid) || strings.Contains(err.Error(), `hook ""`) || !strings.Contains(err.Error(), `hook "flagger-loadtester.test"`) {
+			t.Errorf("%T: err = %v, want it named by its host", v, err)
+		}
+	}
+}

@@ -47,7 +47,9 @@ type Job struct {
 	// Env is added to the process's environment, as "KEY=value". Values
 	// are never shown.
 	Env []string
-	// Timeout bounds the command; 0 means DefaultJobTimeout.
+	// Timeout bounds the command; 0 means DefaultJobTimeout. Under a
+	// runner, its observe timeout (deploy.WithTimeouts, 30 s by default)
+	// bounds the command too: raise it for a longer job.
 	Timeout time.Duration
 	// MaxOutput is how many bytes of output are kept (the last ones); 0
 	// means DefaultJobOutput.
@@ -110,6 +112,7 @@ func (j *Job) Observe(ctx context.Context, t Target) (Observation, error) {
 		argv[i] = v
 	}
 	timeout := cmp.Or(j.Timeout, DefaultJobTimeout)
+	pctx := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -130,6 +133,10 @@ func (j *Job) Observe(ctx context.Context, t Target) (Observation, error) {
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
+		if parent, ok := pctx.Deadline(); ok && parent.Before(start.Add(timeout)) {
+			// The caller's bound (the runner's observe timeout) came first.
+			return j.check(false, fmt.Sprintf("killed after %v at the caller's deadline, before the timeout %v", took, timeout), text), nil
+		}
 		return j.check(false, fmt.Sprintf("killed after the timeout %v", timeout), text), nil
 	case err == nil:
 		return j.check(true, fmt.Sprintf("exit status 0 in %v", took), text), nil

@@ -3,8 +3,10 @@
 package monitor_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deploykit/deploy/monitor"
 )
@@ -57,5 +59,22 @@ func TestJobThatCannotRunIsAnError(t *testing.T) {
 		if _, err := j.Observe(t.Context(), webTarget); err == nil {
 			t.Errorf("%+v: no error", j)
 		}
+	}
+}
+
+// TestJobKilledByTheCallersDeadlineSaysSo: under the runner, the observe
+// timeout (30 s by default) bounds a Job whose own Timeout (1 min by
+// default) is longer; the check says how long the job ran and which bound
+// stopped it, not the Timeout it never reached.
+func TestJobKilledByTheCallersDeadlineSaysSo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	obs, err := (&monitor.Job{Command: []string{"sleep", "30"}}).Observe(ctx, webTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := obs.Checks[0]
+	if c.OK || strings.Contains(c.Detail, "killed after the timeout 1m0s") || !strings.Contains(c.Detail, "at the caller's deadline") {
+		t.Errorf("check %+v, want it killed at the caller's deadline, naming it", c)
 	}
 }
