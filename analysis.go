@@ -65,6 +65,13 @@ const (
 // in a row ends the run in Error.
 const DefaultConsecutiveErrorLimit = 4
 
+// ErrorRetryInterval is how soon a measurement that erred is taken again
+// when the metric's interval is longer, as Argo Rollouts' analysis
+// controller does (DefaultErrorRetryInterval): with the default
+// ConsecutiveErrorLimit of 4, a source that keeps failing ends the run
+// 40 s after its first error.
+const ErrorRetryInterval = 10 * time.Second
+
 // AnalysisMetric is one metric of an [Analysis], with Argo Rollouts'
 // semantics by default.
 //

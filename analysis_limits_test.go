@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,7 +48,9 @@ func TestDryRunMetricIsMeasuredAndNeverDecides(t *testing.T) {
 // errors do not count as measurements; consecutiveErrorLimit defaults to
 // 4, so the fifth error in a row ends the run in Error, and the rollout
 // aborts. A measurement that panics or hangs past the observe timeout is
-// an error: measured at +0 (panic), +1m, +2m, +3m (hang 30 s each), +4m.
+// an error, and an error is measured again after 10 s (Argo's
+// DefaultErrorRetryInterval), not a whole interval later: +0 (panic),
+// then three hangs of 30 s each 10 s apart, then the fifth error.
 func TestConsecutiveErrorsEndTheRunInError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &deploytest.Strategy{Steps: deploytest.Ramp(30*time.Minute, 0.2, 1)}
@@ -75,11 +78,39 @@ func TestConsecutiveErrorsEndTheRunInError(t *testing.T) {
 		if !strings.Contains(m.Measurements[0].Reason, "panicked: nil map") || !strings.Contains(m.Measurements[1].Reason, "did not return within 30s") {
 			t.Errorf("measurements = %+v", m.Measurements)
 		}
-		// Measured at +0, +1m30s (the hang), … : the 5th ends it.
-		if got := rep.Trigger.At.Sub(start); got < 4*time.Minute || got > 6*time.Minute {
-			t.Errorf("rolled back at +%v, want after the 5th error, about +5m", got)
+		// Three hangs of 30 s and four retries 10 s apart: the 5th error
+		// ends it within about two minutes, not five intervals.
+		if got := rep.Trigger.At.Sub(start); got < 90*time.Second || got > 150*time.Second {
+			t.Errorf("rolled back at +%v, want after the 5th error, about +2m", got)
 		}
 		time.Sleep(time.Hour) // let the abandoned measurements end
+	})
+}
+
+// Argo Rollouts' analysis controller takes a measurement that erred again
+// after DefaultErrorRetryInterval (10 s), whatever the metric's interval:
+// a source that fails at once ends a run with the default
+// consecutiveErrorLimit (4) 40 s after its first error, with errors at
+// +0, +10s, +20s, +30s and +40s.
+func TestAnErrorIsMeasuredAgainAfterTenSeconds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &deploytest.Strategy{Steps: deploytest.Ramp(30*time.Minute, 0.2, 1)}
+		var at []time.Duration
+		start := time.Now()
+		measure := func(ctx context.Context, _ monitor.Target) (float64, error) {
+			at = append(at, time.Since(start).Round(time.Second))
+			return 0, errors.New("prometheus: 503")
+		}
+		a := &deploy.Analysis{Name: "success-rate", Metrics: []deploy.AnalysisMetric{{Name: "success-rate", Measure: measure, Interval: 5 * time.Minute, Count: 5, Success: deploy.AtLeast(0.95)}}}
+		r := decisionRunner(t, s, state.NewMemory(), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+		_, err := r.Run(t.Context(), rel)
+		if !errors.Is(err, deploy.ErrSourceFailed) {
+			t.Fatalf("err %v, want ErrSourceFailed", err)
+		}
+		want := []time.Duration{0, 10 * time.Second, 20 * time.Second, 30 * time.Second, 40 * time.Second}
+		if !slices.Equal(at, want) {
+			t.Errorf("measured at %v, want %v", at, want)
+		}
 	})
 }
 

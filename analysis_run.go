@@ -114,7 +114,12 @@ func (r *Runner) advanceRun(ctx context.Context, rec *state.Record, lp *loop, i 
 			tally(mr, got[j], now)
 			interval := d.m.Interval
 			if interval == 0 {
-				interval = r.cfg.interval // an error is retried at the runner's interval
+				interval = r.cfg.interval
+			}
+			if got[j].phase == state.AnalysisError {
+				// As Argo's controller does: a measurement that erred is
+				// taken again after 10 s, not a whole interval later.
+				interval = min(interval, ErrorRetryInterval)
 			}
 			mr.Next = now.Add(interval)
 			assessMetric(mr, d.m)

@@ -141,12 +141,6 @@
 //   - A run keeps the last 20 measurements of each metric
 //     (state.MeasurementsKept; Argo keeps 10); its counters count them all.
 //   - Inconclusive may roll back instead of pausing (InconclusiveRollback).
-//   - A measurement that errs is taken again at the metric's Interval (the
-//     runner's interval for a metric without one); Argo's controller
-//     retries after 10 s whatever the interval, so its default
-//     consecutiveErrorLimit of 4 ends a run about 40 s after the first
-//     error, where here it takes four intervals: a metric source that
-//     restarts does not end the run.
 //   - A metric needs a Success or a Failure condition (Argo counts a
 //     measurement without either as successful); a pass/fail source, such
 //     as monitor.Job, is judged with AtLeast(1).
