@@ -3,6 +3,7 @@ package rollback
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // The mixture sequential probability ratio test (mSPRT) of Johari, Koomen,
@@ -49,6 +50,7 @@ const msprtSpan = 5.0
 
 // mixture is the fixed grid of rises and their prior weights for one τ.
 type mixture struct {
+	tau  float64
 	logR [msprtGrid]float64
 	r    [msprtGrid]float64 // exp(logR)
 	logW [msprtGrid]float64
@@ -57,13 +59,23 @@ type mixture struct {
 // mixtures caches the grids by τ: a policy has one or two.
 var mixtures sync.Map // float64 -> *mixture
 
+// lastMixture is the grid mixtureFor returned last.
+var lastMixture atomic.Pointer[mixture]
+
 // mixtureFor returns the grid for tau, computed once.
 func mixtureFor(tau float64) *mixture {
+	// The last grid first: a float key in a sync.Map is boxed on every
+	// look.
+	if m := lastMixture.Load(); m != nil && m.tau == tau {
+		return m
+	}
 	if m, ok := mixtures.Load(tau); ok {
+		lastMixture.Store(m.(*mixture))
 		return m.(*mixture)
 	}
 	m := newMixture(tau)
 	v, _ := mixtures.LoadOrStore(tau, &m)
+	lastMixture.Store(v.(*mixture))
 	return v.(*mixture)
 }
 
@@ -71,7 +83,7 @@ func mixtureFor(tau float64) *mixture {
 // log r: midpoints of msprtGrid equal cells of (0, msprtSpan·tau], weights
 // proportional to the density at each midpoint, normalised to sum to 1.
 func newMixture(tau float64) mixture {
-	var m mixture
+	m := mixture{tau: tau}
 	h := msprtSpan * tau / msprtGrid
 	var sum float64
 	for k := range msprtGrid {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 
@@ -256,7 +255,11 @@ func (t Sequential) evaluateState(state []byte, obs, baseline monitor.Observatio
 	if fresh || lost {
 		st = seqState{P: 1}
 	}
+	before := st
 	r, changed := t.judge(&st, obs, baseline, brief)
+	// A look that brought no new data (the counts did not move) leaves
+	// the state as it was: nothing to write again.
+	changed = changed && st != before
 	if lost {
 		r.Reason += " (the test's saved state could not be read: it started afresh)"
 	}
@@ -354,7 +357,7 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief
 	// no point favours a rise (every log LR ≤ 0), Λ ≤ 1 and the p-value
 	// cannot fall, so the exponentials are not worth computing.
 	ll := 0.0
-	if slices.Max(st.LL[:]) > 0 {
+	if anyAbove0(&st.LL) {
 		ll = mix.logLambda(st.LL[:])
 	}
 	st.P = min(st.P, math.Exp(-ll), 1)
@@ -443,4 +446,14 @@ func appendSeq(b []byte, st *seqState, level float64) []byte {
 func withReason(r *Result, b []byte) Result {
 	r.Reason = string(b)
 	return *r
+}
+
+// anyAbove0 reports whether some point of the grid favours a rise.
+func anyAbove0(ll *[msprtGrid]float64) bool {
+	for _, l := range ll {
+		if l > 0 {
+			return true
+		}
+	}
+	return false
 }
