@@ -220,7 +220,7 @@
 //	deploy.notify    deploy.notifier, deploy.event, deploy.event.seq, deploy.attempt
 //
 // The resource-like attributes (service.name…) are on deploy.run only; find
-// a step's release through its trace. Strategies add their own: Progressive
+// a step's release through its trace. Strategies add their own: progressive.Strategy
 // puts feature_flag.evaluation events (OpenFeature's semantic conventions)
 // and deploy.flag.check events (with feature_flag.key) on the step's span;
 // Command's spans carry process.executable.name, process.command_args and

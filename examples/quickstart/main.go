@@ -92,6 +92,11 @@ func run(ctx context.Context, out io.Writer, regress bool) (*deploy.Report, erro
 	policy := deploy.DefaultPolicy()
 	// A failed critical check wins whatever the order; otherwise the first
 	// trigger that fails names the rollback, so the metrics come first.
+	// The error rate is judged here by a fixed threshold (RelativeIncrease
+	// with a 2 % floor), not by DefaultPolicy's rollback.Sequential: with
+	// -regress, the threshold names the error rate within the first second
+	// of the 10 % step, on a few dozen requests, where the sequential test
+	// has not yet gathered enough evidence and the log check fires first.
 	policy.Triggers = []rollback.Trigger{
 		rollback.RelativeIncrease{Metric: monitor.ErrorRate, MaxIncrease: 0.5, Floor: 0.02, Confidence: 0.95},
 		rollback.LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 50 * time.Millisecond},
