@@ -437,10 +437,10 @@ func appendSeq(b []byte, st *seqState, level float64) []byte {
 	}
 	b = strconv.AppendFloat(b, level, 'g', 2, 64)
 	b = append(b, "; "...)
-	b = strconv.AppendFloat(b, math.Round(st.Errors), 'f', 0, 64)
-	b = append(b, " errors in "...)
-	b = strconv.AppendFloat(b, math.Round(st.Requests), 'f', 0, 64)
-	return append(b, " canary requests judged)"...)
+	b = appendCount(b, st.Errors, " error", " errors")
+	b = append(b, " in "...)
+	b = appendCount(b, st.Requests, " canary request", " canary requests")
+	return append(b, " judged)"...)
 }
 
 func withReason(r *Result, b []byte) Result {
@@ -456,4 +456,14 @@ func anyAbove0(ll *[msprtGrid]float64) bool {
 		}
 	}
 	return false
+}
+
+// appendCount appends n, rounded, with the singular or plural noun.
+func appendCount(b []byte, n float64, one, many string) []byte {
+	n = math.Round(n)
+	b = strconv.AppendFloat(b, n, 'f', 0, 64)
+	if n == 1 {
+		return append(b, one...)
+	}
+	return append(b, many...)
 }
