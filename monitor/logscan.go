@@ -439,8 +439,11 @@ func (s *LogScan) list(fresh map[string]*sighting, head string) string {
 			break
 		}
 		f := fresh[sig]
-		// Log lines may carry URLs with credentials: redact them.
-		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %q)", redact.Text(sig), f.count, redact.Clip(redact.Text(f.example), 200))
+		// Log lines may carry URLs with credentials: redact them, and
+		// again once quoted, where an escaped control character (a "\r"
+		// between "://" and "@") reads as a user name.
+		example := redact.Text(strconv.Quote(redact.Clip(redact.Text(f.example), 200)))
+		fmt.Fprintf(&b, "\n- %s (%d×, e.g. %s)", redact.Text(sig), f.count, example)
 	}
 	return b.String()
 }
