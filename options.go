@@ -391,7 +391,9 @@ func WithRollbackSteps(steps ...rollback.PlanStep) Option {
 // NewRunner returns a runner for strategy s. It validates the options: a nil
 // strategy, a bad policy or schedule, a waiver with no reason, or a negative
 // duration are refused with an error wrapping ErrInvalid; so is a strategy,
-// gate, monitor or notifier whose Validate() error method reports a problem.
+// gate, monitor or notifier whose Validate() error method reports a problem,
+// or whose own timeout (CallBounder: a webhook's, a Job's) is longer than the
+// runner's bound for that call (WithTimeouts), which would cut it short.
 func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 	if s == nil || (reflect.ValueOf(s).Kind() == reflect.Pointer && reflect.ValueOf(s).IsNil()) {
 		return nil, fmt.Errorf("%w: strategy is nil", ErrInvalid)
@@ -452,6 +454,19 @@ func NewRunner(s Strategy, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	validate := func(kind string, i int, x any) error {
+		limit, option := c.timeouts.Check, "Check"
+		switch kind {
+		case "monitor":
+			limit, option = c.timeouts.Observe, "Observe"
+		case "notifier":
+			limit, option = c.timeouts.Notify, "Notify"
+		}
+		if kind != "strategy" {
+			where := fmt.Sprintf("%s %d (%s)", kind, i, nameOf(x))
+			if err := checkCallTimeout(where, x, limit, option); err != nil {
+				return err
+			}
+		}
 		if v, ok := x.(interface{ Validate() error }); ok {
 			if err := safely(kind+" Validate", v.Validate); err != nil {
 				where := fmt.Sprintf("%s %d (%s)", kind, i, nameOf(x))

@@ -183,3 +183,9 @@ func (w *Webhook) post(ctx context.Context, p Payload) Answer {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	return Answer{Status: resp.StatusCode, Body: redact.Body(b, 200, w.secrets()...)}
 }
+
+// CallTimeout returns Timeout: NewRunner refuses a hook whose Timeout is
+// longer than the runner's bound for its kind of call (deploy.Timeouts:
+// Observe for PreRollout, Rollout and Rollback; Check for Confirm; Notify
+// for PostRollout and Event), which would cut its calls short.
+func (w *Webhook) CallTimeout() time.Duration { return w.Timeout }

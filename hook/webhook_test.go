@@ -172,3 +172,27 @@ func TestAnUnnamedHookIsNamedByItsHost(t *testing.T) {
 		}
 	}
 }
+
+// A hook whose Timeout is longer than the runner's bound for its kind of
+// call (Observe for monitors, Notify for notifiers, Check for the approval
+// gate) would be cut short silently: NewRunner refuses it, naming the bound.
+func TestAHookTimeoutLongerThanTheRunnersBoundIsRefused(t *testing.T) {
+	long := hook.Webhook{Name: "load-test", URL: "http://flagger-loadtester.test/", Timeout: 3 * time.Minute}
+	for _, tc := range []struct {
+		opt  deploy.Option
+		want string
+	}{
+		{deploy.WithMonitors(&hook.PreRollout{Webhook: long}), "Timeouts.Observe"},
+		{deploy.WithNotifiers(&hook.PostRollout{Webhook: long}), "Timeouts.Notify"},
+		{deploy.WithApproval(&hook.Confirm{Type: hook.TypeConfirmPromotion, Webhook: long}), "Timeouts.Check"},
+	} {
+		_, err := deploy.NewRunner(canary(), tc.opt, deploy.WithMonitors(deploytest.Healthy()))
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "3m0s") {
+			t.Errorf("err = %v, want ErrInvalid naming %s", err, tc.want)
+		}
+	}
+	if _, err := deploy.NewRunner(canary(), deploy.WithMonitors(&hook.PreRollout{Webhook: long}, deploytest.Healthy()),
+		deploy.WithTimeouts(deploy.Timeouts{Observe: 4 * time.Minute})); err != nil {
+		t.Errorf("with Observe raised: %v", err)
+	}
+}

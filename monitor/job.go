@@ -187,3 +187,9 @@ func (t *tail) bytes() []byte {
 	}
 	return append([]byte(nil), b...)
 }
+
+// CallTimeout returns Timeout: the runner refuses a Job whose Timeout is
+// longer than its Observe bound (deploy.Timeouts), which would stop the
+// command first. 0 (DefaultJobTimeout) is not checked: the runner's bound
+// applies.
+func (j *Job) CallTimeout() time.Duration { return j.Timeout }

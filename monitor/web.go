@@ -182,3 +182,7 @@ func (w *Web) measure(ctx context.Context, t Target) (Metric, error) {
 	}
 	return Value(f, 1), nil
 }
+
+// CallTimeout returns Timeout: the runner refuses a Web source whose
+// Timeout is longer than its Observe bound (deploy.Timeouts).
+func (w *Web) CallTimeout() time.Duration { return w.Timeout }
