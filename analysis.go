@@ -280,7 +280,7 @@ type StepRule struct {
 
 // checkAnalysis refuses an analysis that cannot mean anything, naming the
 // field: where says where it is attached ("WithBackgroundAnalysis").
-func checkAnalysis(where string, a *Analysis) error {
+func checkAnalysis(where string, a *Analysis, observe time.Duration) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, where, fmt.Sprintf(format, args...))
 	}
@@ -337,6 +337,13 @@ func checkAnalysis(where string, a *Analysis) error {
 		if v, ok := m.Source.(interface{ Validate() error }); ok {
 			if err := safely(at+" Source Validate", v.Validate); err != nil {
 				return bad("%s: Source %s: %v", at, nameOf(m.Source), err)
+			}
+		}
+		// A measurement is bounded by the observe timeout, as a monitor's
+		// look is: a source whose own timeout is longer would be cut short.
+		if m.Source != nil {
+			if err := checkCallTimeout(at+" Source "+nameOf(m.Source), m.Source, observe, "Observe"); err != nil {
+				return err
 			}
 		}
 		seen[m.Name] = true

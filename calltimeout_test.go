@@ -35,3 +35,16 @@ func TestACallTimeoutLongerThanTheRunnersBoundIsRefused(t *testing.T) {
 		t.Errorf("with the job's default timeout: %v", err)
 	}
 }
+
+// An analysis metric's measurement is bounded by the observe timeout too: a
+// Source whose own timeout is longer is refused, naming the analysis and
+// the metric.
+func TestAnAnalysisSourceWithALongerTimeoutIsRefused(t *testing.T) {
+	s := &deploytest.Strategy{Steps: deploytest.Ramp(0, 0.2, 1)}
+	job := &monitor.Job{Name: "e2e", Command: []string{"true"}, Timeout: 5 * time.Minute}
+	a := &deploy.Analysis{Name: "e2e", Metrics: []deploy.AnalysisMetric{{Name: "e2e", Source: job, Count: 1, Success: deploy.AtLeast(1)}}}
+	_, err := deploy.NewRunner(s, deploy.WithMonitors(deploytest.Healthy()), deploy.WithStepRules(deploy.StepRule{Step: "20%", Analysis: a}))
+	if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), "e2e") || !strings.Contains(err.Error(), "Timeouts.Observe") {
+		t.Fatalf("NewRunner: %v, want ErrInvalid naming the metric and Timeouts.Observe", err)
+	}
+}

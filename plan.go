@@ -281,7 +281,7 @@ func (r *Runner) plans(ctx context.Context, d *Deployment) ([][]Step, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: plan for stage %q: %v", ErrInvalid, st.Name, err)
 		}
-		if err := validateSteps(st.Name, steps); err != nil {
+		if err := validateSteps(st.Name, steps, r.cfg.timeouts.Observe); err != nil {
 			return nil, err
 		}
 		steps, err = r.applyRules(st.Name, steps)
@@ -333,7 +333,7 @@ func (r *Runner) applyRules(stage string, steps []Step) ([]Step, error) {
 	return steps, nil
 }
 
-func validateSteps(stage string, steps []Step) error {
+func validateSteps(stage string, steps []Step, observe time.Duration) error {
 	if len(steps) == 0 {
 		return fmt.Errorf("%w: stage %q: the plan has no steps", ErrInvalid, stage)
 	}
@@ -359,7 +359,7 @@ func validateSteps(stage string, steps []Step) error {
 			return fmt.Errorf("%w: %s: Approvers are named but Approval is not set", ErrInvalid, where())
 		}
 		if s.Analysis != nil {
-			if err := checkAnalysis(where(), s.Analysis); err != nil {
+			if err := checkAnalysis(where(), s.Analysis, observe); err != nil {
 				return err
 			}
 		}

@@ -102,7 +102,7 @@ func checkConfig(c *config) error {
 		return fmt.Errorf("%w: WithGateDeadline duration %v is longer than %v", ErrInvalid, c.gateDeadline, maxDuration)
 	}
 	if c.background != nil {
-		if err := checkAnalysis("WithBackgroundAnalysis", c.background); err != nil {
+		if err := checkAnalysis("WithBackgroundAnalysis", c.background, c.timeouts.Observe); err != nil {
 			return err
 		}
 		if c.startingAt < 0 {
@@ -110,12 +110,12 @@ func checkConfig(c *config) error {
 		}
 	}
 	if c.prePromo != nil {
-		if err := checkAnalysis("WithPrePromotionAnalysis", c.prePromo); err != nil {
+		if err := checkAnalysis("WithPrePromotionAnalysis", c.prePromo, c.timeouts.Observe); err != nil {
 			return err
 		}
 	}
 	if c.postPromo != nil {
-		if err := checkAnalysis("WithPostPromotionAnalysis", c.postPromo); err != nil {
+		if err := checkAnalysis("WithPostPromotionAnalysis", c.postPromo, c.timeouts.Observe); err != nil {
 			return err
 		}
 	}
@@ -130,7 +130,7 @@ func checkConfig(c *config) error {
 			return fmt.Errorf("%w: %s names Approvers without Approval", ErrInvalid, where)
 		}
 		if sr.Analysis != nil {
-			if err := checkAnalysis(where, sr.Analysis); err != nil {
+			if err := checkAnalysis(where, sr.Analysis, c.timeouts.Observe); err != nil {
 				return err
 			}
 		}
