@@ -24,14 +24,8 @@ type DecisionRequest struct {
 }
 
 func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
-	q, err := queryOf(r)
-	if err != nil {
-		h.refuse(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	page, err := h.listPage(r.Context(), q)
-	if err != nil {
-		h.refuse(w, r, codeOf(err), "cannot list releases: "+err.Error())
+	_, page, ok := h.listPage(w, r)
+	if !ok {
 		return
 	}
 	list := List{Releases: make([]Summary, 0, len(page.Releases)), Next: page.Next}

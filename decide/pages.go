@@ -37,14 +37,8 @@ type formData struct {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	q, err := queryOf(r)
-	if err != nil {
-		h.refuse(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	page, err := h.listPage(r.Context(), q)
-	if err != nil {
-		h.refuse(w, r, codeOf(err), "cannot list releases: "+err.Error())
+	q, page, ok := h.listPage(w, r)
+	if !ok {
 		return
 	}
 	h.render(w, r, http.StatusOK, "list", pageData{
@@ -53,14 +47,25 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (h *Handler) listPage(ctx context.Context, q state.Query) (state.Page, error) {
+// listPage reads the list's query from r and lists one page, bounded; when
+// it cannot, it answers the refusal on w and returns false.
+func (h *Handler) listPage(w http.ResponseWriter, r *http.Request) (state.Query, state.Page, bool) {
+	q, err := queryOf(r)
+	if err != nil {
+		h.refuse(w, r, http.StatusBadRequest, err.Error())
+		return q, state.Page{}, false
+	}
 	var page state.Page
-	err := bounded(ctx, func(ctx context.Context) error {
+	err = bounded(r.Context(), func(ctx context.Context) error {
 		var err error
 		page, err = h.store.List(ctx, q)
 		return err
 	})
-	return page, err
+	if err != nil {
+		h.refuse(w, r, codeOf(err), "cannot list releases: "+err.Error())
+		return q, page, false
+	}
+	return q, page, true
 }
 
 // queryOf reads the list's filters from the URL: service, environment,
