@@ -179,8 +179,17 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	} else {
 		t, err = os.OpenFile(filepath.Join(f.dir, tmp), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	}
+	renamed := false
 	if t != nil {
-		defer os.Remove(t.Name()) // no-op after a successful rename
+		// Removed when the write fails before its rename. Not after a
+		// rename: there is nothing left to remove, and a remove of a name
+		// that does not exist costs two system calls under the
+		// directory's lock, which every release of the store shares.
+		defer func() {
+			if !renamed {
+				os.Remove(t.Name())
+			}
+		}()
 	}
 	if err != nil {
 		if t != nil {
@@ -202,6 +211,7 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	if err := os.Rename(t.Name(), p); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
+	renamed = true
 	f.dirSync.sync(f.dir)
 	return nil
 }
