@@ -38,27 +38,14 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 			attribute.String("deploy.observation.phase", phase), attribute.Float64("deploy.exposure", rec.Exposure)))
 	}
 	defer span.End()
-	type res struct {
-		obs monitor.Observation
-		err error
-	}
 	observers := lp.observers()
-	var single [1]res // one monitor: no slice, no goroutine of the runner's
+	var single [1]observed // one monitor: no slice, no goroutine of the runner's
 	results := single[:]
 	if len(r.cfg.monitors) == 1 {
 		o, err := observers[0].observe(octx, t, r.cfg.timeouts.Observe)
-		results[0] = res{o, err}
+		results[0] = observed{o, err}
 	} else {
-		results = make([]res, len(r.cfg.monitors))
-		one := func(i int) {
-			o, err := observers[i].observe(octx, t, r.cfg.timeouts.Observe)
-			results[i] = res{o, err}
-		}
-		var wg sync.WaitGroup
-		for i := range r.cfg.monitors {
-			wg.Go(func() { one(i) })
-		}
-		wg.Wait()
+		results = observeAll(octx, observers, t, r.cfg.timeouts.Observe)
 	}
 	obs := monitor.Observation{At: time.Now()}
 	var errs []error
@@ -100,6 +87,28 @@ func (r *Runner) observe(ctx context.Context, rec *state.Record, lp *loop, phase
 		recordError(span, err)
 	}
 	return obs, err
+}
+
+// observed is what one monitor answered.
+type observed struct {
+	obs monitor.Observation
+	err error
+}
+
+// observeAll calls every observer at once, each bounded by timeout. It is a
+// function of its own so that the goroutines' closures capture their own
+// copy of t: the single-monitor look then needs no allocation.
+func observeAll(ctx context.Context, observers []*observer, t monitor.Target, timeout time.Duration) []observed {
+	results := make([]observed, len(observers))
+	var wg sync.WaitGroup
+	for i, o := range observers {
+		wg.Go(func() {
+			obs, err := o.observe(ctx, t, timeout)
+			results[i] = observed{obs, err}
+		})
+	}
+	wg.Wait()
+	return results
 }
 
 // judge observes and asks the policy for a verdict, recording both. brief

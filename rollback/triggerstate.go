@@ -6,18 +6,56 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/deploykit/deploy/monitor"
 )
 
+// triggerState is one stateful trigger's state, by the trigger's name.
+type triggerState struct {
+	name  string
+	state []byte
+}
+
 // triggerStates collects, during one [Policy.Judge], the states of the
 // policy's stateful triggers, to be written to Counters.Judge once at the
-// end. The states are read lazily, once per Judge.
+// end. The states are read lazily, once per Judge. A policy has few
+// stateful triggers, so they are kept in slices searched by name rather
+// than in maps made for each look.
 type triggerStates struct {
 	read    bool
-	old     map[string][]byte
-	new     map[string][]byte
+	old     []triggerState // as read; never changed (it may be cached)
+	n       int            // states in few, then in more
+	few     [4]triggerState
+	more    []triggerState // the fifth and later, rarely
 	changed bool
+}
+
+// add appends a new state.
+func (s *triggerStates) add(st triggerState) {
+	if s.n < len(s.few) {
+		s.few[s.n] = st
+	} else {
+		s.more = append(s.more, st)
+	}
+	s.n++
+}
+
+// states returns the new states in a slice of their own.
+func (s *triggerStates) states() []triggerState {
+	out := make([]triggerState, 0, s.n)
+	out = append(out, s.few[:min(s.n, len(s.few))]...)
+	return append(out, s.more...)
+}
+
+// prev returns the state old holds for name, nil when none.
+func (s *triggerStates) prev(name string) []byte {
+	for i := range s.old {
+		if s.old[i].name == name {
+			return s.old[i].state
+		}
+	}
+	return nil
 }
 
 // judgeStateful runs t with the state Counters.Judge holds for it.
@@ -31,7 +69,7 @@ func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseli
 		}
 	}
 	name := t.Name()
-	prev := s.old[name]
+	prev := s.prev(name)
 	var (
 		r    Result
 		next []byte
@@ -44,10 +82,7 @@ func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseli
 	default:
 		r, next = t.EvaluateState(prev, obs, baseline)
 	}
-	if s.new == nil {
-		s.new = make(map[string][]byte, 1)
-	}
-	s.new[name] = next
+	s.add(triggerState{name, next})
 	if string(next) != string(prev) {
 		s.changed = true
 	}
@@ -60,88 +95,106 @@ func (s *triggerStates) save(c *Counters) {
 	if !s.read {
 		return
 	}
-	if !s.changed && len(s.new) == len(s.old) {
+	if !s.changed && s.n == len(s.old) {
 		if s.old != nil {
 			parsed.put(c.Judge, s.old) // for the next look, as it was
 		}
 		return
 	}
-	if len(s.new) == 0 {
+	if s.n == 0 {
 		c.Judge = ""
 		return
 	}
-	c.Judge = formatStates(s.new)
-	parsed.put(c.Judge, s.new)
+	kept := s.states()
+	slices.SortFunc(kept, func(a, b triggerState) int { return strings.Compare(a.name, b.name) })
+	c.Judge = formatStates(kept)
+	parsed.put(c.Judge, kept)
 }
 
-// parsed keeps the states of the last Counters.Judge texts written, by
-// their text, so that the next look of the same release reads its state
-// without decoding the text again (a look of a week-long watch would
-// otherwise spend as long decoding base64 as judging). The states are
-// never changed once written; a text not kept (another process wrote it,
-// or it was evicted) is parsed.
-var parsed = stateCache{m: map[string]map[string][]byte{}}
+// parsed keeps the states of the last Counters.Judge texts written, so
+// that the next look of the same release reads its state without decoding
+// the text again (a look of a week-long watch would otherwise spend as
+// long decoding base64 as judging). The states are never changed once
+// written; a text not kept (another process wrote it, or it was evicted)
+// is parsed.
+//
+// A text is found by where its bytes are and its length, not by hashing
+// its kilobyte or so: the next look holds the very string the last one
+// wrote. The entry keeps that string, so no other string can be at the
+// same place while it is kept, and a lookup compares the text all the
+// same (at once, when it is the same string).
+var parsed = stateCache{m: map[stateKey]cachedStates{}}
 
 // stateCacheSize bounds the texts kept: one per release being judged at a
 // time, with room to spare.
 const stateCacheSize = 1024
 
-type stateCache struct {
-	mu sync.Mutex
-	m  map[string]map[string][]byte
+type stateKey struct {
+	p *byte
+	n int
 }
 
-func (c *stateCache) put(text string, states map[string][]byte) {
+type cachedStates struct {
+	text   string
+	states []triggerState
+}
+
+type stateCache struct {
+	mu sync.Mutex
+	m  map[stateKey]cachedStates
+}
+
+func keyOf(text string) stateKey { return stateKey{unsafe.StringData(text), len(text)} }
+
+func (c *stateCache) put(text string, states []triggerState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= stateCacheSize {
 		clear(c.m)
 	}
-	c.m[text] = states
+	c.m[keyOf(text)] = cachedStates{text, states}
 }
 
 // readStates returns the states text holds, from the cache when it has
 // them (taking them out: each text is read by the look after the one that
 // wrote it), else parsed.
-func readStates(text string) map[string][]byte {
+func readStates(text string) []triggerState {
+	k := keyOf(text)
 	parsed.mu.Lock()
-	m, ok := parsed.m[text]
+	e, ok := parsed.m[k]
 	if ok {
-		delete(parsed.m, text)
+		delete(parsed.m, k)
 	}
 	parsed.mu.Unlock()
-	if ok {
-		return m
+	if ok && e.text == text {
+		return e.states
 	}
 	return parseStates(text)
 }
 
-// formatStates writes the states as a JSON object of base64 strings by
-// name, in the order of the names, as encoding/json would.
-func formatStates(m map[string][]byte) string {
-	names := make([]string, 0, len(m))
+// formatStates writes the states, sorted by name, as a JSON object of
+// base64 strings by name, as encoding/json would write such a map.
+func formatStates(states []triggerState) string {
 	n := 2
-	for k, v := range m {
-		names = append(names, k)
-		n += len(k) + 8 + base64.StdEncoding.EncodedLen(len(v))
+	for _, st := range states {
+		n += len(st.name) + 8 + base64.StdEncoding.EncodedLen(len(st.state))
 	}
-	slices.Sort(names)
 	b := make([]byte, 0, n)
 	b = append(b, '{')
-	for i, k := range names {
+	for i, st := range states {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if plainName(k) {
+		if plainName(st.name) {
 			b = append(b, '"')
-			b = append(b, k...)
+			b = append(b, st.name...)
 			b = append(b, '"')
 		} else {
-			q, _ := json.Marshal(k) // a string always marshals
+			q, _ := json.Marshal(st.name) // a string always marshals
 			b = append(b, q...)
 		}
 		b = append(b, ':', '"')
-		b = base64.StdEncoding.AppendEncode(b, m[k])
+		b = base64.StdEncoding.AppendEncode(b, st.state)
 		b = append(b, '"')
 	}
 	return string(append(b, '}'))
@@ -150,15 +203,20 @@ func formatStates(m map[string][]byte) string {
 // parseStates reads what formatStates wrote without running the JSON
 // scanner over the base64, and anything else through encoding/json; nil
 // when s is not such an object.
-func parseStates(s string) map[string][]byte {
-	m := map[string][]byte{}
+func parseStates(s string) []triggerState {
+	var m []triggerState
 	i := 0
-	fail := func() map[string][]byte {
+	fail := func() []triggerState {
 		var v map[string][]byte
 		if json.Unmarshal([]byte(s), &v) != nil {
 			return nil
 		}
-		return v
+		m := make([]triggerState, 0, len(v))
+		for k, st := range v {
+			m = append(m, triggerState{k, st})
+		}
+		slices.SortFunc(m, func(a, b triggerState) int { return strings.Compare(a.name, b.name) })
+		return m
 	}
 	if len(s) < 2 || s[0] != '{' {
 		return fail()
@@ -190,7 +248,7 @@ func parseStates(s string) map[string][]byte {
 		if err != nil {
 			return fail()
 		}
-		m[name] = v
+		m = append(m, triggerState{name, v})
 		i += j + 1
 	}
 	if i != len(s)-1 {
