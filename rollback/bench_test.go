@@ -96,3 +96,55 @@ func BenchmarkJudgeSequential(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkJudgeBriefWatchLook is one look of a long healthy watch under
+// the runner's default policy (critical checks, the sequential error-rate
+// test, p95 latency), judged briefly as the runner judges the looks between
+// a window's first and last. still: the source's counts did not move since
+// the last look; growing: 1,000 more requests arrived, as they do in a
+// window whose counts accumulate.
+func BenchmarkJudgeBriefWatchLook(b *testing.B) {
+	p := Policy{Triggers: []Trigger{
+		CriticalChecks{},
+		Sequential{Metric: monitor.ErrorRate, Catch: 0.5},
+		LatencyIncrease{Metric: monitor.LatencyP95, MaxIncrease: 200 * time.Millisecond, MinSamples: 200},
+	}, InconclusiveLimit: 3}
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	look := func(n int) monitor.Observation {
+		o := monitor.Observation{Since: since}
+		o.Set(monitor.ErrorRate, monitor.Rate(0.001, n))
+		o.Set(monitor.LatencyP95, monitor.Value(0.120, n))
+		return o
+	}
+	base := look(1000)
+	base.Since = time.Time{}
+	for _, tc := range []struct {
+		name string
+		step int
+	}{{"still", 0}, {"growing", 1000}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var c Counters
+			n := 1000
+			p.JudgeBrief(&c, look(n), base, nil)
+			looks := make([]monitor.Observation, 64)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i%len(looks) == 0 {
+					// A new window every 64 looks, so that the counts
+					// stay in range; the looks are made outside the timing.
+					b.StopTimer()
+					for k := range looks {
+						looks[k] = look(n + (k+1)*tc.step)
+						looks[k].Since = since.Add(time.Duration(i) * time.Hour)
+					}
+					b.StartTimer()
+				}
+				if d := p.JudgeBrief(&c, looks[i%len(looks)], base, nil); d.Verdict != Continue {
+					b.Fatal(d.Reason)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -101,3 +101,73 @@ func binomial(rng *rand.Rand, n int, p float64) int {
 	}
 	return k
 }
+
+// A brief look writes no reason when every result passes, and every reason
+// Judge would when one does not: the package's triggers, each breached now
+// and then, with missing data and too few samples, look after look. The
+// limits are high so that the looks go on.
+func TestJudgeBriefWritesReasonsWhenALookDoesNotPass(t *testing.T) {
+	p := Policy{Triggers: []Trigger{CriticalChecks{}, Sequential{Catch: 0.5}, LatencyIncrease{MaxIncrease: 200 * time.Millisecond},
+		RelativeIncrease{Metric: "latency_p99_seconds", MaxIncrease: 0.5}, Above(monitor.CPU, 0.8), Threshold{Metric: "queue", Min: 0, Max: 100},
+		RelativeDecrease{Metric: "orders", MaxDecrease: 0.2}}, FailureLimit: 1 << 20, InconclusiveLimit: 1 << 20, MinSamples: 50}
+	rng := rand.New(rand.NewPCG(5, 6))
+	rare := func() float64 {
+		if rng.IntN(30) == 0 {
+			return 1
+		}
+		return 0
+	}
+	baseline := monitor.Observation{Metrics: map[string]monitor.Metric{
+		monitor.ErrorRate: monitor.Rate(0.003, 10000), monitor.LatencyP95: monitor.Value(0.12, 10000),
+		"latency_p99_seconds": monitor.Value(0.3, 10000), "orders": monitor.Value(50, 60)}}
+	var full, brief Counters
+	since := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var n1, x1 int
+	quiet := 0
+	for look := range 600 {
+		n1 += 100
+		x1 += binomial(rng, 100, 0.003)
+		obs := monitor.Observation{Since: since, Metrics: map[string]monitor.Metric{
+			monitor.ErrorRate:     monitor.Rate(float64(x1)/float64(n1), n1),
+			monitor.LatencyP95:    monitor.Value(0.12+0.01*rng.Float64(), n1),
+			"latency_p99_seconds": monitor.Value(0.3*(1+0.6*rare()), n1),
+			monitor.CPU:           monitor.Value(0.5+0.4*rare(), 60),
+			"queue":               monitor.Value(10+100*rare(), 60),
+			"orders":              monitor.Value(50*(1-0.3*rare()), 60+int(-30*rare()))}}
+		if rare() == 1 {
+			delete(obs.Metrics, "orders") // no data
+		}
+		if rare() == 1 {
+			obs.Checks = []monitor.Check{{Name: "smoke", OK: false}}
+		}
+		a := p.Judge(&full, obs, baseline, nil)
+		b := p.JudgeBrief(&brief, obs, baseline, nil)
+		if a.Verdict != b.Verdict || full != brief || len(a.Results) != len(b.Results) {
+			t.Fatalf("look %d: Judge %s %+v, JudgeBrief %s %+v", look, a.Verdict, full, b.Verdict, brief)
+		}
+		if b.Verdict == Continue {
+			quiet++
+			if b.Reason != "" {
+				t.Fatalf("look %d: a brief Continue wrote a reason: %q", look, b.Reason)
+			}
+		}
+		for i := range a.Results {
+			ra, rb := a.Results[i], b.Results[i]
+			if ra.Trigger != rb.Trigger || ra.Outcome != rb.Outcome || ra.Critical != rb.Critical || ra.Metric != rb.Metric || ra.Reference != rb.Reference ||
+				!same(ra.Observed, rb.Observed) || !same(ra.Baseline, rb.Baseline) || !same(ra.Threshold, rb.Threshold) || ra.Samples != rb.Samples {
+				t.Fatalf("look %d, %s: Judge %+v, JudgeBrief %+v", look, ra.Trigger, ra, rb)
+			}
+			switch {
+			case b.Verdict == Continue && rb.Reason != "":
+				t.Fatalf("look %d, %s: a brief Continue wrote a result's reason: %q", look, rb.Trigger, rb.Reason)
+			case b.Verdict != Continue && rb.Trigger != "sequential:error_rate" && ra.Reason != rb.Reason:
+				t.Fatalf("look %d, %s (%v): the reasons differ:\n%s\n%s", look, ra.Trigger, b.Verdict, ra.Reason, rb.Reason)
+			case b.Verdict != Continue && rb.Reason == "":
+				t.Fatalf("look %d, %s (%v): no reason", look, rb.Trigger, b.Verdict)
+			}
+		}
+	}
+	if quiet < 100 || quiet > 550 {
+		t.Errorf("%d of 600 looks passed: the test should mix passing looks and others", quiet)
+	}
+}

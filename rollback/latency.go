@@ -67,11 +67,11 @@ func (t LatencyIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 		arr [160]byte
 		r   Result
 	)
-	b := t.eval(&r, arr[:0], &obs, &baseline)
+	b := t.eval(&r, arr[:0], &obs, &baseline, false)
 	return finish(&r, t.Name(), b)
 }
 
-func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
+func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation, quiet bool) []byte {
 	name := t.metric()
 	m := obs.Metric(name)
 	if !m.HasData() {
@@ -85,6 +85,9 @@ func (t LatencyIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observ
 	}
 	limit := ref + t.MaxIncrease.Seconds()
 	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: limit, Samples: n}
+	if quiet && n >= t.MinSamples && m.Value <= limit {
+		return b // passes: no reason wanted
+	}
 	if n < t.MinSamples {
 		b = append(b, human(name)...)
 		b = append(b, ' ')

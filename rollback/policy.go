@@ -262,10 +262,13 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 
 // JudgeBrief is Judge for a caller that reads the reasons of a look only
 // when it does not continue — a healthy minute of a week-long watch that
-// nobody announces or traces. Its verdict, outcomes, figures and counters
-// are Judge's; a passing result's reason may leave out what only informs
-// (the sequential test's p-value and what its requests could detect),
-// which costs more to work out than the rest of the look.
+// nobody announces or traces. Its verdict, outcomes, figures, trigger names
+// and counters are Judge's. When the verdict is Continue because every
+// result passed, no reason is written: the decision's Reason and its
+// results' are empty. Otherwise every reason is written as Judge writes
+// it, except that a passing result's reason may leave out what only
+// informs (the sequential test's p-value and what its requests could
+// detect), which costs more to work out than the rest of the look.
 func (p *Policy) JudgeBrief(c *Counters, obs, baseline monitor.Observation, obsErr error) Decision {
 	return p.judge(c, obs, baseline, obsErr, true)
 }
@@ -279,6 +282,13 @@ func (p *Policy) judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		return Decision{Verdict: Wait, Reason: fmt.Sprintf("could not measure (%d of %d errors in a row): %v", c.ConsecutiveErrors, p.ErrorLimit(), obsErr)}
 	}
 	c.ConsecutiveErrors = 0
+	var states triggerStates
+	if brief {
+		if d, ok := p.judgeQuiet(c, &states, &obs, &baseline); ok {
+			return d
+		}
+		states.reset()
+	}
 
 	// Every reason is written into buf, joined by "; " as the summary of a
 	// healthy observation is, then the names that are not constants; one
@@ -293,7 +303,6 @@ func (p *Policy) judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	}
 	results := make([]Result, 0, len(p.Triggers))
 	var failed, inconclusive, critical *Result
-	var states triggerStates
 	min := p.minSamples()
 	for i, t := range p.Triggers {
 		if i > 0 {
@@ -302,9 +311,9 @@ func (p *Policy) judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 		start := len(buf)
 		results = results[:i+1]
 		r := &results[i]
-		b, own := evaluate(t, r, buf, &obs, &baseline)
+		b, own := evaluate(t, r, buf, &obs, &baseline, false)
 		if st, ok := t.(StatefulTrigger); ok && !own {
-			*r = judgeStateful(c, &states, st, obs, baseline, brief)
+			*r = judgeStateful(c, &states, st, obs, baseline, brief, false)
 			b = append(buf, r.Reason...)
 		} else if !own {
 			*r = t.Evaluate(obs, baseline)
@@ -397,6 +406,52 @@ func (p *Policy) judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	return Decision{Verdict: Continue, Reason: all[:reasons], Results: results}
 }
 
+// judgeQuiet judges a brief look without writing any reason, for the usual
+// look of a healthy watch whose every result passes. ok is false when some
+// result does not pass (or would be inconclusive for too few samples): c
+// is then as it was, states are read but hold no new state, and the caller
+// judges the look again with reasons. Judging again gives the same
+// results: the triggers are pure functions of the observation, the baseline
+// and, for a stateful one, the state it was given, which is unchanged.
+func (p *Policy) judgeQuiet(c *Counters, states *triggerStates, obs, baseline *monitor.Observation) (Decision, bool) {
+	for _, t := range p.Triggers {
+		if !quietable(t) {
+			// A trigger of another package would be evaluated twice when
+			// the look does not pass, and nothing says that is harmless.
+			return Decision{}, false
+		}
+	}
+	results := make([]Result, len(p.Triggers))
+	min := p.minSamples()
+	for i, t := range p.Triggers {
+		r := &results[i]
+		if _, own := evaluate(t, r, nil, obs, baseline, true); own {
+			r.Trigger = joinName(nameParts(t))
+		} else {
+			*r = judgeStateful(c, states, t.(StatefulTrigger), *obs, *baseline, true, true)
+		}
+		if r.Outcome != Pass || r.Samples > 0 && r.Samples < min && !isChecks(t) {
+			return Decision{}, false
+		}
+	}
+	states.save(c)
+	if len(results) == 0 {
+		return Decision{Verdict: Continue, Reason: "no triggers", Results: results}, true
+	}
+	return Decision{Verdict: Continue, Results: results}, true
+}
+
+// quietable reports one of the package's triggers, which judgeQuiet may
+// evaluate twice.
+func quietable(t Trigger) bool {
+	switch t.(type) {
+	case RelativeIncrease, *RelativeIncrease, LatencyIncrease, *LatencyIncrease, Threshold, *Threshold,
+		RelativeDecrease, *RelativeDecrease, CriticalChecks, *CriticalChecks, Sequential, *Sequential:
+		return true
+	}
+	return false
+}
+
 // span locates a result's reason and, when it is not a constant, its
 // trigger's name in the string Judge writes them to. own reports one of the
 // package's triggers, whose name Judge writes.
@@ -409,28 +464,28 @@ type span struct {
 // fill in r but for its Trigger and Reason and append the reason to b; own is
 // false, and r untouched, for other triggers. The type switch makes the calls
 // static, so that b, obs and baseline do not escape.
-func evaluate(t Trigger, r *Result, b []byte, obs, baseline *monitor.Observation) (out []byte, own bool) {
+func evaluate(t Trigger, r *Result, b []byte, obs, baseline *monitor.Observation, quiet bool) (out []byte, own bool) {
 	switch t := t.(type) {
 	case RelativeIncrease:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case *RelativeIncrease:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case LatencyIncrease:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case *LatencyIncrease:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case Threshold:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case *Threshold:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case RelativeDecrease:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case *RelativeDecrease:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case CriticalChecks:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	case *CriticalChecks:
-		return t.eval(r, b, obs, baseline), true
+		return t.eval(r, b, obs, baseline, quiet), true
 	}
 	return b, false
 }

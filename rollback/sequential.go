@@ -243,12 +243,13 @@ func (t Sequential) Evaluate(obs, baseline monitor.Observation) Result {
 // and returns the new state. A state it cannot read starts afresh (the
 // reason says so).
 func (t Sequential) EvaluateState(state []byte, obs, baseline monitor.Observation) (Result, []byte) {
-	return t.evaluateState(state, obs, baseline, false)
+	return t.evaluateState(state, obs, baseline, false, false)
 }
 
 // evaluateState is EvaluateState; brief leaves a passing look's test
-// figures out of its reason (see Policy.JudgeBrief).
-func (t Sequential) evaluateState(state []byte, obs, baseline monitor.Observation, brief bool) (Result, []byte) {
+// figures out of its reason, and quiet its whole reason (see
+// Policy.JudgeBrief).
+func (t Sequential) evaluateState(state []byte, obs, baseline monitor.Observation, brief, quiet bool) (Result, []byte) {
 	var st seqState
 	fresh := len(state) == 0
 	lost := !fresh && !st.decode(state)
@@ -256,11 +257,11 @@ func (t Sequential) evaluateState(state []byte, obs, baseline monitor.Observatio
 		st = seqState{P: 1}
 	}
 	before := st
-	r, changed := t.judge(&st, obs, baseline, brief)
+	r, changed := t.judge(&st, obs, baseline, brief, quiet)
 	// A look that brought no new data (the counts did not move) leaves
 	// the state as it was: nothing to write again.
 	changed = changed && st != before
-	if lost {
+	if lost && r.Reason != "" {
 		r.Reason += " (the test's saved state could not be read: it started afresh)"
 	}
 	r.Trigger = t.Name()
@@ -271,8 +272,8 @@ func (t Sequential) evaluateState(state []byte, obs, baseline monitor.Observatio
 }
 
 // judge updates st with obs and returns the result; changed reports
-// whether st changed.
-func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief bool) (Result, bool) {
+// whether st changed. quiet leaves a passing result's reason empty.
+func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief, quiet bool) (Result, bool) {
 	name := t.metric()
 	percent := t.percent()
 	m := obs.Metric(name)
@@ -289,13 +290,16 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief
 	c := 1 + t.Tolerate
 	r := Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: ref * c, Samples: n}
 	var text [320]byte // the reason, on the stack until it is a string
-	b := append(append(text[:0], human(name)...), ' ')
-	b = appendValue(b, m.Value, percent)
-	b = append(b, " vs "...)
-	b = append(b, label...)
-	b = append(b, ' ')
-	b = appendValue(b, ref, percent)
-	b = appendChange(b, m.Value, ref)
+	// head is the reason's beginning: "error rate 0.4 % vs control 0.3 % (+33 %)".
+	head := func() []byte {
+		b := append(append(text[:0], human(name)...), ' ')
+		b = appendValue(b, m.Value, percent)
+		b = append(b, " vs "...)
+		b = append(b, label...)
+		b = append(b, ' ')
+		b = appendValue(b, ref, percent)
+		return appendChange(b, m.Value, ref)
+	}
 
 	if !m.Counted || m.Value < 0 || m.Value > 1 {
 		// No counts: a plain threshold at the rise to catch.
@@ -303,6 +307,11 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief
 		r.Threshold = max(limit, t.Floor)
 		if m.Value > limit && m.Value > t.Floor {
 			r.Outcome = Fail
+		} else if quiet {
+			return r, false
+		}
+		b := head()
+		if r.Outcome == Fail {
 			b = append(b, " > +"...)
 		} else {
 			b = append(b, " within +"...)
@@ -367,13 +376,21 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief
 	switch {
 	case rejected && m.Value > t.Floor:
 		r.Outcome = Fail
+	case !rejected && m.Value > ref*c && t.tooFew(st, mix, m, label, bound*c):
+		r.Outcome = Inconclusive
+	}
+	if quiet && r.Outcome == Pass {
+		return r, true
+	}
+	b := head()
+	switch {
+	case r.Outcome == Fail:
 		b = append(b, ": a significant rise over +"...)
 	case rejected:
 		b = append(b, ": at or below the "...)
 		b = appendValue(b, t.Floor, percent)
 		b = append(b, " floor, though significantly over +"...)
-	case m.Value > ref*c && t.tooFew(st, mix, m, label, bound*c):
-		r.Outcome = Inconclusive
+	case r.Outcome == Inconclusive:
 		b = append(b, ": above +"...)
 		b = appendPct(b, t.Tolerate)
 		b = append(b, ", but "...)

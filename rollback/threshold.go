@@ -70,20 +70,30 @@ func (t Threshold) Evaluate(obs, baseline monitor.Observation) Result {
 		arr [160]byte
 		r   Result
 	)
-	b := t.eval(&r, arr[:0], &obs, &baseline)
+	b := t.eval(&r, arr[:0], &obs, &baseline, false)
 	return finish(&r, t.Name(), b)
 }
 
-func (t Threshold) eval(r *Result, b []byte, obs, _ *monitor.Observation) []byte {
+func (t Threshold) eval(r *Result, b []byte, obs, _ *monitor.Observation, quiet bool) []byte {
 	m := obs.Metric(t.Metric)
 	if !m.HasData() {
 		return noData(r, b, t.Metric)
 	}
 	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: math.NaN(), Samples: m.Samples, Critical: t.Critical}
+	hasMax, hasMin := !math.IsNaN(t.Max), !math.IsNaN(t.Min)
+	if quiet && !(hasMax && m.Value > t.Max) && !(hasMin && m.Value < t.Min) {
+		// Passes: no reason wanted, the threshold as the reason would say.
+		switch {
+		case hasMax:
+			r.Threshold = t.Max
+		default:
+			r.Threshold = t.Min
+		}
+		return b
+	}
 	b = append(b, human(t.Metric)...)
 	b = append(b, ' ')
 	b = strconv.AppendFloat(b, m.Value, 'g', 4, 64)
-	hasMax, hasMin := !math.IsNaN(t.Max), !math.IsNaN(t.Min)
 	switch {
 	case hasMax && m.Value > t.Max:
 		r.Outcome, r.Threshold = Fail, t.Max

@@ -155,7 +155,7 @@ func (t RelativeIncrease) Evaluate(obs, baseline monitor.Observation) Result {
 		arr [160]byte
 		r   Result
 	)
-	b := t.eval(&r, arr[:0], &obs, &baseline)
+	b := t.eval(&r, arr[:0], &obs, &baseline, false)
 	return finish(&r, t.Name(), b)
 }
 
@@ -190,7 +190,7 @@ func (t RelativeIncrease) test(m monitor.Metric, threshold float64) (significanc
 	return notSignificant, k, p
 }
 
-func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
+func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation, quiet bool) []byte {
 	name := t.metric()
 	m := obs.Metric(name)
 	if !m.HasData() {
@@ -206,6 +206,10 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	limit := ref * (1 + t.MaxIncrease)
 	// The effective threshold: the relative limit, but never below the floor.
 	*r = Result{Metric: name, Observed: m.Value, Baseline: ref, Reference: label, Threshold: max(limit, t.Floor), Samples: n}
+	above := m.Value > limit && m.Value > t.Floor
+	if quiet && !above {
+		return b // passes: no reason wanted
+	}
 	b = append(b, human(name)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, percent)
@@ -214,7 +218,6 @@ func (t RelativeIncrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	b = append(b, ' ')
 	b = appendValue(b, ref, percent)
 	b = appendChange(b, m.Value, ref)
-	above := m.Value > limit && m.Value > t.Floor
 	sig, k, p := significant, 0, 0.0
 	if above {
 		sig, k, p = t.test(m, max(limit, t.Floor))
@@ -358,11 +361,11 @@ func (t RelativeDecrease) Evaluate(obs, baseline monitor.Observation) Result {
 		arr [160]byte
 		r   Result
 	)
-	b := t.eval(&r, arr[:0], &obs, &baseline)
+	b := t.eval(&r, arr[:0], &obs, &baseline, false)
 	return finish(&r, t.Name(), b)
 }
 
-func (t RelativeDecrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation) []byte {
+func (t RelativeDecrease) eval(r *Result, b []byte, obs, baseline *monitor.Observation, quiet bool) []byte {
 	m := obs.Metric(t.Metric)
 	if !m.HasData() {
 		return noData(r, b, t.Metric)
@@ -375,6 +378,9 @@ func (t RelativeDecrease) eval(r *Result, b []byte, obs, baseline *monitor.Obser
 	}
 	limit := ref * (1 - t.MaxDecrease)
 	*r = Result{Metric: t.Metric, Observed: m.Value, Baseline: ref, Reference: label, Threshold: limit, Samples: n, Critical: t.Critical}
+	if quiet && m.Value >= limit {
+		return b // passes: no reason wanted
+	}
 	b = append(b, human(t.Metric)...)
 	b = append(b, ' ')
 	b = appendValue(b, m.Value, t.Percent)
@@ -414,13 +420,13 @@ func (t CriticalChecks) Evaluate(obs, baseline monitor.Observation) Result {
 		arr [160]byte
 		r   Result
 	)
-	b := t.eval(&r, arr[:0], &obs, &baseline)
+	b := t.eval(&r, arr[:0], &obs, &baseline, false)
 	return finish(&r, "checks", b)
 }
 
 func (CriticalChecks) nameParts() (string, string) { return "checks", "" }
 
-func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []byte {
+func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation, quiet bool) []byte {
 	*r = Result{Metric: "checks", Observed: math.NaN(), Baseline: math.NaN(), Threshold: math.NaN(), Samples: len(obs.Checks)}
 	for _, c := range obs.Checks {
 		if !c.OK {
@@ -429,6 +435,9 @@ func (CriticalChecks) eval(r *Result, b []byte, obs, _ *monitor.Observation) []b
 		}
 	}
 	if r.Outcome == Pass {
+		if quiet {
+			return b // no reason wanted
+		}
 		if len(obs.Checks) == 0 {
 			return append(b, "no checks reported"...)
 		}

@@ -31,6 +31,12 @@ type triggerStates struct {
 	changed bool
 }
 
+// reset forgets the new states, keeping what was read.
+func (s *triggerStates) reset() {
+	s.n, s.more, s.changed = 0, nil, false
+	clear(s.few[:])
+}
+
 // add appends a new state.
 func (s *triggerStates) add(st triggerState) {
 	if s.n < len(s.few) {
@@ -59,7 +65,9 @@ func (s *triggerStates) prev(name string) []byte {
 }
 
 // judgeStateful runs t with the state Counters.Judge holds for it.
-func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseline monitor.Observation, brief bool) Result {
+// quiet leaves a passing result's reason unwritten (Sequential's; another
+// trigger writes what it writes).
+func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseline monitor.Observation, brief, quiet bool) Result {
 	if !s.read {
 		s.read = true
 		if c.Judge != "" {
@@ -76,9 +84,9 @@ func judgeStateful(c *Counters, s *triggerStates, t StatefulTrigger, obs, baseli
 	)
 	switch sq := t.(type) {
 	case Sequential:
-		r, next = sq.evaluateState(prev, obs, baseline, brief)
+		r, next = sq.evaluateState(prev, obs, baseline, brief, quiet)
 	case *Sequential:
-		r, next = sq.evaluateState(prev, obs, baseline, brief)
+		r, next = sq.evaluateState(prev, obs, baseline, brief, quiet)
 	default:
 		r, next = t.EvaluateState(prev, obs, baseline)
 	}
