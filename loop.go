@@ -312,7 +312,7 @@ func (r *Runner) abort(ctx context.Context, id string, cause error) error {
 	}
 	tr := &state.Trigger{Kind: state.TriggerCancelled, Reason: "run cancelled: " + cause.Error()}
 	if deployed(rec) {
-		r.startRollback(rec, now, tr, Aborted)
+		r.startRollback(ctx, rec, now, tr, Aborted)
 	} else {
 		tr.At = now
 		rec.Trigger = tr

@@ -100,7 +100,7 @@ func (r *Runner) Rollback(ctx context.Context, id, reason string) (*Report, erro
 			// Already rolling back or finishing: take it over and drive it
 			// to the end.
 		case deployed(rec):
-			r.startRollback(rec, now, &state.Trigger{Kind: "manual", Reason: reason}, "")
+			r.startRollback(ctx, rec, now, &state.Trigger{Kind: "manual", Reason: reason}, "")
 		default:
 			rec.Trigger = &state.Trigger{Kind: "manual", Reason: reason, At: now}
 			r.toCommunicate(rec, now, Aborted, reason)

@@ -79,7 +79,7 @@ func (r *Runner) reconcile(ctx context.Context, id string, lp *loop) (time.Time,
 	} else if rec.Token != lp.token {
 		return time.Time{}, rec, fmt.Errorf("%w: release %s was taken over (token %d, ours %d)", ErrLocked, id, rec.Token, lp.token)
 	}
-	r.takeRequest(rec, now)
+	r.takeRequest(ctx, rec, now)
 	r.takeDecisions(rec, lp, now)
 	lp.start(rec)
 	var next time.Time

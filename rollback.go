@@ -18,13 +18,13 @@ import (
 // breach starts a rollback for trigger t.
 func (r *Runner) breach(rec *state.Record, lp *loop, now time.Time, t *state.Trigger) error {
 	lp.endStep(errors.New(t.Reason))
-	r.startRollback(rec, now, t, "")
+	r.startRollback(lp.phaseCtx, rec, now, t, "")
 	return nil
 }
 
 // startRollback moves rec to the rollback phase; outcome overrides the final
 // status (Aborted for a cancelled run).
-func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigger, outcome Status) {
+func (r *Runner) startRollback(ctx context.Context, rec *state.Record, now time.Time, t *state.Trigger, outcome Status) {
 	if t.At.IsZero() {
 		t.At = now
 	}
@@ -43,7 +43,7 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 	if rec.Applying {
 		// A step's Apply may have gone through before the stop: roll back
 		// as if it had.
-		if s, ok := r.stepExposure(rec); ok {
+		if s, ok := r.stepExposure(ctx, rec); ok {
 			rec.Exposure = max(rec.Exposure, s)
 		}
 	}
@@ -59,8 +59,10 @@ func (r *Runner) startRollback(rec *state.Record, now time.Time, t *state.Trigge
 }
 
 // stepExposure is the exposure of the step rec is at, from the plan.
-func (r *Runner) stepExposure(rec *state.Record) (float64, bool) {
-	plans, err := r.plans(context.Background(), r.deployment(rec))
+func (r *Runner) stepExposure(ctx context.Context, rec *state.Record) (float64, bool) {
+	// The rollback outlives a cancelled run: so does this Plan (bounded
+	// by the plan timeout all the same).
+	plans, err := r.plans(context.WithoutCancel(ctx), r.deployment(rec))
 	if err != nil || rec.Stage >= len(plans) || rec.Step < 0 || rec.Step >= len(plans[rec.Stage]) {
 		return 0, false
 	}
@@ -230,9 +232,9 @@ func (r *Runner) rollbackFailed(rec *state.Record, now time.Time, msg string) {
 
 // fail ends a release that cannot go on (for example, the plan errors
 // after a restart).
-func (r *Runner) fail(rec *state.Record, now time.Time, err error) {
+func (r *Runner) fail(ctx context.Context, rec *state.Record, now time.Time, err error) {
 	if deployed(rec) {
-		r.startRollback(rec, now, &state.Trigger{Kind: state.TriggerError, Reason: err.Error()}, "")
+		r.startRollback(ctx, rec, now, &state.Trigger{Kind: state.TriggerError, Reason: err.Error()}, "")
 		return
 	}
 	rec.Error = err.Error()
@@ -245,7 +247,7 @@ func (r *Runner) fail(rec *state.Record, now time.Time, err error) {
 // the release as aborted when nothing is. A request that comes once the
 // release is already rolling back or finishing is noted and needs nothing
 // more.
-func (r *Runner) takeRequest(rec *state.Record, now time.Time) {
+func (r *Runner) takeRequest(ctx context.Context, rec *state.Record, now time.Time) {
 	req := rec.RollbackRequest
 	if req == nil {
 		return
@@ -259,7 +261,7 @@ func (r *Runner) takeRequest(rec *state.Record, now time.Time) {
 	}
 	t := &state.Trigger{Kind: state.TriggerManual, Reason: req.Reason}
 	if deployed(rec) {
-		r.startRollback(rec, now, t, "")
+		r.startRollback(ctx, rec, now, t, "")
 		return
 	}
 	t.At = now

@@ -16,7 +16,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	d := r.deployment(rec)
 	plans, err := lp.plans(d)
 	if err != nil {
-		r.fail(rec, now, err)
+		r.fail(ctx, rec, now, err)
 		return now, nil
 	}
 	if rec.Stage >= len(plans) {
@@ -24,7 +24,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 	}
 	steps := plans[rec.Stage]
 	if err := r.checkPlanDrift(rec, steps); err != nil {
-		r.fail(rec, now, err)
+		r.fail(ctx, rec, now, err)
 		return now, nil
 	}
 	if rec.Step >= len(steps) {
@@ -82,7 +82,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 		if errors.Is(err, errRollbackRequested) {
 			// Asked to roll back while saving: do that instead of applying.
 			rec.Applying = false
-			r.takeRequest(rec, now)
+			r.takeRequest(ctx, rec, now)
 			return now, nil
 		}
 		if mustStop(err) {
@@ -109,7 +109,7 @@ func (r *Runner) deployStep(ctx context.Context, rec *state.Record, lp *loop, no
 				outcome, detail = state.OutcomeFailed, err.Error()
 			}
 			r.note(rec, now, state.EntryStep, outcome, step.Name, detail)
-			r.takeRequest(rec, now)
+			r.takeRequest(ctx, rec, now)
 			return now, nil
 		}
 		if err != nil {

@@ -139,7 +139,7 @@ func (r *Runner) carryOut(rec *state.Record, lp *loop, now time.Time, d state.De
 		if d.Reason != "" {
 			reason += ": " + d.Reason
 		}
-		r.startRollback(rec, now, &state.Trigger{Kind: state.TriggerAbort, Reason: reason}, RolledBack)
+		r.startRollback(lp.phaseCtx, rec, now, &state.Trigger{Kind: state.TriggerAbort, Reason: reason}, RolledBack)
 		return "rolling back; the release stays open for Retry", nil
 	case state.DecisionRetry:
 		r.retry(rec, lp, now)
