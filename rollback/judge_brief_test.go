@@ -12,7 +12,8 @@ import (
 // A brief look decides as a full one: the same verdict, outcomes, figures
 // and counters (the sequential test's state included), look after look,
 // for a healthy and a regressed canary against a control and against a
-// baseline. Only a passing result's reason may be shorter.
+// baseline. A look that passes keeps no reason and no results; in one that
+// does not, only a passing result's reason may be shorter.
 func TestJudgeBriefDecidesAsJudge(t *testing.T) {
 	p := Policy{Triggers: []Trigger{CriticalChecks{}, Sequential{Catch: 0.5}, LatencyIncrease{MaxIncrease: 200 * time.Millisecond}}, InconclusiveLimit: 3}
 	for _, tc := range []struct {
@@ -41,8 +42,17 @@ func TestJudgeBriefDecidesAsJudge(t *testing.T) {
 					monitor.LatencyP95: monitor.Value(0.12+0.01*rng.Float64(), n1)}}
 				a := p.Judge(&full, obs, baseline, nil)
 				b := p.JudgeBrief(&brief, obs, baseline, nil)
-				if a.Verdict != b.Verdict || full != brief || len(a.Results) != len(b.Results) {
+				if a.Verdict != b.Verdict || full != brief {
 					t.Fatalf("look %d: Judge %s %+v, JudgeBrief %s %+v", look, a.Verdict, full, b.Verdict, brief)
+				}
+				if b.Verdict == Continue && (b.Reason != "" || b.Results != nil) {
+					t.Fatalf("look %d: a brief Continue kept %q and %d results", look, b.Reason, len(b.Results))
+				}
+				if b.Verdict == Continue {
+					continue
+				}
+				if len(a.Results) != len(b.Results) {
+					t.Fatalf("look %d: %d results, JudgeBrief %d", look, len(a.Results), len(b.Results))
 				}
 				for i := range a.Results {
 					ra, rb := a.Results[i], b.Results[i]
@@ -142,14 +152,18 @@ func TestJudgeBriefWritesReasonsWhenALookDoesNotPass(t *testing.T) {
 		}
 		a := p.Judge(&full, obs, baseline, nil)
 		b := p.JudgeBrief(&brief, obs, baseline, nil)
-		if a.Verdict != b.Verdict || full != brief || len(a.Results) != len(b.Results) {
+		if a.Verdict != b.Verdict || full != brief {
 			t.Fatalf("look %d: Judge %s %+v, JudgeBrief %s %+v", look, a.Verdict, full, b.Verdict, brief)
 		}
 		if b.Verdict == Continue {
 			quiet++
-			if b.Reason != "" {
-				t.Fatalf("look %d: a brief Continue wrote a reason: %q", look, b.Reason)
+			if b.Reason != "" || b.Results != nil {
+				t.Fatalf("look %d: a brief Continue kept %q and %d results", look, b.Reason, len(b.Results))
 			}
+			continue
+		}
+		if len(a.Results) != len(b.Results) {
+			t.Fatalf("look %d: %d results, JudgeBrief %d", look, len(a.Results), len(b.Results))
 		}
 		for i := range a.Results {
 			ra, rb := a.Results[i], b.Results[i]
@@ -158,8 +172,6 @@ func TestJudgeBriefWritesReasonsWhenALookDoesNotPass(t *testing.T) {
 				t.Fatalf("look %d, %s: Judge %+v, JudgeBrief %+v", look, ra.Trigger, ra, rb)
 			}
 			switch {
-			case b.Verdict == Continue && rb.Reason != "":
-				t.Fatalf("look %d, %s: a brief Continue wrote a result's reason: %q", look, rb.Trigger, rb.Reason)
 			case b.Verdict != Continue && rb.Trigger != "sequential:error_rate" && ra.Reason != rb.Reason:
 				t.Fatalf("look %d, %s (%v): the reasons differ:\n%s\n%s", look, ra.Trigger, b.Verdict, ra.Reason, rb.Reason)
 			case b.Verdict != Continue && rb.Reason == "":

@@ -260,15 +260,15 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	return p.judge(c, obs, baseline, obsErr, false)
 }
 
-// JudgeBrief is Judge for a caller that reads the reasons of a look only
-// when it does not continue — a healthy minute of a week-long watch that
-// nobody announces or traces. Its verdict, outcomes, figures, trigger names
-// and counters are Judge's. When the verdict is Continue because every
-// result passed, no reason is written: the decision's Reason and its
-// results' are empty. Otherwise every reason is written as Judge writes
-// it, except that a passing result's reason may leave out what only
-// informs (the sequential test's p-value and what its requests could
-// detect), which costs more to work out than the rest of the look.
+// JudgeBrief is Judge for a caller that reads what a look found only when
+// it does not continue — a healthy minute of a week-long watch that nobody
+// announces or traces. Its verdict and counters (a stateful trigger's
+// state included) are Judge's. When every result passes, the decision is
+// Continue with no Reason and no Results: nothing is written or kept.
+// Otherwise the decision is Judge's, results and reasons, except that a
+// passing result's reason may leave out what only informs (the sequential
+// test's p-value and what its requests could detect), which costs more to
+// work out than the rest of the look.
 func (p *Policy) JudgeBrief(c *Counters, obs, baseline monitor.Observation, obsErr error) Decision {
 	return p.judge(c, obs, baseline, obsErr, true)
 }
@@ -406,14 +406,18 @@ func (p *Policy) judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 	return Decision{Verdict: Continue, Reason: all[:reasons], Results: results}
 }
 
-// judgeQuiet judges a brief look without writing any reason, for the usual
-// look of a healthy watch whose every result passes. ok is false when some
-// result does not pass (or would be inconclusive for too few samples): c
-// is then as it was, states are read but hold no new state, and the caller
-// judges the look again with reasons. Judging again gives the same
-// results: the triggers are pure functions of the observation, the baseline
-// and, for a stateful one, the state it was given, which is unchanged.
+// judgeQuiet judges a brief look without writing any reason or keeping
+// any result, for the usual look of a healthy watch whose every result
+// passes. ok is false when some result does not pass (or would be
+// inconclusive for too few samples): c is then as it was, states are read
+// but hold no new state, and the caller judges the look again with
+// reasons. Judging again gives the same results: the triggers are pure
+// functions of the observation, the baseline and, for a stateful one, the
+// state it was given, which is unchanged.
 func (p *Policy) judgeQuiet(c *Counters, states *triggerStates, obs, baseline *monitor.Observation) (Decision, bool) {
+	if len(p.Triggers) == 0 {
+		return Decision{}, false
+	}
 	for _, t := range p.Triggers {
 		if !quietable(t) {
 			// A trigger of another package would be evaluated twice when
@@ -421,24 +425,18 @@ func (p *Policy) judgeQuiet(c *Counters, states *triggerStates, obs, baseline *m
 			return Decision{}, false
 		}
 	}
-	results := make([]Result, len(p.Triggers))
 	min := p.minSamples()
-	for i, t := range p.Triggers {
-		r := &results[i]
-		if _, own := evaluate(t, r, nil, obs, baseline, true); own {
-			r.Trigger = joinName(nameParts(t))
-		} else {
-			*r = judgeStateful(c, states, t.(StatefulTrigger), *obs, *baseline, true, true)
+	var r Result
+	for _, t := range p.Triggers {
+		if _, own := evaluate(t, &r, nil, obs, baseline, true); !own {
+			r = judgeStateful(c, states, t.(StatefulTrigger), *obs, *baseline, true, true)
 		}
 		if r.Outcome != Pass || r.Samples > 0 && r.Samples < min && !isChecks(t) {
 			return Decision{}, false
 		}
 	}
 	states.save(c)
-	if len(results) == 0 {
-		return Decision{Verdict: Continue, Reason: "no triggers", Results: results}, true
-	}
-	return Decision{Verdict: Continue, Results: results}, true
+	return Decision{Verdict: Continue}, true
 }
 
 // quietable reports one of the package's triggers, which judgeQuiet may
