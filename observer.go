@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -67,18 +68,35 @@ func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.D
 		o.cctx = newCallCtx(ctx)
 	}
 	cctx := o.cctx
-	cctx.arm(time.Now().Add(timeout))
-	if o.timer == nil {
-		o.timer = time.NewTimer(timeout)
-	} else {
-		o.timer.Reset(timeout)
-	}
+	deadline := time.Now().Add(timeout)
+	cctx.arm(deadline)
 	o.req <- observeReq{cctx, t}
+	// Most monitors answer at once (a cached value, an in-process
+	// counter): let the observer run and take its answer without arming
+	// the timer. The timer bounds the call from its start all the same.
+	runtime.Gosched()
+	select {
+	case res := <-o.done:
+		return res.v, userError(res.err)
+	default:
+	}
+	wait := time.Until(deadline)
+	if o.timer == nil {
+		o.timer = time.NewTimer(wait)
+	} else {
+		o.timer.Reset(wait)
+	}
 	select {
 	case res := <-o.done:
 		o.timer.Stop()
 		return res.v, userError(res.err)
 	case <-o.timer.C:
+		select {
+		case res := <-o.done:
+			// It answered as its time ran out: the answer counts.
+			return res.v, userError(res.err)
+		default:
+		}
 		// Give the stuck goroutine up: it exits once its call returns, and
 		// its context ends now.
 		cctx.end(context.DeadlineExceeded)

@@ -102,16 +102,27 @@ func (r *Record) copyHeadInto(dst *Record) {
 }
 
 // refillMap returns dst holding exactly src's entries, reusing dst, or nil
-// when src is nil.
-func refillMap[M ~map[K]V, K comparable, V any](dst, src M) M {
+// when src is nil. Only the entries that differ are written: a record saved
+// again mostly carries the maps it had (its baseline, its checklist).
+func refillMap[M ~map[K]V, K, V comparable](dst, src M) M {
 	if src == nil {
 		return nil
 	}
 	if dst == nil {
 		return maps.Clone(src)
 	}
-	clear(dst)
-	maps.Copy(dst, src)
+	for k, v := range src {
+		if old, ok := dst[k]; !ok || old != v {
+			dst[k] = v
+		}
+	}
+	if len(dst) != len(src) {
+		for k := range dst {
+			if _, ok := src[k]; !ok {
+				delete(dst, k)
+			}
+		}
+	}
 	return dst
 }
 
