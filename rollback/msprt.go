@@ -110,10 +110,11 @@ func tauFor(catch, tol float64) float64 {
 // addControl adds the log likelihood ratios of one increment compared with
 // a control over the same period: a1 errors of m1 canary requests, a0 of m0
 // control requests, c = 1 + tolerated rise. An increment without canary or
-// control requests, or without errors, carries no information.
-func (m *mixture) addControl(ll []float64, a1, m1, a0, m0, c float64) {
+// control requests, or without errors, carries no information: added is
+// false, and ll as it was.
+func (m *mixture) addControl(ll []float64, a1, m1, a0, m0, c float64) (added bool) {
 	if m1 <= 0 || m0 <= 0 || a1+a0 <= 0 {
-		return
+		return false
 	}
 	// log π(r) - log π(1) = u - log(xr+m0) + log(x+m0), and
 	// log(1-π(r)) - log(1-π(1)) = log(x+m0) - log(xr+m0): one log a point.
@@ -123,15 +124,17 @@ func (m *mixture) addControl(ll []float64, a1, m1, a0, m0, c float64) {
 		d := l0 - math.Log(x*m.r[k]+m0)
 		ll[k] += a1*(u+d) + a0*d
 	}
+	return true
 }
 
 // addBaseline adds the log likelihood ratios of one increment compared with
 // a reference rate p (already including the tolerated rise): a1 errors of
 // m1 requests, binomial at r·p against p. A rise that would make the rate
-// 1 or more is impossible once any request succeeded.
-func (m *mixture) addBaseline(ll []float64, a1, m1, p float64) {
+// 1 or more is impossible once any request succeeded. Without requests, or
+// with p outside (0, 1), added is false and ll as it was.
+func (m *mixture) addBaseline(ll []float64, a1, m1, p float64) (added bool) {
 	if m1 <= 0 || p <= 0 || p >= 1 {
-		return
+		return false
 	}
 	ok := m1 - a1
 	lq0 := math.Log1p(-p)
@@ -147,6 +150,7 @@ func (m *mixture) addBaseline(ll []float64, a1, m1, p float64) {
 		}
 		ll[k] += a1*u + ok*(math.Log1p(-rp)-lq0)
 	}
+	return true
 }
 
 // logLambda returns log Λ, the log of the mixture of the likelihood ratios.

@@ -337,11 +337,12 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief
 	st.N1, st.X1 = max(st.N1, n1), max(st.X1, x1)
 	mix := mixtureFor(tauFor(t.catch(), t.Tolerate))
 	var bound float64 // the baseline's upper bound, when it is the reference
+	added := false    // whether the grid took new evidence
 	if label == "control" {
 		n0, x0 := float64(m.ControlSamples), m.Control*float64(m.ControlSamples)
 		if st.Ctl {
 			d0n, d0x := max(n0-st.N0, 0), max(x0-st.X0, 0)
-			mix.addControl(st.LL[:], d1x, d1n, d0x, d0n, c)
+			added = mix.addControl(st.LL[:], d1x, d1n, d0x, d0n, c)
 		}
 		st.N0, st.X0, st.Ctl = max(st.N0, n0), max(st.X0, x0), true
 	} else {
@@ -357,19 +358,25 @@ func (t Sequential) judge(st *seqState, obs, baseline monitor.Observation, brief
 			}
 			bound = st.Bound
 		}
-		mix.addBaseline(st.LL[:], d1x, d1n, min(bound*c, 1))
+		added = mix.addBaseline(st.LL[:], d1x, d1n, min(bound*c, 1))
 		st.Ctl = false
 	}
 	st.Requests += d1n
 	st.Errors += d1x
-	// Λ mixes the grid's likelihood ratios with weights that sum to 1: when
-	// no point favours a rise (every log LR ≤ 0), Λ ≤ 1 and the p-value
-	// cannot fall, so the exponentials are not worth computing.
-	ll := 0.0
-	if anyAbove0(&st.LL) {
-		ll = mix.logLambda(st.LL[:])
+	if added {
+		// Λ mixes the grid's likelihood ratios with weights that sum to 1:
+		// when no point favours a rise (every log LR ≤ 0), Λ ≤ 1 and the
+		// p-value cannot fall, so the exponentials are not worth
+		// computing. Without new evidence the grid, and so Λ, is what the
+		// last look found, and the p-value (their running minimum) with
+		// it: a look of a source whose counts did not move costs nothing
+		// here.
+		ll := 0.0
+		if anyAbove0(&st.LL) {
+			ll = mix.logLambda(st.LL[:])
+		}
+		st.P = min(st.P, math.Exp(-ll), 1)
 	}
-	st.P = min(st.P, math.Exp(-ll), 1)
 	level := t.level()
 	rejected := st.P <= level
 
