@@ -111,7 +111,7 @@ func (m *Memory) Update(ctx context.Context, r *Record) error {
 	switch {
 	case r.Status.Final() && m.active[k] == r.ID:
 		delete(m.active, k)
-	case !r.Status.Final():
+	case !r.Status.Final() && m.active[k] != r.ID:
 		m.active[k] = r.ID
 	}
 	return nil
