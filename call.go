@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -55,10 +56,13 @@ func (e *TimeoutError) Is(target error) bool { return target == context.Deadline
 func bounded[T any](ctx context.Context, call string, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	c := launch(ctx, call, timeout, fn)
 	defer c.stop()
+	if res, ok := c.answered(); ok {
+		return c.result(ctx, res)
+	}
 	select {
 	case res := <-c.done:
 		return c.result(ctx, res)
-	case <-c.timer.C:
+	case <-c.arm().C:
 		var zero T
 		return zero, &TimeoutError{Call: call, Timeout: timeout}
 	}
@@ -72,7 +76,8 @@ type running[T any] struct {
 	cancel  context.CancelCauseFunc
 	cancelT context.CancelFunc
 	done    chan callResult[T]
-	timer   *time.Timer
+	start   time.Time
+	timer   *time.Timer // armed by arm, for a call that did not answer at once
 }
 
 type callResult[T any] struct {
@@ -86,7 +91,7 @@ type callResult[T any] struct {
 func launch[T any](ctx context.Context, call string, timeout time.Duration, fn func(context.Context) (T, error)) *running[T] {
 	pctx, cancel := context.WithCancelCause(ctx)
 	cctx, cancelT := context.WithTimeout(pctx, timeout) // fn sees its deadline
-	c := &running[T]{call: call, timeout: timeout, cctx: cctx, cancel: cancel, cancelT: cancelT, done: make(chan callResult[T], 1), timer: time.NewTimer(timeout)}
+	c := &running[T]{call: call, timeout: timeout, cctx: cctx, cancel: cancel, cancelT: cancelT, done: make(chan callResult[T], 1), start: time.Now()}
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -100,9 +105,33 @@ func launch[T any](ctx context.Context, call string, timeout time.Duration, fn f
 	return c
 }
 
+// answered lets the call run and returns its answer if it came at once, as
+// most do (a no-op Apply, a gate that reads a flag): no timer is armed for
+// them.
+func (c *running[T]) answered() (callResult[T], bool) {
+	runtime.Gosched()
+	select {
+	case res := <-c.done:
+		return res, true
+	default:
+		return callResult[T]{}, false
+	}
+}
+
+// arm starts the timer that fires when the call's time, counted from its
+// start, is up.
+func (c *running[T]) arm() *time.Timer {
+	if c.timer == nil {
+		c.timer = time.NewTimer(time.Until(c.start.Add(c.timeout)))
+	}
+	return c.timer
+}
+
 // stop ends the call's context and timer.
 func (c *running[T]) stop() {
-	c.timer.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	c.cancelT()
 	c.cancel(nil)
 }

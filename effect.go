@@ -80,6 +80,11 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 	}
 	c := launch(ectx, call, timeout, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	defer c.stop()
+	if res, ok := c.answered(); ok {
+		_, err := c.result(ctx, res)
+		return err
+	}
+	timer := c.arm()
 	tick := lp.renewTimer(renew)
 	defer tick.Stop()
 	for {
@@ -87,7 +92,7 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 		case res := <-c.done:
 			_, err := c.result(ctx, res)
 			return err
-		case <-c.timer.C:
+		case <-timer.C:
 			return &TimeoutError{Call: call, Timeout: timeout}
 		case <-tick.C:
 			tick.Reset(renew)
