@@ -87,7 +87,8 @@ type callResult[T any] struct {
 
 // launch starts fn in its own goroutine under a context that ends after
 // timeout or when ctx (or the returned cancel) ends, recovering a panic
-// into a *PanicError. The caller waits on done and timer.C, and calls stop.
+// into a *PanicError. The caller takes an answer that came at once
+// (answered), else waits on done and arm's timer; it calls stop.
 func launch[T any](ctx context.Context, call string, timeout time.Duration, fn func(context.Context) (T, error)) *running[T] {
 	pctx, cancel := context.WithCancelCause(ctx)
 	cctx, cancelT := context.WithTimeout(pctx, timeout) // fn sees its deadline
