@@ -164,27 +164,38 @@ func (f *File) create(batch []*Record) []error {
 	return errs
 }
 
-// createOne writes the history, then the head, of a new record.
+// createOne writes the head of a new record, after its history when the
+// head cannot hold all of it as pending entries.
 func (f *File) createOne(r *Record) error {
 	unlock, err := f.lockRelease(r.ID)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	// The history first, from scratch: a crash before the head leaves a
-	// history file that no head counts, written over by the next Create.
-	b, mark, err := encodeHistory(nil, r, historyMark{})
-	if err != nil {
-		return err
-	}
-	if err := f.appendHistory(r.ID, 0, b); err != nil {
-		return err
+	var mark historyMark
+	wrote := false
+	if len(r.Timeline)+len(r.RollbackSteps) > maxPending {
+		// The history first, from scratch: a crash before the head leaves
+		// a history file that no head counts, written over by the next
+		// Create. A head with all its entries pending counts none of the
+		// history file, so one left by such a crash is cut off by the
+		// first Update that writes history.
+		b, m, err := encodeHistory(nil, r, historyMark{})
+		if err != nil {
+			return err
+		}
+		if err := f.appendHistory(r.ID, 0, b); err != nil {
+			return err
+		}
+		mark, wrote = m, true
 	}
 	rev := r.Rev
 	r.Rev = 1
-	if err := f.writeHead(r, mark); err != nil {
+	if err := f.writeHead(r, mark, nil); err != nil {
 		r.Rev = rev
-		os.Remove(f.historyPath(r.ID))
+		if wrote {
+			os.Remove(f.historyPath(r.ID))
+		}
 		return err
 	}
 	return nil
@@ -309,7 +320,7 @@ func (f *File) update(r *Record, s *stored) error {
 		mark = m
 	}
 	r.Rev++
-	if err := f.writeHead(r, mark); err != nil {
+	if err := f.writeHead(r, mark, s); err != nil {
 		r.Rev--
 		return err
 	}

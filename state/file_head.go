@@ -50,28 +50,43 @@ type stored struct {
 	// legacy: the head holds the whole history (an earlier version's
 	// format); the history file has none of it.
 	legacy bool
+	// file is where the head file's current head ends, and how many it
+	// holds (its head bytes are dropped).
+	file headFile
+}
+
+// readHeadFile reads the head file of release id and finds its current
+// head.
+func (f *File) readHeadFile(id string) (headFile, error) {
+	p := f.headPath(id)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return headFile{}, f.missing(id)
+	}
+	if err != nil {
+		return headFile{}, fmt.Errorf("state: %w", err)
+	}
+	return parseHeadFile(p, b)
 }
 
 // readHead reads the head of release id. Its Timeline and RollbackSteps are
 // empty unless the record is in the earlier format (s.legacy).
 func (f *File) readHead(id string) (*stored, error) {
-	p := f.headPath(id)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, f.missing(id)
-	}
+	hf, err := f.readHeadFile(id)
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, err
 	}
+	p := f.headPath(id)
 	r := new(Record)
 	h := fileHead{Record: r}
-	if err := json.Unmarshal(b, &h); err != nil {
+	if err := json.Unmarshal(hf.head, &h); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
 	}
 	if r.ID != id {
 		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, r.ID)
 	}
-	s := &stored{rec: r, pending: h.Pending}
+	s := &stored{rec: r, pending: h.Pending, file: hf}
+	s.file.head = nil
 	return s, s.setMark(p, h.History, len(r.Timeline), len(r.RollbackSteps))
 }
 
@@ -116,16 +131,13 @@ type headMeta struct {
 // record it returns has only ID, Rev, Token, Status and Release.Service
 // and Environment set.
 func (f *File) readMeta(id string) (*stored, error) {
-	p := f.headPath(id)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, f.missing(id)
-	}
+	hf, err := f.readHeadFile(id)
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, err
 	}
+	p := f.headPath(id)
 	var h headMeta
-	if err := json.Unmarshal(b, &h); err != nil {
+	if err := json.Unmarshal(hf.head, &h); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
 	}
 	if h.ID != id {
@@ -133,7 +145,8 @@ func (f *File) readMeta(id string) (*stored, error) {
 	}
 	r := &Record{ID: h.ID, Rev: h.Rev, Status: h.Status, Token: h.Token}
 	r.Release.Service, r.Release.Environment = h.Release.Service, h.Release.Environment
-	s := &stored{rec: r}
+	s := &stored{rec: r, file: hf}
+	s.file.head = nil
 	for _, p := range h.Pending {
 		if p.Rollback {
 			s.pendingRollback++
@@ -144,9 +157,11 @@ func (f *File) readMeta(id string) (*stored, error) {
 	return s, s.setMark(p, h.History, len(h.Timeline), len(h.RollbackSteps))
 }
 
-// writeHead replaces the head of r atomically, with mark and the entries
-// of r beyond it as pending.
-func (f *File) writeHead(r *Record, mark historyMark) error {
+// writeHead writes the head of r, with mark and the entries of r beyond it
+// as pending: appended to its log of heads, whose current head prev read,
+// or as a new log of one line, written atomically, when prev is nil (a
+// new record), prev's file is full or not a log, or r is final.
+func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 	h := *r
 	h.Timeline, h.RollbackSteps = nil, nil
 	var pending []historyLine
@@ -160,7 +175,11 @@ func (f *File) writeHead(r *Record, mark historyMark) error {
 	if err != nil {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}
-	return f.replace(r.ID+".json", "."+r.ID+".json.tmp", b)
+	line := headLine(b)
+	if prev == nil || !prev.file.log || prev.file.lines >= maxHeads || r.Status.Final() {
+		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
+	}
+	return f.appendHead(r.ID, prev.file.end, line)
 }
 
 // replace writes b to the file name in the store's directory atomically:

@@ -1,0 +1,163 @@
+package state
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"os"
+)
+
+// A release's head file, "<id>.json", is a log of heads: one JSON object
+// per line, each beginning with a checksum of itself,
+//
+//	{"crc":"1a2b3c4d","id":"rel-1","rev":7,...}
+//
+// where crc is the CRC-32C (Castagnoli), in hex, of the same line without
+// `"crc":"…",`. The current head is the last line that is whole (ends in a
+// newline) and matches its checksum. An Update appends its head and syncs
+// the file: the file exists and keeps its name, so no rename and no sync
+// of the directory are needed, and one sync makes the write durable. A
+// crash in the middle of an append leaves a torn last line, which fails
+// its checksum and is ignored; the next append, under the release's lock,
+// cuts it off. Lines before the current head never change, so a reader
+// needs no lock.
+//
+// Every maxHeads lines, and whenever the record is final, the Update
+// writes a new log of one line instead, atomically (a temporary file
+// synced and renamed over the old, then the directory synced): that keeps
+// the file, and what Load reads, bounded, and leaves a finished release one
+// head long. Create writes its first head the same way.
+//
+// A head file that does not begin with `{"crc":"` was written whole by an
+// earlier version, through a rename: its content is the head, with no
+// checksum. The next Update replaces it with a log.
+
+// maxHeads is how many heads a head file holds before an Update starts a
+// new one.
+const maxHeads = 8
+
+// crcPrefix begins every line of a log of heads; crcLen is the length of
+// the checksum field with its separator, `{"crc":"01234567",`.
+const (
+	crcPrefix = `{"crc":"`
+	crcLen    = len(crcPrefix) + 8 + 2
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// headFile is a release's head file as read: the current head, and where
+// its line ends.
+type headFile struct {
+	head []byte // the current head, a JSON object
+	// log: the file is a log of heads; if not, it was written whole by an
+	// earlier version and head is all of it.
+	log bool
+	// end is the end of the current head's line: an append writes there,
+	// cutting off what a torn append left after it. lines is how many
+	// heads the file holds up to end.
+	end   int64
+	lines int
+}
+
+// headLine returns the line of the log of heads holding head, a JSON
+// object as json.Marshal writes it.
+func headLine(head []byte) []byte {
+	if len(head) < 2 || head[0] != '{' {
+		panic("state: a head that is not a JSON object")
+	}
+	sum := crc32.Checksum(head, castagnoli)
+	line := make([]byte, 0, crcLen+len(head))
+	line = append(line, crcPrefix...)
+	line = hex.AppendEncode(line, []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
+	line = append(line, '"')
+	if head[1] != '}' {
+		line = append(line, ',')
+	}
+	line = append(line, head[1:]...)
+	return append(line, '\n')
+}
+
+// validLine reports whether line (without its newline) is a head whose
+// checksum matches.
+func validLine(line []byte) bool {
+	if len(line) < crcLen || !bytes.HasPrefix(line, []byte(crcPrefix)) || line[crcLen-2] != '"' {
+		return false
+	}
+	var want [4]byte
+	if _, err := hex.Decode(want[:], line[len(crcPrefix):len(crcPrefix)+8]); err != nil {
+		return false
+	}
+	rest := line[crcLen-1:] // `,…}` or `}`
+	if rest[0] == ',' {
+		rest = rest[1:]
+	}
+	sum := crc32.Update(crc32.Update(0, castagnoli, []byte{'{'}), castagnoli, rest)
+	return sum == uint32(want[0])<<24|uint32(want[1])<<16|uint32(want[2])<<8|uint32(want[3])
+}
+
+// parseHeadFile finds the current head in b, the content of the head file
+// at p. A log with no whole, valid line is corrupt.
+func parseHeadFile(p string, b []byte) (headFile, error) {
+	if !bytes.HasPrefix(b, []byte(crcPrefix)) {
+		return headFile{head: b, end: int64(len(b)), lines: 1}, nil
+	}
+	// From the end: the lines before the last valid one are not read.
+	end := bytes.LastIndexByte(b, '\n') + 1
+	for end > 0 {
+		start := bytes.LastIndexByte(b[:end-1], '\n') + 1
+		if line := b[start : end-1]; validLine(line) {
+			return headFile{head: line, log: true, end: int64(end), lines: bytes.Count(b[:start], []byte{'\n'}) + 1}, nil
+		}
+		end = start
+	}
+	return headFile{}, fmt.Errorf("%w: %s holds no whole head that matches its checksum", ErrCorrupt, p)
+}
+
+// lastLine returns the last whole line of a log of heads whatever its
+// checksum, or b itself if it is not a log: what salvageKey tries to read
+// when no head is valid.
+func lastLine(b []byte) []byte {
+	if !bytes.HasPrefix(b, []byte(crcPrefix)) {
+		return b
+	}
+	end := bytes.LastIndexByte(b, '\n')
+	if end < 0 {
+		return b
+	}
+	return b[bytes.LastIndexByte(b[:end], '\n')+1 : end]
+}
+
+// appendHead appends line to the log of heads of id after its current
+// head, which ends at end, and syncs it. The caller holds the release's
+// lock. On an error the file is cut back to end, so that a line that may
+// not be on disk is not read as the head either.
+func (f *File) appendHead(id string, end int64, line []byte) error {
+	p := f.headPath(id)
+	h, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer h.Close()
+	st, err := h.Stat()
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if st.Size() < end {
+		return fmt.Errorf("%w: %s is %d bytes, its current head ends at %d", ErrCorrupt, p, st.Size(), end)
+	}
+	if st.Size() > end { // a torn append
+		if err := h.Truncate(end); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	if _, err := h.WriteAt(line, end); err != nil {
+		h.Truncate(end)
+		return fmt.Errorf("state: writing %s: %w", p, err)
+	}
+	if err := fdatasync(h); err != nil {
+		h.Truncate(end)
+		return fmt.Errorf("state: syncing %s: %w", p, err)
+	}
+	return h.Close()
+}
