@@ -59,7 +59,7 @@ type stored struct {
 // head.
 func (f *File) readHeadFile(id string) (headFile, error) {
 	p := f.headPath(id)
-	b, err := os.ReadFile(p)
+	b, err := readHeadBytes(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return headFile{}, f.missing(id)
 	}
@@ -158,9 +158,11 @@ func (f *File) readMeta(id string) (*stored, error) {
 }
 
 // writeHead writes the head of r, with mark and the entries of r beyond it
-// as pending: appended to its log of heads, whose current head prev read,
-// or as a new log of one line, written atomically, when prev is nil (a
-// new record), prev's file is full or not a log, or r is final.
+// as pending: appended to its log of heads, whose current head prev read;
+// when the log is full or r is final, as the only line of the log,
+// compacted in place; and as a new file written whole when prev is nil (a
+// new record), prev's file is not a log, or the heads before the current
+// one are too short to hold the new one.
 func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 	h := *r
 	h.Timeline, h.RollbackSteps = nil, nil
@@ -176,10 +178,16 @@ func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}
 	line := headLine(b)
-	if prev == nil || !prev.file.log || prev.file.lines >= maxHeads || r.Status.Final() {
+	switch {
+	case prev == nil || !prev.file.log:
+		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
+	case prev.file.lines < maxHeads && !r.Status.Final():
+		return f.appendHead(r.ID, prev.file.end, line)
+	case int64(len(line)) <= prev.file.start():
+		return f.compactHead(r.ID, prev.file.start(), line)
+	default:
 		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
 	}
-	return f.appendHead(r.ID, prev.file.end, line)
 }
 
 // replace writes b to the file name in the store's directory atomically:

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 )
 
@@ -24,10 +25,17 @@ import (
 // needs no lock.
 //
 // Every maxHeads lines, and whenever the record is final, the Update
-// writes a new log of one line instead, atomically (a temporary file
-// synced and renamed over the old, then the directory synced): that keeps
-// the file, and what Load reads, bounded, and leaves a finished release one
-// head long. Create writes its first head the same way.
+// compacts the log to its new head instead, in place: it writes the new
+// line at the start of the file, over heads that no longer count, syncs,
+// then cuts the file after it and syncs again. Until the cut, the last line
+// is still the previous head, which the write does not reach; the cut
+// makes the new line the last; so a crash leaves either. That keeps the
+// file, and what Load reads, bounded, and leaves a finished release one
+// head long, without creating a file or touching the directory. When the
+// new line is longer than the heads before the current one, or the file is
+// in the earlier format, the new log is written whole through a temporary
+// file, synced and renamed over the old, then the directory synced, as
+// Create writes the first head.
 //
 // A head file that does not begin with `{"crc":"` was written whole by an
 // earlier version, through a rename: its content is the head, with no
@@ -59,6 +67,10 @@ type headFile struct {
 	end   int64
 	lines int
 }
+
+// start is where the current head's line begins: the bytes before it are
+// heads that no longer count.
+func (hf headFile) start() int64 { return hf.end - int64(len(hf.head)) - 1 }
 
 // headLine returns the line of the log of heads holding head, a JSON
 // object as json.Marshal writes it.
@@ -114,6 +126,43 @@ func parseHeadFile(p string, b []byte) (headFile, error) {
 	return headFile{}, fmt.Errorf("%w: %s holds no whole head that matches its checksum", ErrCorrupt, p)
 }
 
+// readHeadBytes reads the head file at p. A read that ends before the size
+// the file had when it began saw the file cut by a compaction, and may hold
+// bytes from before and after it (the old current head cut off, the new one
+// not yet read whole): the file is read again, up to three times.
+func readHeadBytes(p string) ([]byte, error) {
+	for try := 1; ; try++ {
+		h, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		st, err := h.Stat()
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		b := make([]byte, 0, st.Size()+512)
+		for {
+			n, err := h.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				h.Close()
+				return nil, err
+			}
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)]
+			}
+		}
+		h.Close()
+		if int64(len(b)) >= st.Size() || try == 3 {
+			return b, nil
+		}
+	}
+}
+
 // lastLine returns the last whole line of a log of heads whatever its
 // checksum, or b itself if it is not a log: what salvageKey tries to read
 // when no head is valid.
@@ -157,6 +206,36 @@ func (f *File) appendHead(id string, end int64, line []byte) error {
 	}
 	if err := fdatasync(h); err != nil {
 		h.Truncate(end)
+		return fmt.Errorf("state: syncing %s: %w", p, err)
+	}
+	return h.Close()
+}
+
+// compactHead makes line, the new head of id, the only line of its log of
+// heads, whose current head begins at start, with len(line) <= start: line written at the start of the file and synced,
+// then the file cut after it and synced. The caller holds the release's
+// lock.
+func (f *File) compactHead(id string, start int64, line []byte) error {
+	if int64(len(line)) > start {
+		panic("state: compactHead would write over the current head")
+	}
+	p := f.headPath(id)
+	h, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer h.Close()
+	if _, err := h.WriteAt(line, 0); err != nil {
+		return fmt.Errorf("state: writing %s: %w", p, err)
+	}
+	if err := fdatasync(h); err != nil {
+		return fmt.Errorf("state: syncing %s: %w", p, err)
+	}
+	// The moment the new head counts.
+	if err := h.Truncate(int64(len(line))); err != nil {
+		return fmt.Errorf("state: cutting %s: %w", p, err)
+	}
+	if err := fdatasync(h); err != nil {
 		return fmt.Errorf("state: syncing %s: %w", p, err)
 	}
 	return h.Close()
