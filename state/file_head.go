@@ -9,11 +9,12 @@ import (
 	"path/filepath"
 )
 
-// A release's head, "<id>.json", is the record without its history, plus a
-// mark saying how much of the history file "<id>.jsonl" is committed. It is
-// rewritten atomically at every Update. A head without a mark is a record
-// written by an earlier version, with its whole history inside; it loads as
-// it is, and its first Update moves the history out.
+// A release's head is the record without its history, plus a mark saying
+// how much of the history file "<id>.jsonl" is committed; every Update
+// writes one to the release's log of heads, "<id>.json" (file_headlog.go).
+// A head without a mark is a record written by an earlier version, with its
+// whole history inside; it loads as it is, and its first Update moves the
+// history out.
 type fileHead struct {
 	*Record
 	History *historyMark `json:"history,omitempty"`
@@ -30,8 +31,8 @@ const maxPending = 16
 // historyMark is the committed part of a release's history file: its first
 // Size bytes hold Timeline timeline entries and Rollback rollback steps.
 // Bytes after Size were written by an Update that did not commit (a crash
-// before its head was renamed into place): they are ignored, and the next
-// Update writes over them.
+// before its head was written): they are ignored, and the next Update
+// writes over them.
 type historyMark struct {
 	Size     int64 `json:"size"`
 	Timeline int   `json:"timeline"`
