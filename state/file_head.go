@@ -60,14 +60,15 @@ type stored struct {
 // head.
 func (f *File) readHeadFile(id string) (headFile, error) {
 	p := f.headPath(id)
-	b, err := readHeadBytes(p)
+	h, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return headFile{}, f.missing(id)
 	}
 	if err != nil {
 		return headFile{}, fmt.Errorf("state: %w", err)
 	}
-	return parseHeadFile(p, b)
+	defer h.Close()
+	return readHeadFile(p, h)
 }
 
 // readHead reads the head of release id. Its Timeline and RollbackSteps are
@@ -182,7 +183,7 @@ func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 	switch {
 	case prev == nil || !prev.file.log:
 		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
-	case prev.file.lines < maxHeads && !r.Status.Final():
+	case prev.file.end+int64(len(line)) <= maxHeads*int64(len(line)) && !r.Status.Final():
 		return f.appendHead(r.ID, prev.file.end, line)
 	case int64(len(line)) <= prev.file.start():
 		return f.compactHead(r.ID, prev.file.start(), line)

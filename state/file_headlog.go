@@ -22,10 +22,12 @@ import (
 // crash in the middle of an append leaves a torn last line, which fails
 // its checksum and is ignored; the next append, under the release's lock,
 // cuts it off. Lines before the current head never change, so a reader
-// needs no lock.
+// needs no lock, and it reads the file from its end (headChunk bytes,
+// more when the last whole head is longer).
 //
-// Every maxHeads lines, and whenever the record is final, the Update
-// compacts the log to its new head instead, in place: it writes the new
+// When the log would grow past maxHeads times the new head's length, and
+// whenever the record is final, the Update compacts the log to its new
+// head instead, in place: it writes the new
 // line at the start of the file, over heads that no longer count, syncs,
 // then cuts the file after it and syncs again. Until the cut, the last line
 // is still the previous head, which the write does not reach; the cut
@@ -41,9 +43,12 @@ import (
 // earlier version, through a rename: its content is the head, with no
 // checksum. The next Update replaces it with a log.
 
-// maxHeads is how many heads a head file holds before an Update starts a
-// new one.
+// maxHeads is how many heads of the length of the newest a head file holds
+// before an Update compacts it.
 const maxHeads = 8
+
+// headChunk is how much of the end of a head file a read takes first.
+const headChunk = 16 << 10
 
 // crcPrefix begins every line of a log of heads; crcLen is the length of
 // the checksum field with its separator, `{"crc":"01234567",`.
@@ -62,10 +67,8 @@ type headFile struct {
 	// earlier version and head is all of it.
 	log bool
 	// end is the end of the current head's line: an append writes there,
-	// cutting off what a torn append left after it. lines is how many
-	// heads the file holds up to end.
-	end   int64
-	lines int
+	// cutting off what a torn append left after it.
+	end int64
 }
 
 // start is where the current head's line begins: the bytes before it are
@@ -112,53 +115,64 @@ func validLine(line []byte) bool {
 // at p. A log with no whole, valid line is corrupt.
 func parseHeadFile(p string, b []byte) (headFile, error) {
 	if !bytes.HasPrefix(b, []byte(crcPrefix)) {
-		return headFile{head: b, end: int64(len(b)), lines: 1}, nil
+		return headFile{head: b, end: int64(len(b))}, nil
 	}
-	// From the end: the lines before the last valid one are not read.
-	end := bytes.LastIndexByte(b, '\n') + 1
-	for end > 0 {
-		start := bytes.LastIndexByte(b[:end-1], '\n') + 1
-		if line := b[start : end-1]; validLine(line) {
-			return headFile{head: line, log: true, end: int64(end), lines: bytes.Count(b[:start], []byte{'\n'}) + 1}, nil
-		}
-		end = start
+	if hf, ok := lastHead(b, 0); ok {
+		return hf, nil
 	}
 	return headFile{}, fmt.Errorf("%w: %s holds no whole head that matches its checksum", ErrCorrupt, p)
 }
 
-// readHeadBytes reads the head file at p. A read that ends before the size
-// the file had when it began saw the file cut by a compaction, and may hold
-// bytes from before and after it (the old current head cut off, the new one
-// not yet read whole): the file is read again, up to three times.
-func readHeadBytes(p string) ([]byte, error) {
-	for try := 1; ; try++ {
-		h, err := os.Open(p)
-		if err != nil {
-			return nil, err
+// lastHead finds the last whole line that matches its checksum in b, the
+// bytes of a log of heads from offset off to its end. When off > 0, b is
+// a tail of the file, whose first line may begin before it: a line counts
+// as whole only after a newline of b.
+func lastHead(b []byte, off int64) (headFile, bool) {
+	end := bytes.LastIndexByte(b, '\n') + 1
+	for end > 0 {
+		i := bytes.LastIndexByte(b[:end-1], '\n')
+		if i < 0 && off > 0 {
+			return headFile{}, false
 		}
+		if line := b[i+1 : end-1]; validLine(line) {
+			return headFile{head: line, log: true, end: off + int64(end)}, true
+		}
+		end = i + 1
+	}
+	return headFile{}, false
+}
+
+// readHeadFile finds the current head in the head file h, at p, reading
+// it from its end: headChunk bytes, twice as many until they hold a whole
+// head, or the whole file. (A file in the earlier format is read whole.)
+// A read that ends before the size the file had when it began saw the file
+// cut by a compaction, and may hold bytes from before and after it (the
+// old current head cut off, the new one not yet read): it starts again,
+// up to three times.
+func readHeadFile(p string, h *os.File) (headFile, error) {
+	for try := 1; ; try++ {
 		st, err := h.Stat()
 		if err != nil {
-			h.Close()
-			return nil, err
+			return headFile{}, fmt.Errorf("state: %w", err)
 		}
-		b := make([]byte, 0, st.Size()+512)
-		for {
-			n, err := h.Read(b[len(b):cap(b)])
-			b = b[:len(b)+n]
-			if err == io.EOF {
-				break
+		size := st.Size()
+		for chunk := int64(headChunk); ; chunk *= 2 {
+			off := max(0, size-chunk)
+			b := make([]byte, size-off)
+			n, err := h.ReadAt(b, off)
+			if err != nil && err != io.EOF {
+				return headFile{}, fmt.Errorf("state: %w", err)
 			}
-			if err != nil {
-				h.Close()
-				return nil, err
+			if n < len(b) && try < 3 {
+				break // cut meanwhile: again
 			}
-			if len(b) == cap(b) {
-				b = append(b, 0)[:len(b)]
+			b = b[:n]
+			if off == 0 {
+				return parseHeadFile(p, b)
 			}
-		}
-		h.Close()
-		if int64(len(b)) >= st.Size() || try == 3 {
-			return b, nil
+			if hf, ok := lastHead(b, off); ok {
+				return hf, nil
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +75,8 @@ func loadEqual(t *testing.T, f *state.File, want *state.Record, when string) {
 // TestFileUpdateAppendsHeadWithoutRename: an Update of a running release
 // appends its head to the release's head file, which keeps its inode (no
 // temporary file, no rename); the file is compacted to one head, in place,
-// once it holds state.MaxHeads heads and when the release ends.
+// before it holds more than state.MaxHeads times the newest head's length,
+// and when the release ends.
 func TestFileUpdateAppendsHeadWithoutRename(t *testing.T) {
 	f, dir := newFile(t)
 	r := deploytest.FullRecord("rel-1")
@@ -84,15 +86,29 @@ func TestFileUpdateAppendsHeadWithoutRename(t *testing.T) {
 	}
 	head := filepath.Join(dir, "rel-1.json")
 	first := stat(t, head)
-	for i := 1; i < state.MaxHeads; i++ {
+	most := 0
+	for i := 1; ; i++ {
 		update(t, f, r)
-		if n := lines(t, head); n != i+1 {
+		b, err := os.ReadFile(head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := bytes.Count(b, []byte("\n"))
+		if n == 1 {
+			break // compacted
+		}
+		if n != i+1 {
 			t.Fatalf("after %d Updates the head file holds %d heads, want %d", i, n, i+1)
 		}
+		last := len(b) - bytes.LastIndexByte(b[:len(b)-1], '\n') - 1
+		if len(b) > state.MaxHeads*last {
+			t.Fatalf("after %d Updates the head file is %d bytes, more than %d heads of %d", i, len(b), state.MaxHeads, last)
+		}
+		most = n
+		loadEqual(t, f, r, fmt.Sprintf("from a log of %d heads", n))
 	}
-	update(t, f, r) // the log is full: compacted
-	if n := lines(t, head); n != 1 {
-		t.Errorf("after the Update that found %d heads, the head file holds %d, want 1", state.MaxHeads, n)
+	if most < state.MaxHeads/2 {
+		t.Errorf("compacted at %d heads, want about %d", most, state.MaxHeads)
 	}
 	loadEqual(t, f, r, "after a compaction")
 	update(t, f, r)
@@ -107,6 +123,28 @@ func TestFileUpdateAppendsHeadWithoutRename(t *testing.T) {
 	loadEqual(t, f, r, "of the finished release")
 	if got := names(t, dir); len(got) != 1 || got[0] != "rel-1.json" {
 		t.Errorf("directory holds %q, want only rel-1.json", got)
+	}
+}
+
+// TestFileLoadsHeadsLongerThanARead: heads longer than the first read of
+// the end of a head file (16 KiB) load whole, appended and compacted.
+func TestFileLoadsHeadsLongerThanARead(t *testing.T) {
+	f, dir := newFile(t)
+	r := deploytest.FullRecord("rel-1")
+	r.Status, r.Outcome = state.Running, ""
+	r.Release.Description = strings.Repeat("long description ", 3000) // 51 kB
+	if err := f.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 * state.MaxHeads {
+		update(t, f, r)
+		loadEqual(t, f, r, fmt.Sprintf("after %d Updates", i+1))
+	}
+	r.Status = state.Succeeded
+	update(t, f, r)
+	loadEqual(t, f, r, "of the finished release")
+	if n := lines(t, filepath.Join(dir, "rel-1.json")); n != 1 {
+		t.Errorf("a finished release's head file holds %d heads, want 1", n)
 	}
 }
 
@@ -132,43 +170,54 @@ func TestFileIgnoresTornHead(t *testing.T) {
 			return b
 		},
 	} {
-		t.Run(name, func(t *testing.T) {
-			f, dir := newFile(t)
-			ctx := t.Context()
-			r := deploytest.FullRecord("rel-1")
-			if err := f.Create(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-			update(t, f, r)
-			head := filepath.Join(dir, "rel-1.json")
-			b, err := os.ReadFile(head)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lastLine := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
-			appendBytes(t, head, torn(lastLine))
-
-			loadEqual(t, f, r, "with a torn head after the current one")
-			page, err := f.List(ctx, state.Query{})
-			if err != nil || len(page.Releases) != 1 || page.Releases[0].Problem != "" || page.Releases[0].Status != r.Status {
-				t.Fatalf("List with a torn head = %+v, %v; want rel-1 as it was", page, err)
-			}
-			stale := r.Clone()
-			stale.Rev--
-			if err := f.Update(ctx, stale); !errors.Is(err, state.ErrConflict) {
-				t.Fatalf("Update at the revision before the current one = %v, want ErrConflict", err)
-			}
-			update(t, f, r) // at the current revision: accepted
-			after, err := os.ReadFile(head)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := bytes.Count(after, []byte("\n")); n != 3 || !bytes.Equal(after[:len(b)], b) || after[len(after)-1] != '\n' {
-				t.Errorf("after the next Update the head file holds %d lines (want 3: the torn one cut off):\n%s", n, after)
-			}
-			loadEqual(t, f, r, "after the next Update")
-		})
+		// Short heads are read with the whole file, long ones from its end.
+		for _, length := range []int{0, 20 << 10} {
+			t.Run(fmt.Sprintf("%s/description=%d", name, length), func(t *testing.T) {
+				tornHead(t, length, torn)
+			})
+		}
 	}
+}
+
+// tornHead saves a record with a description of length bytes, twice, then
+// appends torn(the last line) to its head file, and checks that Load, List
+// and Update see the head before it, and that the next Update cuts it off.
+func tornHead(t *testing.T, length int, torn func(last []byte) []byte) {
+	f, dir := newFile(t)
+	ctx := t.Context()
+	r := deploytest.FullRecord("rel-1")
+	r.Release.Description = strings.Repeat("x", length)
+	if err := f.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	update(t, f, r)
+	head := filepath.Join(dir, "rel-1.json")
+	b, err := os.ReadFile(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastLine := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
+	appendBytes(t, head, torn(lastLine))
+
+	loadEqual(t, f, r, "with a torn head after the current one")
+	page, err := f.List(ctx, state.Query{})
+	if err != nil || len(page.Releases) != 1 || page.Releases[0].Problem != "" || page.Releases[0].Status != r.Status {
+		t.Fatalf("List with a torn head = %+v, %v; want rel-1 as it was", page, err)
+	}
+	stale := r.Clone()
+	stale.Rev--
+	if err := f.Update(ctx, stale); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Update at the revision before the current one = %v, want ErrConflict", err)
+	}
+	update(t, f, r) // at the current revision: accepted
+	after, err := os.ReadFile(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(after, []byte("\n")); n != 3 || !bytes.Equal(after[:len(b)], b) || after[len(after)-1] != '\n' {
+		t.Errorf("after the next Update the head file holds %d lines (want 3: the torn one cut off):\n%s", n, after)
+	}
+	loadEqual(t, f, r, "after the next Update")
 }
 
 // TestFileSurvivesCrashDuringCompaction: a compaction writes the new head
