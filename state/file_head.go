@@ -175,11 +175,10 @@ func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 	for _, e := range r.RollbackSteps[mark.Rollback:] {
 		pending = append(pending, historyLine{Entry: e, Rollback: true})
 	}
-	b, err := json.Marshal(fileHead{Record: &h, History: &mark, Pending: pending})
+	line, err := encodeHeadLine(fileHead{Record: &h, History: &mark, Pending: pending})
 	if err != nil {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}
-	line := headLine(b)
 	switch {
 	case prev == nil || !prev.file.log:
 		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)

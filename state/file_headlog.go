@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -48,7 +49,7 @@ import (
 const maxHeads = 8
 
 // headChunk is how much of the end of a head file a read takes first.
-const headChunk = 16 << 10
+const headChunk = 8 << 10
 
 // crcPrefix begins every line of a log of heads; crcLen is the length of
 // the checksum field with its separator, `{"crc":"01234567",`.
@@ -75,22 +76,26 @@ type headFile struct {
 // heads that no longer count.
 func (hf headFile) start() int64 { return hf.end - int64(len(hf.head)) - 1 }
 
-// headLine returns the line of the log of heads holding head, a JSON
-// object as json.Marshal writes it.
-func headLine(head []byte) []byte {
-	if len(head) < 2 || head[0] != '{' {
-		panic("state: a head that is not a JSON object")
+// encodeHeadLine encodes head, which encodes as a JSON object with
+// fields, as a line of the log of heads: encoded after room for the
+// checksum, which then takes the place of the object's opening brace, so
+// the line is built in one buffer.
+func encodeHeadLine(head any) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, crcLen-1, 4096))
+	if err := json.NewEncoder(buf).Encode(head); err != nil {
+		return nil, err
 	}
-	sum := crc32.Checksum(head, castagnoli)
-	line := make([]byte, 0, crcLen+len(head))
-	line = append(line, crcPrefix...)
-	line = hex.AppendEncode(line, []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
-	line = append(line, '"')
-	if head[1] != '}' {
-		line = append(line, ',')
+	line := buf.Bytes()
+	obj := line[crcLen-1 : len(line)-1] // without Encode's newline
+	if len(obj) < 3 || obj[0] != '{' || obj[1] == '}' {
+		return nil, fmt.Errorf("a head that is not a JSON object with fields: %.40s", obj)
 	}
-	line = append(line, head[1:]...)
-	return append(line, '\n')
+	sum := crc32.Checksum(obj, castagnoli)
+	copy(line, crcPrefix)
+	hex.Encode(line[len(crcPrefix):], []byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
+	line[crcLen-2] = '"'
+	line[crcLen-1] = ',' // in place of the object's '{'
+	return line, nil
 }
 
 // validLine reports whether line (without its newline) is a head whose

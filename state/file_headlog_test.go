@@ -127,7 +127,7 @@ func TestFileUpdateAppendsHeadWithoutRename(t *testing.T) {
 }
 
 // TestFileLoadsHeadsLongerThanARead: heads longer than the first read of
-// the end of a head file (16 KiB) load whole, appended and compacted.
+// the end of a head file (8 KiB) load whole, appended and compacted.
 func TestFileLoadsHeadsLongerThanARead(t *testing.T) {
 	f, dir := newFile(t)
 	r := deploytest.FullRecord("rel-1")
@@ -171,7 +171,7 @@ func TestFileIgnoresTornHead(t *testing.T) {
 		},
 	} {
 		// Short heads are read with the whole file, long ones from its end.
-		for _, length := range []int{0, 20 << 10} {
+		for _, length := range []int{0, 10 << 10} {
 			t.Run(fmt.Sprintf("%s/description=%d", name, length), func(t *testing.T) {
 				tornHead(t, length, torn)
 			})
