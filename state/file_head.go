@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,7 +176,13 @@ func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 	for _, e := range r.RollbackSteps[mark.Rollback:] {
 		pending = append(pending, historyLine{Entry: e, Rollback: true})
 	}
-	line, err := encodeHeadLine(fileHead{Record: &h, History: &mark, Pending: pending})
+	buf := lineBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			lineBuffers.Put(buf)
+		}
+	}()
+	line, err := encodeHeadLine(buf, fileHead{Record: &h, History: &mark, Pending: pending})
 	if err != nil {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync"
 )
 
 // A release's head file, "<id>.json", is a log of heads: one JSON object
@@ -76,12 +77,16 @@ type headFile struct {
 // heads that no longer count.
 func (hf headFile) start() int64 { return hf.end - int64(len(hf.head)) - 1 }
 
+// lineBuffers are the buffers heads are encoded in, kept between writes.
+var lineBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // encodeHeadLine encodes head, which encodes as a JSON object with
-// fields, as a line of the log of heads: encoded after room for the
-// checksum, which then takes the place of the object's opening brace, so
-// the line is built in one buffer.
-func encodeHeadLine(head any) ([]byte, error) {
-	buf := bytes.NewBuffer(make([]byte, crcLen-1, 4096))
+// fields, as a line of the log of heads, in buf: encoded after room for
+// the checksum, which then takes the place of the object's opening brace.
+// The line is buf's bytes.
+func encodeHeadLine(buf *bytes.Buffer, head any) ([]byte, error) {
+	buf.Reset()
+	buf.WriteString(crcPrefix + `00000000"`) // crcLen-1 bytes, filled in below
 	if err := json.NewEncoder(buf).Encode(head); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -9,7 +10,8 @@ import (
 // head's JSON with the checksum as its first field, and a change of any of
 // its bytes makes it invalid.
 func TestHeadLineChecksumCoversEveryByte(t *testing.T) {
-	line, err := encodeHeadLine(fileHead{Record: &Record{ID: "rel-1", Rev: 7, Status: Running}, History: &historyMark{Size: 3}})
+	var buf bytes.Buffer
+	line, err := encodeHeadLine(&buf, fileHead{Record: &Record{ID: "rel-1", Rev: 7, Status: Running}, History: &historyMark{Size: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestHeadLineChecksumCoversEveryByte(t *testing.T) {
 			t.Errorf("line with byte %d changed (%q) is still valid", i, bad)
 		}
 	}
-	if _, err := encodeHeadLine(struct{}{}); err == nil {
+	if _, err := encodeHeadLine(&buf, struct{}{}); err == nil {
 		t.Error("encodeHeadLine of an object without fields succeeded")
 	}
 }
