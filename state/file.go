@@ -68,6 +68,11 @@ type File struct {
 	mu      sync.Mutex // the directory lock, within the process
 	locks   idLocks    // the release locks, within the process
 	dirSync dirSyncer
+	// dirOps serialises, within the process, the system calls that change
+	// the directory (create, rename): the kernel runs them one at a time
+	// anyway, under the directory's lock, and callers that wait for it
+	// there spin on a CPU, here they sleep.
+	dirOps  sync.Mutex
 	creates creator // Creates at the same time share one index write
 }
 

@@ -206,6 +206,7 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	p := filepath.Join(f.dir, name)
 	var t *os.File
 	var err error
+	f.dirOps.Lock()
 	if tmp == "" {
 		t, err = os.CreateTemp(f.dir, "."+name+".*.tmp")
 		if err == nil {
@@ -214,6 +215,7 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	} else {
 		t, err = os.OpenFile(filepath.Join(f.dir, tmp), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	}
+	f.dirOps.Unlock()
 	renamed := false
 	if t != nil {
 		// Removed when the write fails before its rename. Not after a
@@ -243,7 +245,10 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	if err := t.Close(); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	if err := os.Rename(t.Name(), p); err != nil {
+	f.dirOps.Lock()
+	err = os.Rename(t.Name(), p)
+	f.dirOps.Unlock()
+	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	renamed = true
