@@ -24,3 +24,11 @@ func HeadAndTail(path string) (head []byte, tail int64, err error) {
 // MaxHeads is how many heads a head file holds before an Update starts a
 // new one.
 const MaxHeads = maxHeads
+
+// CrashBeforeCut makes every compaction of a log of heads panic between
+// the write of the new head and the cut, until the returned function is
+// called.
+func CrashBeforeCut() (undo func()) {
+	crashBeforeCut = func() { panic("crash before the cut") }
+	return func() { crashBeforeCut = nil }
+}

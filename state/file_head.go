@@ -191,8 +191,8 @@ func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
 	case prev.file.end+int64(len(line)) <= maxHeads*int64(len(line)) && !r.Status.Final():
 		return f.appendHead(r.ID, prev.file.end, line)
-	case int64(len(line)) <= prev.file.start():
-		return f.compactHead(r.ID, prev.file.start(), line)
+	case int64(len(line)) <= prev.file.start:
+		return f.compactHead(r.ID, prev.file.start, line)
 	default:
 		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
 	}

@@ -68,14 +68,12 @@ type headFile struct {
 	// log: the file is a log of heads; if not, it was written whole by an
 	// earlier version and head is all of it.
 	log bool
-	// end is the end of the current head's line: an append writes there,
-	// cutting off what a torn append left after it.
-	end int64
+	// start and end are where the current head's line begins and ends:
+	// the bytes before start are heads that no longer count, which a
+	// compaction may write over; an append writes at end, cutting off what
+	// a torn append left after it.
+	start, end int64
 }
-
-// start is where the current head's line begins: the bytes before it are
-// heads that no longer count.
-func (hf headFile) start() int64 { return hf.end - int64(len(hf.head)) - 1 }
 
 // lineBuffers are the buffers heads are encoded in, kept between writes.
 var lineBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -145,7 +143,7 @@ func lastHead(b []byte, off int64) (headFile, bool) {
 			return headFile{}, false
 		}
 		if line := b[i+1 : end-1]; validLine(line) {
-			return headFile{head: line, log: true, end: off + int64(end)}, true
+			return headFile{head: line, log: true, start: off + int64(i+1), end: off + int64(end)}, true
 		}
 		end = i + 1
 	}
@@ -235,6 +233,11 @@ func (f *File) appendHead(id string, end int64, line []byte) error {
 	return h.Close()
 }
 
+// crashBeforeCut, when set (by tests), is called by compactHead between
+// the write of the new head and the cut: a panic there stops the
+// compaction as a crash would.
+var crashBeforeCut func()
+
 // compactHead makes line, the new head of id, the only line of its log of
 // heads, whose current head begins at start, with len(line) <= start: line written at the start of the file and synced,
 // then the file cut after it and synced. The caller holds the release's
@@ -254,6 +257,9 @@ func (f *File) compactHead(id string, start int64, line []byte) error {
 	}
 	if err := fdatasync(h); err != nil {
 		return fmt.Errorf("state: syncing %s: %w", p, err)
+	}
+	if crashBeforeCut != nil {
+		crashBeforeCut()
 	}
 	// The moment the new head counts.
 	if err := h.Truncate(int64(len(line))); err != nil {

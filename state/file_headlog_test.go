@@ -272,6 +272,52 @@ func TestFileSurvivesCrashDuringCompaction(t *testing.T) {
 	}
 }
 
+// TestFileCompactionCrashLeavesPreviousHead: a crash within a compaction,
+// after the new head is written at the start of the file and before the
+// file is cut after it, leaves the previous head current, also when the
+// new head is longer than the heads before it (then the compaction must
+// not write over the previous head: it writes a new file instead, and
+// does not reach the cut).
+func TestFileCompactionCrashLeavesPreviousHead(t *testing.T) {
+	for name, grow := range map[string]int{"new head shorter": 0, "new head longer": 30 << 10} {
+		t.Run(name, func(t *testing.T) {
+			f, _ := newFile(t)
+			r := deploytest.FullRecord("rel-1")
+			r.Status, r.Outcome = state.Running, ""
+			if err := f.Create(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			update(t, f, r)
+			r.Release.Description = strings.Repeat("y", grow)
+			update(t, f, r)
+			prev := r.Clone()
+
+			undo := state.CrashBeforeCut()
+			defer undo()
+			r.Status = state.Succeeded // compacts
+			crashed := func() (crashed bool) {
+				defer func() { crashed = recover() != nil }()
+				update(t, f, r)
+				return false
+			}()
+			undo()
+			if crashed {
+				loadEqual(t, f, prev, "after a crash before the cut")
+				r = prev
+				r.Status = state.Succeeded
+				update(t, f, r)
+			}
+			if grow == 0 && !crashed {
+				t.Error("the compaction did not reach the cut: the test tests nothing")
+			}
+			if grow > 0 && crashed {
+				t.Error("the compaction of a head longer than the heads before the current one wrote it in place")
+			}
+			loadEqual(t, f, r, "after the compaction")
+		})
+	}
+}
+
 // TestFileCorruptHeadLog: a head file in the log format none of whose
 // lines is whole and matches its checksum gives ErrCorrupt naming it.
 func TestFileCorruptHeadLog(t *testing.T) {
