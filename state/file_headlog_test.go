@@ -76,7 +76,8 @@ func loadEqual(t *testing.T, f *state.File, want *state.Record, when string) {
 // appends its head to the release's head file, which keeps its inode (no
 // temporary file, no rename); the file is compacted to one head, in place,
 // before it holds more than state.MaxHeads times the newest head's length,
-// and when the release ends.
+// and when the release ends (in place when the heads before the current one
+// are longer than the new one).
 func TestFileUpdateAppendsHeadWithoutRename(t *testing.T) {
 	f, dir := newFile(t)
 	r := deploytest.FullRecord("rel-1")
@@ -111,6 +112,9 @@ func TestFileUpdateAppendsHeadWithoutRename(t *testing.T) {
 		t.Errorf("compacted at %d heads, want about %d", most, state.MaxHeads)
 	}
 	loadEqual(t, f, r, "after a compaction")
+	// Two more heads: the final one fits over the two before the current
+	// one, so it is written in place.
+	update(t, f, r)
 	update(t, f, r)
 	r.Status = state.Succeeded
 	update(t, f, r)
