@@ -50,6 +50,13 @@ func lockReleaseFile(dir, id string) (func(), error) {
 			break
 		}
 	}
+	if err == syscall.EINVAL {
+		// A kernel without open file description locks (before 3.15, or
+		// an emulation of Linux without them): every process on it falls
+		// back to a lock file per release.
+		f.Close()
+		return flock(filepath.Join(dir, locksDir, id))
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("state: locking release %s (%s): %w", id, p, err)
