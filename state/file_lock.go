@@ -13,8 +13,9 @@ import (
 //     an Update that brings a final record back to running;
 //   - a lock per release for every write of one record, so that releases
 //     are written in parallel: on Linux a lock of one byte of
-//     ".locks/.releases" (file_lock_linux.go), elsewhere an exclusive
-//     flock(2) of ".locks/<id>".
+//     ".locks/.releases" (file_lock_linux.go), elsewhere, and on a Linux
+//     kernel without open file description locks, an exclusive flock(2) of
+//     ".locks/<id>".
 //
 // The order is always the directory first, then the release.
 
