@@ -20,12 +20,14 @@ import (
 //     current head is the last line that is whole and matches its
 //     checksum, so a crash in the middle of an append leaves the previous
 //     head current; the next Update cuts the torn line off. When the log
-//     holds 8 heads, and when the record is final, the Update compacts it
-//     to its new head in place: that head written over the heads before the
-//     current one and synced, then the file cut after it and synced, so a
-//     crash leaves either head (file_headlog.go). Create writes the first
-//     head through a temporary file that is synced, closed and renamed
-//     into place, then the directory is synced.
+//     would pass 8 times the new head's length, and when the record is
+//     final, the Update compacts it to its new head in place: that head
+//     written over the heads before the current one and synced, then the
+//     file cut after it and synced, so a crash leaves either head
+//     (file_headlog.go). Create writes the first head through a temporary
+//     file that is synced, closed and renamed into place, then the
+//     directory is synced, as a compaction does when the heads before the
+//     current one are shorter than the new one.
 //   - "<id>.jsonl", the history: Timeline and RollbackSteps as JSON lines,
 //     to which an Update appends the new entries once there are more than
 //     a head holds (16), synced before the head that counts them is

@@ -52,8 +52,8 @@ type stored struct {
 	// legacy: the head holds the whole history (an earlier version's
 	// format); the history file has none of it.
 	legacy bool
-	// file is where the head file's current head ends, and how many it
-	// holds (its head bytes are dropped).
+	// file is whether the head file is a log of heads, and where the
+	// current head's line begins and ends in it (its bytes are dropped).
 	file headFile
 }
 
