@@ -16,8 +16,9 @@ import (
 //
 //	{"crc":"1a2b3c4d","id":"rel-1","rev":7,...}
 //
-// where crc is the CRC-32C (Castagnoli), in hex, of the same line without
-// `"crc":"…",`. The current head is the last line that is whole (ends in a
+// where crc is the CRC-32C (Castagnoli), in hex, of the head's JSON object
+// without that field: the line with `"crc":"…",` taken out, without its
+// newline. The current head is the last line that is whole (ends in a
 // newline) and matches its checksum. An Update appends its head and syncs
 // the file: the file exists and keeps its name, so no rename and no sync
 // of the directory are needed, and one sync makes the write durable. A
@@ -29,17 +30,16 @@ import (
 //
 // When the log would grow past maxHeads times the new head's length, and
 // whenever the record is final, the Update compacts the log to its new
-// head instead, in place: it writes the new
-// line at the start of the file, over heads that no longer count, syncs,
-// then cuts the file after it and syncs again. Until the cut, the last line
-// is still the previous head, which the write does not reach; the cut
-// makes the new line the last; so a crash leaves either. That keeps the
-// file, and what Load reads, bounded, and leaves a finished release one
-// head long, without creating a file or touching the directory. When the
-// new line is longer than the heads before the current one, or the file is
-// in the earlier format, the new log is written whole through a temporary
-// file, synced and renamed over the old, then the directory synced, as
-// Create writes the first head.
+// head instead, in place: it writes the new line at the start of the file,
+// over heads that no longer count, syncs, then cuts the file after it and
+// syncs again. Until the cut, the last line is still the previous head,
+// which the write does not reach; the cut makes the new line the last; so
+// a crash leaves either. That keeps the file, and what Load reads,
+// bounded, and leaves a finished release one head long, without creating a
+// file or touching the directory. When the new line is longer than the
+// heads before the current one, or the file is in the earlier format, the
+// new log is written whole through a temporary file, synced and renamed
+// over the old, then the directory synced, as Create writes the first head.
 //
 // A head file that does not begin with `{"crc":"` was written whole by an
 // earlier version, through a rename: its content is the head, with no
@@ -62,7 +62,7 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // headFile is a release's head file as read: the current head, and where
-// its line ends.
+// its line begins and ends.
 type headFile struct {
 	head []byte // the current head, a JSON object
 	// log: the file is a log of heads; if not, it was written whole by an
