@@ -239,9 +239,11 @@ func (f *File) appendHead(id string, end int64, line []byte) error {
 var crashBeforeCut func()
 
 // compactHead makes line, the new head of id, the only line of its log of
-// heads, whose current head begins at start, with len(line) <= start: line written at the start of the file and synced,
-// then the file cut after it and synced. The caller holds the release's
-// lock.
+// heads, whose current head begins at start, with len(line) <= start:
+// line written at the start of the file and synced, then the file cut
+// after it and synced. The caller holds the release's lock. An error after
+// the cut leaves the new head current, maybe not durable, as a crash
+// would: the caller cannot tell, as with any error of Update.
 func (f *File) compactHead(id string, start int64, line []byte) error {
 	if int64(len(line)) > start {
 		panic("state: compactHead would write over the current head")
