@@ -242,8 +242,8 @@ var crashBeforeCut func()
 // heads, whose current head begins at start, with len(line) <= start:
 // line written at the start of the file and synced, then the file cut
 // after it and synced. The caller holds the release's lock. An error after
-// the cut leaves the new head current, maybe not durable, as a crash
-// would: the caller cannot tell, as with any error of Update.
+// the cut leaves the new head current, maybe not durable, as a crash at
+// that point would; a Load tells which head is current.
 func (f *File) compactHead(id string, start int64, line []byte) error {
 	if int64(len(line)) > start {
 		panic("state: compactHead would write over the current head")
