@@ -13,36 +13,55 @@ import (
 // File is a Store that keeps each release in a directory as two files, the
 // default store:
 //
-//   - "<id>.json", the head: the record without its history, rewritten at
-//     every Update through a temporary file that is synced, closed and
-//     renamed over the old one, then the directory is synced, so a crash
-//     leaves either the old or the new head, never half of one;
+//   - "<id>.json", the heads: a log of the record without its history, one
+//     JSON line per Update, each beginning with a CRC-32C checksum of
+//     itself ({"crc":"…",…}). An Update appends its head and syncs the file
+//     once: no temporary file, no rename, no sync of the directory. The
+//     current head is the last line that is whole and matches its
+//     checksum, so a crash in the middle of an append leaves the previous
+//     head current; the next Update cuts the torn line off. When the log
+//     would pass 8 times the new head's length, and when the record is
+//     final, the Update compacts it to its new head in place: that head
+//     written over the heads before the current one and synced, then the
+//     file cut after it and synced, so a crash leaves either head
+//     (file_headlog.go). Create writes the first head through a temporary
+//     file that is synced, closed and renamed into place, then the
+//     directory is synced, as a compaction does when the heads before the
+//     current one are shorter than the new one.
 //   - "<id>.jsonl", the history: Timeline and RollbackSteps as JSON lines,
-//     to which Update appends only the new entries, synced before the head
-//     that counts them is renamed into place. The head says how many bytes
-//     of it are committed; a torn line a crash left after them is ignored
-//     and written over.
+//     to which an Update appends the new entries once there are more than
+//     a head holds (16), synced before the head that counts them is
+//     written. The head says how many bytes of it are committed; a torn
+//     line a crash left after them is ignored and written over. A release
+//     whose history fits in its head has no history file yet.
 //
 // So an Update writes the head and the new entries, whatever the length of
-// the history. Files are created with mode 0600. A record written by an
-// earlier version, one JSON file with its history inside, loads as it is;
-// its first Update moves the history out. A small index, ".active.json",
-// names the active release of each service and environment, so that Create
-// does not read every record; it is rebuilt from the heads when it is
-// missing or does not decode, and the records decide when it is stale.
+// the history, and most Updates sync one file once. Files are created with
+// mode 0600. A record written by an earlier version loads as it is: a head
+// rewritten whole (one JSON object, no checksum) beside its history file,
+// or one JSON file with its history inside; its first Update makes its
+// head file a log and moves the history out. (The earlier versions cannot
+// read a log of more than one head: do not run them on the directory at
+// the same time.) A small index, ".active.json", names the active release
+// of each service and environment, so that Create does not read every
+// record; it is rebuilt from the heads when it is missing or does not
+// decode, and the records decide when it is stale.
 //
 // File is safe for concurrent use, also by several processes sharing the
 // directory on one machine. An Update holds a lock of its release only (a
-// mutex and an exclusive flock(2) on ".locks/<id>"), so releases are written
-// in parallel; Create, Quarantine and an Update that brings a final record
-// back to running also hold the directory's lock (".lock") while they read
-// and write the index. (An Update that finishes a release leaves its entry
-// in the index; the next Create of its service sees that it is stale.) So the compare-and-swap on Rev, the fencing
+// mutex and, on Linux, an open file description lock of one byte of
+// ".locks/.releases"; elsewhere an exclusive flock(2) of ".locks/<id>"), so
+// releases are written in parallel; Create, Quarantine and an Update that
+// brings a final record back to running also hold the directory's lock
+// (".lock") while they read and write the index. (An Update that finishes
+// a release leaves its entry in the index; the next Create of its service
+// sees that it is stale.) So the compare-and-swap on Rev, the fencing
 // token and "one active release per service and environment" hold across
 // processes (on Unix; elsewhere within one process only). Load takes no
-// lock: the committed part of a history file never changes. Network file
-// systems may not honour flock: use state/postgres for runners on several
-// machines.
+// lock: the committed part of a history file never changes, and a head is
+// appended, or its file cut after a whole new head, atomically. Network
+// file systems may not honour these locks: use state/postgres for runners
+// on several machines.
 //
 // Quarantine moves a release's files to ".aside/<id>/" with a
 // "reason.json" beside them.
@@ -51,6 +70,11 @@ type File struct {
 	mu      sync.Mutex // the directory lock, within the process
 	locks   idLocks    // the release locks, within the process
 	dirSync dirSyncer
+	// dirOps serialises, within the process, the system calls that change
+	// the directory (create, rename): the kernel runs them one at a time
+	// anyway, under the directory's lock, and callers that wait for it
+	// there spin on a CPU, here they sleep.
+	dirOps  sync.Mutex
 	creates creator // Creates at the same time share one index write
 }
 
@@ -164,27 +188,38 @@ func (f *File) create(batch []*Record) []error {
 	return errs
 }
 
-// createOne writes the history, then the head, of a new record.
+// createOne writes the head of a new record, after its history when the
+// head cannot hold all of it as pending entries.
 func (f *File) createOne(r *Record) error {
 	unlock, err := f.lockRelease(r.ID)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	// The history first, from scratch: a crash before the head leaves a
-	// history file that no head counts, written over by the next Create.
-	b, mark, err := encodeHistory(nil, r, historyMark{})
-	if err != nil {
-		return err
-	}
-	if err := f.appendHistory(r.ID, 0, b); err != nil {
-		return err
+	var mark historyMark
+	wrote := false
+	if len(r.Timeline)+len(r.RollbackSteps) > maxPending {
+		// The history first, from scratch: a crash before the head leaves
+		// a history file that no head counts, written over by the next
+		// Create. A head with all its entries pending counts none of the
+		// history file, so one left by such a crash is cut off by the
+		// first Update that writes history.
+		b, m, err := encodeHistory(nil, r, historyMark{})
+		if err != nil {
+			return err
+		}
+		if err := f.appendHistory(r.ID, 0, b); err != nil {
+			return err
+		}
+		mark, wrote = m, true
 	}
 	rev := r.Rev
 	r.Rev = 1
-	if err := f.writeHead(r, mark); err != nil {
+	if err := f.writeHead(r, mark, nil); err != nil {
 		r.Rev = rev
-		os.Remove(f.historyPath(r.ID))
+		if wrote {
+			os.Remove(f.historyPath(r.ID))
+		}
 		return err
 	}
 	return nil
@@ -309,7 +344,7 @@ func (f *File) update(r *Record, s *stored) error {
 		mark = m
 	}
 	r.Rev++
-	if err := f.writeHead(r, mark); err != nil {
+	if err := f.writeHead(r, mark, s); err != nil {
 		r.Rev--
 		return err
 	}

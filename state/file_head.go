@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +10,12 @@ import (
 	"path/filepath"
 )
 
-// A release's head, "<id>.json", is the record without its history, plus a
-// mark saying how much of the history file "<id>.jsonl" is committed. It is
-// rewritten atomically at every Update. A head without a mark is a record
-// written by an earlier version, with its whole history inside; it loads as
-// it is, and its first Update moves the history out.
+// A release's head is the record without its history, plus a mark saying
+// how much of the history file "<id>.jsonl" is committed; every Update
+// writes one to the release's log of heads, "<id>.json" (file_headlog.go).
+// A head without a mark is a record written by an earlier version, with its
+// whole history inside; it loads as it is, and its first Update moves the
+// history out.
 type fileHead struct {
 	*Record
 	History *historyMark `json:"history,omitempty"`
@@ -30,8 +32,8 @@ const maxPending = 16
 // historyMark is the committed part of a release's history file: its first
 // Size bytes hold Timeline timeline entries and Rollback rollback steps.
 // Bytes after Size were written by an Update that did not commit (a crash
-// before its head was renamed into place): they are ignored, and the next
-// Update writes over them.
+// before its head was written): they are ignored, and the next Update
+// writes over them.
 type historyMark struct {
 	Size     int64 `json:"size"`
 	Timeline int   `json:"timeline"`
@@ -50,28 +52,44 @@ type stored struct {
 	// legacy: the head holds the whole history (an earlier version's
 	// format); the history file has none of it.
 	legacy bool
+	// file is whether the head file is a log of heads, and where the
+	// current head's line begins and ends in it (its bytes are dropped).
+	file headFile
+}
+
+// readHeadFile reads the head file of release id and finds its current
+// head.
+func (f *File) readHeadFile(id string) (headFile, error) {
+	p := f.headPath(id)
+	h, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return headFile{}, f.missing(id)
+	}
+	if err != nil {
+		return headFile{}, fmt.Errorf("state: %w", err)
+	}
+	defer h.Close()
+	return readHeadFile(p, h)
 }
 
 // readHead reads the head of release id. Its Timeline and RollbackSteps are
 // empty unless the record is in the earlier format (s.legacy).
 func (f *File) readHead(id string) (*stored, error) {
-	p := f.headPath(id)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, f.missing(id)
-	}
+	hf, err := f.readHeadFile(id)
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, err
 	}
+	p := f.headPath(id)
 	r := new(Record)
 	h := fileHead{Record: r}
-	if err := json.Unmarshal(b, &h); err != nil {
+	if err := json.Unmarshal(hf.head, &h); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
 	}
 	if r.ID != id {
 		return nil, fmt.Errorf("%w: %s holds id %q", ErrCorrupt, p, r.ID)
 	}
-	s := &stored{rec: r, pending: h.Pending}
+	s := &stored{rec: r, pending: h.Pending, file: hf}
+	s.file.head = nil
 	return s, s.setMark(p, h.History, len(r.Timeline), len(r.RollbackSteps))
 }
 
@@ -116,16 +134,13 @@ type headMeta struct {
 // record it returns has only ID, Rev, Token, Status and Release.Service
 // and Environment set.
 func (f *File) readMeta(id string) (*stored, error) {
-	p := f.headPath(id)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, f.missing(id)
-	}
+	hf, err := f.readHeadFile(id)
 	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, err
 	}
+	p := f.headPath(id)
 	var h headMeta
-	if err := json.Unmarshal(b, &h); err != nil {
+	if err := json.Unmarshal(hf.head, &h); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
 	}
 	if h.ID != id {
@@ -133,7 +148,8 @@ func (f *File) readMeta(id string) (*stored, error) {
 	}
 	r := &Record{ID: h.ID, Rev: h.Rev, Status: h.Status, Token: h.Token}
 	r.Release.Service, r.Release.Environment = h.Release.Service, h.Release.Environment
-	s := &stored{rec: r}
+	s := &stored{rec: r, file: hf}
+	s.file.head = nil
 	for _, p := range h.Pending {
 		if p.Rollback {
 			s.pendingRollback++
@@ -144,9 +160,13 @@ func (f *File) readMeta(id string) (*stored, error) {
 	return s, s.setMark(p, h.History, len(h.Timeline), len(h.RollbackSteps))
 }
 
-// writeHead replaces the head of r atomically, with mark and the entries
-// of r beyond it as pending.
-func (f *File) writeHead(r *Record, mark historyMark) error {
+// writeHead writes the head of r, with mark and the entries of r beyond it
+// as pending: appended to its log of heads, whose current head prev read;
+// when the log is full or r is final, as the only line of the log,
+// compacted in place; and as a new file written whole when prev is nil (a
+// new record), prev's file is not a log, or the heads before the current
+// one are too short to hold the new one.
+func (f *File) writeHead(r *Record, mark historyMark, prev *stored) error {
 	h := *r
 	h.Timeline, h.RollbackSteps = nil, nil
 	var pending []historyLine
@@ -156,11 +176,26 @@ func (f *File) writeHead(r *Record, mark historyMark) error {
 	for _, e := range r.RollbackSteps[mark.Rollback:] {
 		pending = append(pending, historyLine{Entry: e, Rollback: true})
 	}
-	b, err := json.Marshal(fileHead{Record: &h, History: &mark, Pending: pending})
+	buf := lineBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			lineBuffers.Put(buf)
+		}
+	}()
+	line, err := encodeHeadLine(buf, fileHead{Record: &h, History: &mark, Pending: pending})
 	if err != nil {
 		return fmt.Errorf("state: encoding %s: %w", r.ID, err)
 	}
-	return f.replace(r.ID+".json", "."+r.ID+".json.tmp", b)
+	switch {
+	case prev == nil || !prev.file.log:
+		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
+	case prev.file.end+int64(len(line)) <= maxHeads*int64(len(line)) && !r.Status.Final():
+		return f.appendHead(r.ID, prev.file.end, line)
+	case int64(len(line)) <= prev.file.start:
+		return f.compactHead(r.ID, prev.file.start, line)
+	default:
+		return f.replace(r.ID+".json", "."+r.ID+".json.tmp", line)
+	}
 }
 
 // replace writes b to the file name in the store's directory atomically:
@@ -171,6 +206,7 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	p := filepath.Join(f.dir, name)
 	var t *os.File
 	var err error
+	f.dirOps.Lock()
 	if tmp == "" {
 		t, err = os.CreateTemp(f.dir, "."+name+".*.tmp")
 		if err == nil {
@@ -179,6 +215,7 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	} else {
 		t, err = os.OpenFile(filepath.Join(f.dir, tmp), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	}
+	f.dirOps.Unlock()
 	renamed := false
 	if t != nil {
 		// Removed when the write fails before its rename. Not after a
@@ -208,7 +245,10 @@ func (f *File) replace(name, tmp string, b []byte) error {
 	if err := t.Close(); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	if err := os.Rename(t.Name(), p); err != nil {
+	f.dirOps.Lock()
+	err = os.Rename(t.Name(), p)
+	f.dirOps.Unlock()
+	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	renamed = true

@@ -14,7 +14,7 @@ import (
 // A release's history file, "<id>.jsonl", holds its Timeline and
 // RollbackSteps as JSON lines in the order they were appended: one [Entry]
 // per line, with "rollback":true on the rollback steps. Update appends the
-// new entries and syncs the file before it renames the new head into place,
+// new entries and syncs the file before it writes the new head,
 // so the head's mark never counts bytes that are not on disk. The file is
 // only read up to the mark: a torn last line left by a crash lies beyond it.
 

@@ -35,6 +35,16 @@ func note(i int) state.Entry {
 	return state.Entry{At: r.Created.Add(time.Duration(i) * time.Minute), Phase: "deploy", Kind: "step", Name: fmt.Sprintf("step-%03d", i), Stage: "production", Exposure: 0.5, Detail: "applied"}
 }
 
+// longRecord is deploytest.FullRecord with more timeline entries than a
+// head holds as pending, so that Create writes the history file.
+func longRecord(id string) *state.Record {
+	r := deploytest.FullRecord(id)
+	for i := range 17 {
+		r.Timeline = append(r.Timeline, note(100+i))
+	}
+	return r
+}
+
 func size(t *testing.T, path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -48,12 +58,13 @@ func size(t *testing.T, path string) int64 {
 
 // TestFileAppendsHistory: an Update keeps up to 16 new entries in the head
 // and moves them to the history file, as JSON lines, once there would be
-// more: the head stays bounded, and a step's entries cost the same, under
+// more: the head file stays bounded (at most state.MaxHeads heads of at
+// most 16 pending entries each), and a step's entries cost the same, under
 // 200 bytes each, at any length of the history.
 func TestFileAppendsHistory(t *testing.T) {
 	f, dir := newFile(t)
 	ctx := t.Context()
-	r := deploytest.FullRecord("rel-1")
+	r := longRecord("rel-1")
 	if err := f.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +82,8 @@ func TestFileAppendsHistory(t *testing.T) {
 			writes++
 			grew = append(grew, g)
 		}
-		if d := size(t, head) - headSize; d < 0 || d > 17*200 {
-			t.Fatalf("after %d appended entries the head went from %d to %d bytes", i+1, headSize, size(t, head))
+		if n := size(t, head); n > state.MaxHeads*(headSize+17*200) {
+			t.Fatalf("after %d appended entries the head file went from %d to %d bytes", i+1, headSize, n)
 		}
 	}
 	if writes < 2 || writes > 50/16+1 {
@@ -109,7 +120,7 @@ func TestFileAppendsHistory(t *testing.T) {
 func TestFileIgnoresTornHistory(t *testing.T) {
 	f, dir := newFile(t)
 	ctx := t.Context()
-	r := deploytest.FullRecord("rel-1")
+	r := longRecord("rel-1")
 	if err := f.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +173,7 @@ func TestFileCorruptHistory(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			f, dir := newFile(t)
-			r := deploytest.FullRecord("rel-1")
+			r := longRecord("rel-1")
 			if err := f.Create(t.Context(), r); err != nil {
 				t.Fatal(err)
 			}

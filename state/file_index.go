@@ -98,11 +98,17 @@ func (f *File) rebuildIndex() (map[string]string, error) {
 
 // salvageKey reads the service, environment and status of a head that does
 // not decode as a whole, when the JSON is well formed and only some field
-// has the wrong type.
+// has the wrong type; of a log of heads none of which matches its checksum,
+// it reads the last whole line.
 func (f *File) salvageKey(id string) (*Record, bool) {
 	b, err := os.ReadFile(f.headPath(id))
 	if err != nil {
 		return nil, false
+	}
+	if hf, err := parseHeadFile(f.headPath(id), b); err == nil {
+		b = hf.head
+	} else {
+		b = lastLine(b)
 	}
 	var r struct {
 		Release struct{ Service, Environment *string }

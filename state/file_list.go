@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -38,7 +37,7 @@ type headSummary struct {
 // to its Limit heads plus those that do not match. ActiveOnly reads the
 // heads the index of active releases names (it never misses an active one;
 // see File), not every head. Load takes no lock and neither does List: a
-// head is replaced atomically.
+// head is appended, or its file replaced, atomically.
 func (f *File) List(ctx context.Context, q Query) (Page, error) {
 	q, err := q.Check()
 	if err != nil {
@@ -102,16 +101,13 @@ func (f *File) listIDs(q Query) ([]string, error) {
 
 // readSummary reads the summary of release id from its head.
 func (f *File) readSummary(id string) (Summary, error) {
-	p := f.headPath(id)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Summary{}, f.missing(id)
-	}
+	hf, err := f.readHeadFile(id)
 	if err != nil {
-		return Summary{}, fmt.Errorf("state: %w", err)
+		return Summary{}, err
 	}
+	p := f.headPath(id)
 	var h headSummary
-	if err := json.Unmarshal(b, &h); err != nil {
+	if err := json.Unmarshal(hf.head, &h); err != nil {
 		return Summary{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, p, err)
 	}
 	if h.ID != id {

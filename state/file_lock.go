@@ -6,13 +6,16 @@ import (
 )
 
 // The File store has two kinds of lock, each a mutex within the process and
-// an exclusive flock(2) across processes:
+// a lock across processes:
 //
-//   - the directory lock (".lock") for whatever reads or writes the index of
-//     active releases: Create, Quarantine, and an Update that brings a final
-//     record back to running;
-//   - a lock per release (".locks/<id>") for every write of one record, so
-//     that releases are written in parallel.
+//   - the directory lock, an exclusive flock(2) of ".lock", for whatever
+//     reads or writes the index of active releases: Create, Quarantine, and
+//     an Update that brings a final record back to running;
+//   - a lock per release for every write of one record, so that releases
+//     are written in parallel: on Linux a lock of one byte of
+//     ".locks/.releases" (file_lock_linux.go), elsewhere, and on a Linux
+//     kernel without open file description locks, an exclusive flock(2) of
+//     ".locks/<id>".
 //
 // The order is always the directory first, then the release.
 
@@ -34,7 +37,7 @@ func (f *File) lockDir() (func(), error) {
 // releases it.
 func (f *File) lockRelease(id string) (func(), error) {
 	m := f.locks.acquire(id)
-	unlock, err := flock(filepath.Join(f.dir, locksDir, id))
+	unlock, err := lockReleaseFile(f.dir, id)
 	if err != nil {
 		f.locks.release(id, m)
 		return nil, err

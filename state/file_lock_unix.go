@@ -12,7 +12,12 @@ import (
 // 0600) if needed, so that processes sharing the directory serialise their
 // read-check-write sections. It returns the function that releases the lock.
 func flock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if os.IsNotExist(err) {
+		// Created once: an open that may create takes the directory's
+		// lock, one that may not does not.
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
@@ -27,14 +32,4 @@ func flock(path string) (func(), error) {
 		return nil, fmt.Errorf("state: locking %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil // closing the file releases the lock
-}
-
-// fdatasync flushes f's data and the metadata needed to read it back.
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }

@@ -87,7 +87,7 @@ func TestFileRefusesCreateWhileIndexedRecordIsUnreadable(t *testing.T) {
 func TestFileQuarantineKeepsFiles(t *testing.T) {
 	f, dir := newFile(t)
 	ctx := t.Context()
-	if err := f.Create(ctx, deploytest.FullRecord("rel-1")); err != nil {
+	if err := f.Create(ctx, longRecord("rel-1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Quarantine(ctx, "rel-1", "stuck"); err != nil {

@@ -5,8 +5,9 @@
 //
 // A [Store] creates, loads and updates records with compare-and-swap on
 // [Record.Rev], and keeps one active release per service and environment.
-// [Memory] is for tests; [File] (a small head per release, rewritten
-// atomically with fsync, mode 0600, beside an append-only history file) is
+// [Memory] is for tests; [File] (a small head per release, appended to a
+// checksummed log of heads with one fsync, mode 0600, beside an append-only
+// history file) is
 // the default; package state/postgres serves fleets of runners from one
 // PostgreSQL database. Every store passes the conformance suite
 // deploytest.TestStore.
