@@ -73,6 +73,7 @@ func TestStore(newStore func() (state.Store, error)) error {
 		{"Update/ErrNotFound", checkUpdateNotFound},
 		{"Update/Race", checkUpdateRace},
 		{"Update/Reactivate", checkUpdateReactivate},
+		{"Update/Moves", checkUpdateMoves},
 		{"History/AppendOnly", checkHistoryAppendOnly},
 		{"History/Appends", checkHistoryAppends},
 		{"History/Shared", checkHistoryShared},

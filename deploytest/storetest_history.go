@@ -53,6 +53,24 @@ func checkUpdateReactivate(ctx context.Context, s state.Store) error {
 	return wantErr("Create while rel-1 runs again", s.Create(ctx, third), state.ErrActive)
 }
 
+// checkUpdateMoves: a running release moved to another service frees its
+// old service (a new release of it may start) and is the active release
+// of the new one.
+func checkUpdateMoves(ctx context.Context, s state.Store) error {
+	r := newRecord("rel-1", "checkout", "production")
+	if err := s.Create(ctx, r); err != nil {
+		return fmt.Errorf("Create: %w", err)
+	}
+	r.Release.Service = "checkout-v2"
+	if err := s.Update(ctx, r); err != nil {
+		return fmt.Errorf("Update moving rel-1 to checkout-v2: %w", err)
+	}
+	if err := s.Create(ctx, newRecord("rel-2", "checkout", "production")); err != nil {
+		return fmt.Errorf("Create for checkout, which rel-1 left: %w", err)
+	}
+	return wantErr("Create for checkout-v2, where rel-1 runs", s.Create(ctx, newRecord("rel-3", "checkout-v2", "production")), state.ErrActive)
+}
+
 // checkHistoryAppendOnly: an Update that shortens Timeline or RollbackSteps
 // is refused with ErrHistory and stores nothing; a stale one is still
 // ErrConflict.

@@ -58,8 +58,9 @@ import (
 // sees that it is stale.) So the compare-and-swap on Rev, the fencing
 // token and "one active release per service and environment" hold across
 // processes (on Unix; elsewhere within one process only). Load takes no
-// lock: the committed part of a history file never changes, and a head is
-// appended, or its file cut after a whole new head, atomically. Network
+// lock: the committed part of a history file never changes, and a reader
+// takes only a head line that is whole and matches its checksum, so it
+// sees the head before an Update or the one after, never a mix. Network
 // file systems may not honour these locks: use state/postgres for runners
 // on several machines.
 //

@@ -24,9 +24,12 @@ import (
 // of the directory are needed, and one sync makes the write durable. A
 // crash in the middle of an append leaves a torn last line, which fails
 // its checksum and is ignored; the next append, under the release's lock,
-// cuts it off. Lines before the current head never change, so a reader
-// needs no lock, and it reads the file from its end (headChunk bytes,
-// more when the last whole head is longer).
+// cuts it off. A reader needs no lock: it reads the file from its end
+// (headChunk bytes, more when the last whole head is longer) and takes the
+// last line that is whole and matches its checksum, so a line being
+// appended, which a reader may see in part, is not taken until it is all
+// there; and a compaction (below) leaves the current line untouched until
+// the cut that replaces it.
 //
 // When the log would grow past maxHeads times the new head's length, and
 // whenever the record is final, the Update compacts the log to its new
@@ -201,8 +204,12 @@ func lastLine(b []byte) []byte {
 
 // appendHead appends line to the log of heads of id after its current
 // head, which ends at end, and syncs it. The caller holds the release's
-// lock. On an error the file is cut back to end, so that a line that may
-// not be on disk is not read as the head either.
+// lock. A write or sync that fails leaves the file as it is: the line may
+// already be read, as the head, by a Load that takes no lock, so it is not
+// taken back (a torn line is ignored, as after a crash). The error then
+// means that the Update's outcome is unknown, as after a crash at that
+// point: a Load tells which head is current, and a caller that saved on
+// the strength of its record finds it stale (ErrConflict).
 func (f *File) appendHead(id string, end int64, line []byte) error {
 	p := f.headPath(id)
 	h, err := os.OpenFile(p, os.O_WRONLY, 0)
@@ -223,12 +230,10 @@ func (f *File) appendHead(id string, end int64, line []byte) error {
 		}
 	}
 	if _, err := h.WriteAt(line, end); err != nil {
-		h.Truncate(end)
-		return fmt.Errorf("state: writing %s: %w", p, err)
+		return fmt.Errorf("state: writing %s (the update may or may not have been stored): %w", p, err)
 	}
 	if err := fdatasync(h); err != nil {
-		h.Truncate(end)
-		return fmt.Errorf("state: syncing %s: %w", p, err)
+		return fmt.Errorf("state: syncing %s (the update may or may not have been stored): %w", p, err)
 	}
 	return h.Close()
 }

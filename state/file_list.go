@@ -37,7 +37,7 @@ type headSummary struct {
 // to its Limit heads plus those that do not match. ActiveOnly reads the
 // heads the index of active releases names (it never misses an active one;
 // see File), not every head. Load takes no lock and neither does List: a
-// head is appended, or its file replaced, atomically.
+// reader takes only a whole head whose checksum matches (see File).
 func (f *File) List(ctx context.Context, q Query) (Page, error) {
 	q, err := q.Check()
 	if err != nil {

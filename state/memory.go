@@ -104,8 +104,9 @@ func (m *Memory) Update(ctx context.Context, r *Record) error {
 		return fmt.Errorf("%w: %s (%s)", ErrActive, id, m.records[id].Status)
 	}
 	r.Rev++
+	ko := keyOf(old)    // before the copy: the key it was active under
 	r.copyHeadInto(old) // old is the store's own: Load hands out copies
-	if ko := keyOf(old); ko != k && m.active[ko] == r.ID {
+	if ko != k && m.active[ko] == r.ID {
 		delete(m.active, ko) // the record moved to another service or environment
 	}
 	switch {
