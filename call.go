@@ -63,6 +63,9 @@ func bounded[T any](ctx context.Context, call string, timeout time.Duration, fn 
 	case res := <-c.done:
 		return c.result(ctx, res)
 	case <-c.arm().C:
+		if res, ok := c.answered(); ok {
+			return c.result(ctx, res) // it answered as its time ran out
+		}
 		var zero T
 		return zero, &TimeoutError{Call: call, Timeout: timeout}
 	}
@@ -108,7 +111,8 @@ func launch[T any](ctx context.Context, call string, timeout time.Duration, fn f
 
 // answered lets the call run and returns its answer if it came at once, as
 // most do (a no-op Apply, a gate that reads a flag): no timer is armed for
-// them.
+// them. Asked again when the call's time is up, it gives a call woken at
+// that same moment the chance to deliver its answer, which then counts.
 func (c *running[T]) answered() (callResult[T], bool) {
 	runtime.Gosched()
 	select {

@@ -93,6 +93,10 @@ func (r *Runner) effect(ctx context.Context, rec *state.Record, lp *loop, kind e
 			_, err := c.result(ctx, res)
 			return err
 		case <-timer.C:
+			if res, ok := c.answered(); ok {
+				_, err := c.result(ctx, res) // it answered as its time ran out
+				return err
+			}
 			return &TimeoutError{Call: call, Timeout: timeout}
 		case <-tick.C:
 			tick.Reset(renew)

@@ -91,9 +91,11 @@ func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.D
 		o.timer.Stop()
 		return res.v, userError(res.err)
 	case <-o.timer.C:
+		// A monitor woken at the moment its time runs out gets the chance
+		// to deliver its answer, which then counts.
+		runtime.Gosched()
 		select {
 		case res := <-o.done:
-			// It answered as its time ran out: the answer counts.
 			return res.v, userError(res.err)
 		default:
 		}

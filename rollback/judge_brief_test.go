@@ -183,3 +183,23 @@ func TestJudgeBriefWritesReasonsWhenALookDoesNotPass(t *testing.T) {
 		t.Errorf("%d of 600 looks passed: the test should mix passing looks and others", quiet)
 	}
 }
+
+// foreignTrigger is a trigger of another package: it always passes.
+type foreignTrigger struct{}
+
+func (foreignTrigger) Name() string      { return "custom" }
+func (foreignTrigger) Condition() string { return "never" }
+func (foreignTrigger) Evaluate(obs, baseline monitor.Observation) Result {
+	return Result{Outcome: Pass, Reason: "fine", Samples: 1000}
+}
+
+// A policy with a trigger of another package is judged briefly as Judge
+// judges it: its passing look keeps its reason and results.
+func TestJudgeBriefWithAForeignTriggerIsJudge(t *testing.T) {
+	p := Policy{Triggers: []Trigger{CriticalChecks{}, foreignTrigger{}}}
+	var c Counters
+	d := p.JudgeBrief(&c, monitor.Observation{}, monitor.Observation{}, nil)
+	if d.Verdict != Continue || len(d.Results) != 2 || d.Results[1].Reason != "fine" {
+		t.Fatalf("JudgeBrief = %+v", d)
+	}
+}

@@ -263,12 +263,14 @@ func (p *Policy) Judge(c *Counters, obs, baseline monitor.Observation, obsErr er
 // JudgeBrief is Judge for a caller that reads what a look found only when
 // it does not continue — a healthy minute of a week-long watch that nobody
 // announces or traces. Its verdict and counters (a stateful trigger's
-// state included) are Judge's. When every result passes, the decision is
-// Continue with no Reason and no Results: nothing is written or kept.
-// Otherwise the decision is Judge's, results and reasons, except that a
-// passing result's reason may leave out what only informs (the sequential
-// test's p-value and what its requests could detect), which costs more to
-// work out than the rest of the look.
+// state included) are Judge's. When every result passes and every trigger
+// is one of this package's, the decision is Continue with no Reason and no
+// Results: nothing is written or kept. (A policy with a trigger of another
+// package is judged as Judge judges it, so that no trigger is called twice
+// for one look.) Otherwise the decision is Judge's, results and reasons,
+// except that a passing result's reason may leave out what only informs
+// (the sequential test's p-value and what its requests could detect),
+// which costs more to work out than the rest of the look.
 func (p *Policy) JudgeBrief(c *Counters, obs, baseline monitor.Observation, obsErr error) Decision {
 	return p.judge(c, obs, baseline, obsErr, true)
 }
