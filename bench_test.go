@@ -83,7 +83,9 @@ func Benchmark24hRelease(b *testing.B) {
 // minute (10,080 observations), with a healthy monitor that costs nothing
 // (so that the figure is the runner's own), the default policy,
 // a console notifier writing to io.Discard and the Memory store, in virtual
-// time. ns/op is the wall time of the whole release.
+// time. ns/op is the wall time of the whole release. Run it in a process of
+// its own (-bench 7Day): after the other benchmarks it measures slower for
+// the heap they leave behind, not for its own work (BENCHMARKS.md).
 func Benchmark7DayWatch(b *testing.B) {
 	for b.Loop() {
 		synctest.Test(&testing.T{}, func(t *testing.T) {
