@@ -211,31 +211,11 @@ func lastLine(b []byte) []byte {
 // point: a Load tells which head is current, and a caller that saved on
 // the strength of its record finds it stale (ErrConflict).
 func (f *File) appendHead(id string, end int64, line []byte) error {
-	p := f.headPath(id)
-	h, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
+	wrote, err := appendAt(f.headPath(id), false, end, line, "its current head ends at")
+	if err != nil && wrote {
+		return fmt.Errorf("%w (the update may or may not have been stored)", err)
 	}
-	defer h.Close()
-	st, err := h.Stat()
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	if st.Size() < end {
-		return fmt.Errorf("%w: %s is %d bytes, its current head ends at %d", ErrCorrupt, p, st.Size(), end)
-	}
-	if st.Size() > end { // a torn append
-		if err := h.Truncate(end); err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-	}
-	if _, err := h.WriteAt(line, end); err != nil {
-		return fmt.Errorf("state: writing %s (the update may or may not have been stored): %w", p, err)
-	}
-	if err := fdatasync(h); err != nil {
-		return fmt.Errorf("state: syncing %s (the update may or may not have been stored): %w", p, err)
-	}
-	return h.Close()
+	return err
 }
 
 // crashBeforeCut, when set (by tests), is called by compactHead between

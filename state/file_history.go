@@ -99,34 +99,50 @@ func (f *File) appendHistory(id string, at int64, b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	p := f.historyPath(id)
-	h, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	defer h.Close()
-	st, err := h.Stat()
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	if st.Size() != at {
-		if st.Size() < at {
-			return fmt.Errorf("%w: %s is %d bytes, its head counts %d", ErrCorrupt, p, st.Size(), at)
-		}
-		if err := h.Truncate(at); err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-	}
-	if _, err := h.WriteAt(b, at); err != nil {
-		return fmt.Errorf("state: writing %s: %w", p, err)
-	}
-	if err := fdatasync(h); err != nil {
-		return fmt.Errorf("state: syncing %s: %w", p, err)
+	if _, err := appendAt(f.historyPath(id), true, at, b, "its head counts"); err != nil {
+		return err
 	}
 	if at == 0 {
 		syncDir(f.dir) // a new file's name
 	}
-	return h.Close()
+	return nil
+}
+
+// appendAt writes b to the file at p at offset at, where what the file
+// commits ends (said by committed, for the error when the file is
+// shorter), cutting off what a torn or uncommitted write left after it,
+// and syncs it; create makes the file when it is missing. wrote reports
+// that the error, if any, came once the write had begun: the file may
+// then hold b, whole or torn. The caller holds the lock that owns p.
+func appendAt(p string, create bool, at int64, b []byte, committed string) (wrote bool, err error) {
+	flags := os.O_WRONLY
+	if create {
+		flags |= os.O_CREATE
+	}
+	h, err := os.OpenFile(p, flags, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("state: %w", err)
+	}
+	defer h.Close()
+	st, err := h.Stat()
+	if err != nil {
+		return false, fmt.Errorf("state: %w", err)
+	}
+	if st.Size() < at {
+		return false, fmt.Errorf("%w: %s is %d bytes, %s %d", ErrCorrupt, p, st.Size(), committed, at)
+	}
+	if st.Size() > at {
+		if err := h.Truncate(at); err != nil {
+			return false, fmt.Errorf("state: %w", err)
+		}
+	}
+	if _, err := h.WriteAt(b, at); err != nil {
+		return true, fmt.Errorf("state: writing %s: %w", p, err)
+	}
+	if err := fdatasync(h); err != nil {
+		return true, fmt.Errorf("state: syncing %s: %w", p, err)
+	}
+	return true, h.Close()
 }
 
 // readHistory reads the committed history of s into s.rec.
