@@ -41,22 +41,10 @@ func TestFileUpdateWaitsForItsReleaseLock(t *testing.T) {
 	}
 	release := holdReleaseLock(t, dir, "rel-1")
 	update(t, f, r2)
-	done := make(chan error)
-	go func() {
-		r1.Observed++
-		done <- f.Update(ctx, r1)
-	}()
-	// Not proof that it waits (it may not have started yet), but an Update
-	// that skipped the lock would usually be caught here.
-	select {
-	case err := <-done:
-		t.Fatalf("Update of rel-1 returned (%v) while another process held its lock", err)
-	default:
-	}
+	r1.Observed++
+	finish := startWaiting(t, "Update of rel-1 while another process held its lock", func() error { return f.Update(ctx, r1) })
 	release()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	finish()
 	ents, err := os.ReadDir(filepath.Join(dir, ".locks"))
 	if err != nil {
 		t.Fatal(err)

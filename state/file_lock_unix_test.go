@@ -46,22 +46,31 @@ func TestFileUpdateHoldsOnlyItsReleaseLock(t *testing.T) {
 	if err := f.Update(ctx, r); err != nil {
 		t.Fatalf("Update finishing a release while another process holds the directory lock: %v", err)
 	}
-	done := make(chan error)
-	go func() {
-		back := r.Clone()
-		back.Status = state.Running
-		done <- f.Update(ctx, back)
-	}()
-	// Not proof that it waits (it may not have started yet), but an Update
-	// back to running that skipped the directory lock would usually be
-	// caught here.
+	back := r.Clone()
+	back.Status = state.Running
+	finish := startWaiting(t, "Update back to running while the directory lock was held", func() error { return f.Update(ctx, back) })
+	release()
+	finish()
+}
+
+// startWaiting runs call in a goroutine that should wait for a lock another
+// process holds, and fails the test if call has already returned; finish,
+// called once the lock is released, waits for call and fails on its error.
+// Not proof that call waits (it may not have started yet), but a call that
+// skipped the lock would usually be caught.
+func startWaiting(t *testing.T, what string, call func() error) (finish func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
 	select {
 	case err := <-done:
-		t.Fatalf("Update back to running returned (%v) while the directory lock was held", err)
+		t.Fatalf("%s: returned (%v) at once", what, err)
 	default:
 	}
-	release()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	return func() {
+		t.Helper()
+		if err := <-done; err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
 	}
 }
