@@ -113,10 +113,16 @@ func launch[T any](ctx context.Context, call string, timeout time.Duration, fn f
 // most do (a no-op Apply, a gate that reads a flag): no timer is armed for
 // them. Asked again when the call's time is up, it gives a call woken at
 // that same moment the chance to deliver its answer, which then counts.
-func (c *running[T]) answered() (callResult[T], bool) {
+func (c *running[T]) answered() (callResult[T], bool) { return answeredNow(c.done) }
+
+// answeredNow yields to the goroutine that answers on done, then takes its
+// answer if it came, without waiting: the one step of every bounded call
+// that spares a timer when the call answers at once, and gives a call woken
+// as its time runs out the chance to count.
+func answeredNow[T any](done <-chan callResult[T]) (callResult[T], bool) {
 	runtime.Gosched()
 	select {
-	case res := <-c.done:
+	case res := <-done:
 		return res, true
 	default:
 		return callResult[T]{}, false

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -74,11 +73,8 @@ func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.D
 	// Most monitors answer at once (a cached value, an in-process
 	// counter): let the observer run and take its answer without arming
 	// the timer. The timer bounds the call from its start all the same.
-	runtime.Gosched()
-	select {
-	case res := <-o.done:
+	if res, ok := answeredNow(o.done); ok {
 		return res.v, userError(res.err)
-	default:
 	}
 	wait := time.Until(deadline)
 	if o.timer == nil {
@@ -93,11 +89,8 @@ func (o *observer) observe(ctx context.Context, t monitor.Target, timeout time.D
 	case <-o.timer.C:
 		// A monitor woken at the moment its time runs out gets the chance
 		// to deliver its answer, which then counts.
-		runtime.Gosched()
-		select {
-		case res := <-o.done:
+		if res, ok := answeredNow(o.done); ok {
 			return res.v, userError(res.err)
-		default:
 		}
 		// Give the stuck goroutine up: it exits once its call returns, and
 		// its context ends now.
